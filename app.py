@@ -1,0 +1,170 @@
+"""The OpenFloat OpCenter's HTTPS API: routes only, each a few lines into chalicelib."""
+
+from __future__ import annotations
+
+from chalice import Chalice
+
+from chalicelib import auth, images, jobs, openapi, users
+from chalicelib.errors import BadRequest
+from chalicelib.routing import TEXT, Call, Routes
+from chalicelib.wire.api import (
+    API_VERSION,
+    CancelRequest,
+    HealthView,
+    ImageRequest,
+    ImageUpdate,
+    ImageView,
+    JobView,
+    LoginRequest,
+    LoginView,
+    LogInfo,
+    Page,
+    SubmitRequest,
+    UserRequest,
+    UserView,
+    WhoamiView,
+)
+from chalicelib.wire.status import JobStatus
+
+app = Chalice(app_name="openfloat")
+routes = Routes(app)
+
+_PAGING = (("limit", "page size, 1-500 (default 100)"), ("nextToken", "from the previous page"))
+
+
+# ---- session --------------------------------------------------------------------------------
+
+
+@routes.route("GET", "/v1/health", response=HealthView, public=True)
+def health(call: Call) -> HealthView:
+    """Report that the API is up."""
+    return HealthView(status="ok", version=API_VERSION)
+
+
+@routes.route("POST", "/v1/login", body=LoginRequest, response=LoginView, public=True)
+def login(call: Call) -> LoginView:
+    """Exchange a username and password for a bearer token."""
+    return auth.login(call.runtime, call.store, call.body.username, call.body.password)
+
+
+@routes.route("GET", "/v1/whoami", response=WhoamiView)
+def whoami(call: Call) -> WhoamiView:
+    """Name the user the token belongs to."""
+    return WhoamiView(username=call.principal.username, role=call.principal.role)
+
+
+@routes.route("GET", "/v1/openapi.json", response=dict)
+def openapi_document(call: Call) -> dict:
+    """This API's OpenAPI document."""
+    return openapi.build(routes.operations)
+
+
+# ---- jobs -----------------------------------------------------------------------------------
+
+
+@routes.route("POST", "/v1/jobs", body=SubmitRequest, response=JobView, status=201)
+def submit_job(call: Call) -> JobView:
+    """Submit a job."""
+    return jobs.submit(call.runtime, call.store, call.principal, call.body)
+
+
+@routes.route(
+    "GET", "/v1/jobs", response=Page[JobView],
+    query=(("status", "comma-separated statuses, any of which matches"),
+           ("user", "owner (admins only for other users)"), ("name", "exact job name"), *_PAGING),
+)
+def list_jobs(call: Call) -> Page[JobView]:
+    """List jobs, newest first."""
+    return jobs.list_jobs(
+        call.store, call.principal, statuses=_statuses(call.query("status")),
+        user=call.query("user") or None, name=call.query("name") or None,
+        limit=call.page_size(), token=call.query("nextToken"),
+    )
+
+
+@routes.route("GET", "/v1/jobs/{job_id}", response=JobView)
+def show_job(call: Call, job_id: str) -> JobView:
+    """Show one job with its history."""
+    return jobs.show(call.store, call.principal, job_id)
+
+
+@routes.route("POST", "/v1/jobs/{job_id}/cancel", body=CancelRequest, response=JobView)
+def cancel_job(call: Call, job_id: str) -> JobView:
+    """Cancel a job."""
+    return jobs.cancel(call.runtime, call.store, call.principal, job_id, call.body.reason)
+
+
+@routes.route("GET", "/v1/jobs/{job_id}/logs", response=list[LogInfo])
+def list_job_logs(call: Call, job_id: str) -> list[LogInfo]:
+    """List a job's logs."""
+    return jobs.list_logs(call.runtime, call.store, call.principal, job_id)
+
+
+@routes.route("GET", "/v1/jobs/{job_id}/logs/{name}", response=str, content_type=TEXT)
+def read_job_log(call: Call, job_id: str, name: str) -> str:
+    """Read a job's stdout or stderr."""
+    content = jobs.read_log(call.runtime, call.store, call.principal, job_id, name)
+    return content.decode(errors="replace")
+
+
+def _statuses(text: str | None) -> frozenset[JobStatus]:
+    names = [part.strip() for part in (text or "").split(",") if part.strip()]
+    known = {status.value: status for status in JobStatus}
+    for name in names:
+        if name not in known:
+            raise BadRequest(f"{name!r} is not a job status", field="status")
+    return frozenset(known[name] for name in names)
+
+
+# ---- Application Library --------------------------------------------------------------------
+
+
+@routes.route("POST", "/v1/images", body=ImageRequest, response=ImageView, status=201)
+def add_image(call: Call) -> ImageView:
+    """Add an image to the Application Library."""
+    return images.add(call.runtime, call.store, call.principal, call.body)
+
+
+@routes.route("GET", "/v1/images", response=Page[ImageView], query=_PAGING)
+def list_images(call: Call) -> Page[ImageView]:
+    """List the Application Library."""
+    return images.list_images(call.store, call.page_size(), call.query("nextToken"))
+
+
+@routes.route("GET", "/v1/images/{name}", response=ImageView)
+def show_image(call: Call, name: str) -> ImageView:
+    """Show one Application Library entry."""
+    return images.get(call.store, name)
+
+
+@routes.route("PATCH", "/v1/images/{name}", body=ImageUpdate, response=ImageView)
+def update_image(call: Call, name: str) -> ImageView:
+    """Change an entry's URI or credentials."""
+    return images.update(call.runtime, call.store, call.principal, name, call.body)
+
+
+@routes.route("DELETE", "/v1/images/{name}", response=ImageView)
+def delete_image(call: Call, name: str) -> ImageView:
+    """Remove an entry and its credentials."""
+    return images.delete(call.runtime, call.store, call.principal, name)
+
+
+# ---- users ----------------------------------------------------------------------------------
+
+
+@routes.route("POST", "/v1/users", body=UserRequest, response=UserView, status=201)
+def create_user(call: Call) -> UserView:
+    """Create a user (admins only)."""
+    return users.create(call.runtime, call.store, call.principal, call.body)
+
+
+@routes.route("GET", "/v1/users", response=Page[UserView], query=_PAGING)
+def list_users(call: Call) -> Page[UserView]:
+    """List users (admins only)."""
+    return users.list_users(call.store, call.principal, call.page_size(), call.query("nextToken"))
+
+
+@routes.route("DELETE", "/v1/users/{username}", response=UserView)
+def delete_user(call: Call, username: str) -> UserView:
+    """Delete a user (admins only)."""
+    return users.delete(call.store, call.principal, username)

@@ -1,0 +1,139 @@
+"""Who is calling: password hashes, bearer tokens, and the principal a request acts as."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta, timezone
+
+import jwt
+
+from chalicelib.errors import Forbidden, Unauthorized
+from chalicelib.runtime import Runtime
+from chalicelib.store import Store
+from chalicelib.wire.api import LoginView, Role
+
+# scrypt (RFC 7914) with n=2**15, r=8, p=1: about 32 MiB and a few tens of ms per check.
+_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**15, 8, 1
+_SCRYPT_MAXMEM = 64 * 1024 * 1024
+_TOKEN_ISSUER = "openfloat"
+_SIGNING_KEY_CACHE = "token-signing-key"
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(
+        password.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, maxmem=_SCRYPT_MAXMEM
+    )
+    encode = base64.b64encode
+    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${encode(salt).decode()}${encode(digest).decode()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        expected = base64.b64decode(digest)
+        actual = hashlib.scrypt(
+            password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
+            maxmem=_SCRYPT_MAXMEM, dklen=len(expected),
+        )
+    except ValueError:
+        return False
+    return hmac.compare_digest(actual, expected)
+
+
+# Checked against when the user does not exist, so a wrong name costs as long as a wrong password.
+_DUMMY_HASH = hash_password(secrets.token_hex(16))
+
+
+@dataclass(frozen=True)
+class Principal:
+    username: str
+    role: Role
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def may_touch(self, owner: str) -> bool:
+        return self.is_admin or self.username == owner
+
+    def require_admin(self, action: str) -> None:
+        if not self.is_admin:
+            raise Forbidden(f"only an admin may {action}")
+
+
+def _signing_key(runtime: Runtime) -> bytes:
+    """The HMAC key tokens are signed with, kept in Secrets Manager and created on first use."""
+    cached = runtime.cache.get(_SIGNING_KEY_CACHE)
+    if cached is not None:
+        return cached
+    secret_id = f"{runtime.config.secret_prefix}token-signing-key"
+    client = runtime.secrets
+    try:
+        value = client.get_secret_value(SecretId=secret_id)["SecretString"]
+    except client.exceptions.ResourceNotFoundException:
+        try:
+            client.create_secret(
+                Name=secret_id,
+                SecretString=secrets.token_urlsafe(48),
+                Description="Signs OpenFloat API bearer tokens",
+            )
+        except client.exceptions.ResourceExistsException:
+            pass  # another handler created it first: use theirs
+        value = client.get_secret_value(SecretId=secret_id)["SecretString"]
+    key = value.encode()
+    runtime.cache[_SIGNING_KEY_CACHE] = key
+    return key
+
+
+def login(runtime: Runtime, store: Store, username: str, password: str) -> LoginView:
+    user = store.get_user(username)
+    if not verify_password(password, user.passwordHash if user else _DUMMY_HASH) or user is None:
+        raise Unauthorized("wrong username or password")
+    now = runtime.clock().astimezone(timezone.utc)
+    expires = now + timedelta(seconds=runtime.config.token_ttl_seconds)
+    token = jwt.encode(
+        {"sub": user.username, "iss": _TOKEN_ISSUER, "iat": now, "exp": expires},
+        _signing_key(runtime),
+        algorithm="HS256",
+    )
+    return LoginView(
+        token=token,
+        username=user.username,
+        role=user.role,
+        expiresAt=expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+
+
+def authenticate(runtime: Runtime, store: Store, authorization: str | None) -> Principal:
+    """The principal behind an `Authorization: Bearer ...` header, or Unauthorized."""
+    if not authorization:
+        raise Unauthorized("missing Authorization header; log in and send 'Bearer <token>'")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+    try:
+        claims = jwt.decode(
+            token.strip(),
+            _signing_key(runtime),
+            algorithms=["HS256"],
+            issuer=_TOKEN_ISSUER,
+            options={"require": ["sub", "exp", "iat", "iss"]},
+            leeway=timedelta(seconds=5),
+        )
+    except jwt.ExpiredSignatureError:
+        raise Unauthorized("the token has expired; log in again") from None
+    except jwt.InvalidTokenError:
+        raise Unauthorized("the token is not valid; log in again") from None
+    # Read the user on every request: a deleted user's tokens stop working at once, and a
+    # role change takes effect without waiting for the token to expire.
+    user = store.get_user(str(claims["sub"]))
+    if user is None:
+        raise Unauthorized(f"user {claims['sub']} no longer exists")
+    return Principal(username=user.username, role=user.role)

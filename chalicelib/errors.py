@@ -1,0 +1,60 @@
+"""Domain errors, and the one table that maps them to HTTP status codes.
+
+Nothing here imports Chalice: handlers in app.py turn these into responses.
+"""
+
+from __future__ import annotations
+
+
+class OpenFloatError(Exception):
+    """Base of every error the control plane reports to a caller."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class BadRequest(OpenFloatError):
+    """The request is malformed; `field` names the offending part when there is one."""
+
+
+class Unauthorized(OpenFloatError):
+    """No valid credentials: missing, malformed, expired or unknown token, or a wrong password."""
+
+
+class Forbidden(OpenFloatError):
+    """Valid credentials that may not do this."""
+
+
+class NotFound(OpenFloatError):
+    """The named job, image, user or log does not exist (or is not visible to the caller)."""
+
+
+class Conflict(OpenFloatError):
+    """The request collides with the current state: an illegal transition, a lost race, a
+    duplicate name."""
+
+
+class IllegalTransition(Conflict):
+    """A status change the transition table does not allow."""
+
+
+class StaleWrite(Conflict):
+    """Another writer changed the item first; re-read and decide again."""
+
+
+HTTP_STATUS: dict[type[OpenFloatError], int] = {
+    BadRequest: 400,
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+}
+
+
+def http_status(error: OpenFloatError) -> int:
+    for cls in type(error).__mro__:
+        if cls in HTTP_STATUS:
+            return HTTP_STATUS[cls]
+    return 500

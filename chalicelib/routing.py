@@ -1,0 +1,174 @@
+"""How a route runs: authenticate, parse the body into its model, call the domain, and turn
+the result or the domain error into a response. Also records each route for the OpenAPI doc."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from chalice import Chalice, Response
+from chalice.app import Request
+from pydantic import BaseModel, ValidationError
+
+from chalicelib import runtime as runtime_module
+from chalicelib.auth import Principal, authenticate
+from chalicelib.errors import BadRequest, OpenFloatError, http_status
+from chalicelib.runtime import Runtime
+from chalicelib.store import Store
+from chalicelib.wire.api import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ErrorView
+
+logger = Logger(service="openfloat-api")
+
+JSON = "application/json"
+TEXT = "text/plain; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One route as the OpenAPI document describes it."""
+
+    method: str
+    path: str
+    summary: str
+    body: type[BaseModel] | None
+    response: Any
+    public: bool
+    status: int
+    query: tuple[tuple[str, str], ...]
+    content_type: str = JSON
+
+
+@dataclass
+class Call:
+    """What a view function gets: the collaborators, the caller, the request."""
+
+    runtime: Runtime
+    store: Store
+    principal: Principal
+    request: Request
+    body: Any = None
+
+    def query(self, name: str) -> str | None:
+        return (self.request.query_params or {}).get(name)
+
+    def page_size(self) -> int:
+        text = self.query("limit")
+        if text is None:
+            return DEFAULT_PAGE_SIZE
+        if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE_SIZE:
+            raise BadRequest(f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}", field="limit")
+        return int(text)
+
+
+_ANONYMOUS = Principal(username="", role="user")
+
+
+def _error_response(error: OpenFloatError) -> Response:
+    body = ErrorView(error=type(error).__name__, message=error.message, field=error.field)
+    return Response(
+        body=body.model_dump_json(exclude_none=True),
+        status_code=http_status(error),
+        headers={"Content-Type": JSON},
+    )
+
+
+def _validation_error(error: ValidationError) -> BadRequest:
+    first = error.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"])
+    kind = first["type"]
+    if kind == "missing":
+        text = "is required"
+    elif kind == "extra_forbidden":
+        text = "is not a known field"
+    elif kind == "json_invalid":
+        return BadRequest("the request body is not valid JSON")
+    else:
+        text = first["msg"].removeprefix("Value error, ")
+    if not where:
+        return BadRequest(text)
+    return BadRequest(f"{where}: {text}", field=where)
+
+
+def _parse_body(request: Request, model: type[BaseModel]) -> BaseModel:
+    raw = request.raw_body or b""
+    if not raw.strip():
+        raw = b"{}"
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as error:
+        raise _validation_error(error) from None
+
+
+def _render(result: Any, status: int, content_type: str) -> Response:
+    if isinstance(result, Response):
+        return result
+    if content_type != JSON:
+        return Response(body=result, status_code=status, headers={"Content-Type": content_type})
+    if isinstance(result, BaseModel):
+        body = result.model_dump_json(by_alias=True)
+    else:
+        body = json.dumps(
+            [item.model_dump(mode="json", by_alias=True) for item in result]
+            if isinstance(result, list)
+            else result
+        )
+    return Response(body=body, status_code=status, headers={"Content-Type": JSON})
+
+
+@dataclass
+class Routes:
+    """Registers views on a Chalice app and remembers them as operations."""
+
+    app: Chalice
+    operations: list[Operation] = field(default_factory=list)
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        response: Any,
+        body: type[BaseModel] | None = None,
+        public: bool = False,
+        status: int = 200,
+        query: tuple[tuple[str, str], ...] = (),
+        content_type: str = JSON,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        def register(view: Callable[..., Any]) -> Callable[..., Any]:
+            summary = (view.__doc__ or view.__name__).strip().splitlines()[0]
+            self.operations.append(
+                Operation(method, path, summary, body, response, public, status, query, content_type)
+            )
+
+            @functools.wraps(view)
+            def handler(**params: str) -> Response:
+                request = self.app.current_request
+                try:
+                    rt = runtime_module.current()
+                    store = Store(rt.dynamodb, rt.config)
+                    principal = (
+                        _ANONYMOUS
+                        if public
+                        else authenticate(rt, store, request.headers.get("authorization"))
+                    )
+                    call = Call(rt, store, principal, request)
+                    if body is not None:
+                        call.body = _parse_body(request, body)
+                    result = view(call, **params)
+                except OpenFloatError as error:
+                    logger.info(
+                        "request refused",
+                        extra={"method": method, "path": path, "status": http_status(error),
+                               "error": type(error).__name__},
+                    )
+                    return _error_response(error)
+                return _render(result, status, content_type)
+
+            self.app.route(path, methods=[method])(handler)
+            return view
+
+        return register

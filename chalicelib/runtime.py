@@ -1,0 +1,68 @@
+"""The collaborators every handler needs — AWS clients, clock, id factory — built once per
+process from the configuration, or handed in whole by tests and the local mode."""
+
+from __future__ import annotations
+
+import secrets
+import string
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import boto3
+
+from chalicelib.config import Config
+
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def new_job_id() -> str:
+    """A 21-character lowercase id, the shape MMCloud job ids have."""
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(21))
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Runtime:
+    config: Config
+    dynamodb: Any
+    s3: Any
+    secrets: Any
+    clock: Callable[[], datetime] = utc_now
+    new_id: Callable[[], str] = new_job_id
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: Config, session: boto3.Session | None = None) -> Runtime:
+        session = session or boto3.Session()
+        return cls(
+            config=config,
+            dynamodb=session.client("dynamodb"),
+            s3=session.client("s3"),
+            secrets=session.client("secretsmanager"),
+        )
+
+    def now_iso(self) -> str:
+        """The current time as ISO 8601 UTC with microseconds; sorts as it reads."""
+        return self.clock().astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+_installed: Runtime | None = None
+
+
+def current() -> Runtime:
+    """The process's runtime: the installed one, else built from the environment on first use."""
+    global _installed
+    if _installed is None:
+        _installed = Runtime.from_config(Config.from_env())
+    return _installed
+
+
+def install(runtime: Runtime | None) -> None:
+    """Use this runtime from now on (None: build from the environment again on next use)."""
+    global _installed
+    _installed = runtime

@@ -1,0 +1,384 @@
+"""DynamoDB access: the only module that reads or writes the tables.
+
+Every status change is a compare-and-set on (status, version); every create is conditional on
+the key being new. Lists use Query on an index, never Scan, and hand back an opaque token.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any, TypeVar
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, Field
+
+from chalicelib.config import Config
+from chalicelib.errors import BadRequest, Conflict, NotFound, StaleWrite
+from chalicelib.wire.api import HistoryEntry, Role, SubmitRequest
+from chalicelib.wire.status import JobStatus
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+# Rows of one kind share this partition of the table's `byKind` index so that "list them all"
+# is a Query. One OpCenter holds thousands of jobs, not millions: one partition carries it.
+KIND_JOB = "job"
+KIND_IMAGE = "image"
+KIND_USER = "user"
+# A filtered list reads at most this many index pages per request, then returns what it has
+# with a token, so one request never walks a whole table.
+_MAX_QUERY_ROUNDS = 20
+
+
+class JobSpec(BaseModel):
+    """What the user asked for, kept with the job as one JSON attribute."""
+
+    cpu: Any
+    mem: Any
+    instType: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    customTags: dict[str, str] = Field(default_factory=dict)
+    dataVolumes: list[Any] = Field(default_factory=list)
+    vmPolicy: Any
+    migratePolicy: Any = None
+
+    @classmethod
+    def from_request(cls, request: SubmitRequest) -> JobSpec:
+        return cls.model_validate(
+            request.model_dump(mode="json", exclude={"image", "jobScript", "name"})
+        )
+
+
+class JobRecord(BaseModel):
+    id: str
+    owner: str
+    status: JobStatus
+    version: int
+    name: str | None = None
+    image: str
+    imageUri: str
+    scriptKey: str
+    spec: JobSpec
+    instanceId: str | None = None
+    rc: int | None = None
+    submitTime: str
+    updateTime: str
+    history: list[HistoryEntry] = Field(default_factory=list)
+
+
+class ImageRecord(BaseModel):
+    name: str
+    uri: str
+    owner: str
+    private: bool
+    # The Secrets Manager id of a private image's credentials; the credentials never live here.
+    secretId: str | None = None
+    createTime: str
+    updateTime: str
+
+
+class UserRecord(BaseModel):
+    username: str
+    passwordHash: str
+    role: Role
+    createTime: str
+
+
+R = TypeVar("R", bound=BaseModel)
+
+
+def _to_item(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in values.items() if v is not None}
+
+
+def _from_item(item: dict[str, Any]) -> dict[str, Any]:
+    plain = {k: _deserializer.deserialize(v) for k, v in item.items()}
+    for key, value in plain.items():
+        if hasattr(value, "as_integer_ratio") and not isinstance(value, (int, float)):
+            plain[key] = int(value)
+    return plain
+
+
+def encode_token(key: dict[str, Any] | None) -> str | None:
+    if not key:
+        return None
+    return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode().rstrip("=")
+
+
+def decode_token(token: str | None) -> dict[str, Any] | None:
+    if not token:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        key = json.loads(raw)
+    except (binascii.Error, ValueError):
+        raise BadRequest("nextToken is not a token this API handed out", field="nextToken") from None
+    if not isinstance(key, dict) or not all(
+        isinstance(v, dict) and len(v) == 1 and isinstance(next(iter(v.values())), str)
+        for v in key.values()
+    ):
+        raise BadRequest("nextToken is not a token this API handed out", field="nextToken")
+    return key
+
+
+def _is_conditional_failure(error: ClientError) -> bool:
+    return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
+class Store:
+    def __init__(self, client: Any, config: Config) -> None:
+        self._db = client
+        self._config = config
+
+    # ---- jobs -----------------------------------------------------------------------------
+
+    def create_job(self, job: JobRecord) -> None:
+        item = self._job_item(job)
+        try:
+            self._db.put_item(
+                TableName=self._config.jobs_table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(id)",
+            )
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                raise Conflict(f"job {job.id} already exists") from None
+            raise
+
+    def get_job(self, job_id: str) -> JobRecord | None:
+        item = self._db.get_item(
+            TableName=self._config.jobs_table, Key={"id": {"S": job_id}}, ConsistentRead=True
+        ).get("Item")
+        return self._job_record(item) if item else None
+
+    def transition_job(
+        self,
+        job: JobRecord,
+        target: JobStatus,
+        entry: HistoryEntry,
+        set_fields: dict[str, Any] | None = None,
+    ) -> JobRecord:
+        """Move `job` to `target` if nobody changed it since it was read; else StaleWrite.
+
+        The status, version bump and history entry land in one conditional write, so of two
+        writers holding the same version exactly one wins and nothing of the winner is lost.
+        """
+        names = {"#s": "status", "#v": "version", "#u": "updateTime", "#h": "history"}
+        values = {
+            ":expected": {"S": job.status.value},
+            ":version": {"N": str(job.version)},
+            ":next": {"N": str(job.version + 1)},
+            ":target": {"S": target.value},
+            ":now": {"S": entry.time},
+            ":entry": {"L": [{"M": _to_item(entry.model_dump(mode="json", by_alias=True))}]},
+        }
+        sets = ["#s = :target", "#v = :next", "#u = :now", "#h = list_append(#h, :entry)"]
+        for index, (name, value) in enumerate((set_fields or {}).items()):
+            names[f"#f{index}"] = name
+            values[f":f{index}"] = _serializer.serialize(value)
+            sets.append(f"#f{index} = :f{index}")
+        try:
+            response = self._db.update_item(
+                TableName=self._config.jobs_table,
+                Key={"id": {"S": job.id}},
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression="#s = :expected AND #v = :version",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                raise StaleWrite(
+                    f"job {job.id} changed while it was being moved to {target.value}; "
+                    "read it again and retry"
+                ) from None
+            raise
+        return self._job_record(response["Attributes"])
+
+    def list_jobs(
+        self,
+        *,
+        owner: str | None,
+        statuses: frozenset[JobStatus],
+        name: str | None,
+        limit: int,
+        token: str | None,
+    ) -> tuple[list[JobRecord], str | None]:
+        """Newest first. Picks the narrowest index; what the index cannot select is filtered."""
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        filters: list[str] = []
+        if owner is not None:
+            index, key_name, key_value = "byOwner", "owner", owner
+        elif len(statuses) == 1:
+            index, key_name, key_value = "byStatus", "status", next(iter(statuses)).value
+        else:
+            index, key_name, key_value = "byKind", "kind", KIND_JOB
+        if statuses and key_name != "status":
+            names["#s"] = "status"
+            placeholders = []
+            for number, status in enumerate(sorted(statuses)):
+                values[f":s{number}"] = {"S": status.value}
+                placeholders.append(f":s{number}")
+            filters.append(f"#s IN ({', '.join(placeholders)})")
+        if name is not None:
+            names["#n"] = "name"
+            values[":name"] = {"S": name}
+            filters.append("#n = :name")
+        names["#k"] = key_name
+        values[":k"] = {"S": key_value}
+        query: dict[str, Any] = {
+            "TableName": self._config.jobs_table,
+            "IndexName": index,
+            "KeyConditionExpression": "#k = :k",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": False,
+        }
+        if filters:
+            query["FilterExpression"] = " AND ".join(filters)
+        items, last_key = self._query_page(query, limit, decode_token(token))
+        return [self._job_record(item) for item in items], encode_token(last_key)
+
+    # ---- Application Library ---------------------------------------------------------------
+
+    def create_image(self, image: ImageRecord) -> None:
+        try:
+            self._db.put_item(
+                TableName=self._config.images_table,
+                Item=_to_item({**image.model_dump(), "kind": KIND_IMAGE}),
+                ConditionExpression="attribute_not_exists(#n)",
+                ExpressionAttributeNames={"#n": "name"},
+            )
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                raise Conflict(f"image {image.name} is already in the Application Library") from None
+            raise
+
+    def replace_image(self, image: ImageRecord, expected_update_time: str) -> None:
+        """Write the new entry only if nobody updated it since it was read."""
+        try:
+            self._db.put_item(
+                TableName=self._config.images_table,
+                Item=_to_item({**image.model_dump(), "kind": KIND_IMAGE}),
+                ConditionExpression="updateTime = :seen",
+                ExpressionAttributeValues={":seen": {"S": expected_update_time}},
+            )
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                raise StaleWrite(f"image {image.name} changed meanwhile; try again") from None
+            raise
+
+    def get_image(self, name: str) -> ImageRecord | None:
+        return self._get(self._config.images_table, {"name": name}, ImageRecord)
+
+    def delete_image(self, name: str) -> ImageRecord:
+        return self._delete(self._config.images_table, {"name": name}, ImageRecord, f"image {name}")
+
+    def list_images(self, limit: int, token: str | None) -> tuple[list[ImageRecord], str | None]:
+        return self._list_kind(self._config.images_table, KIND_IMAGE, ImageRecord, limit, token)
+
+    # ---- users -----------------------------------------------------------------------------
+
+    def create_user(self, user: UserRecord) -> None:
+        try:
+            self._db.put_item(
+                TableName=self._config.users_table,
+                Item=_to_item({**user.model_dump(), "kind": KIND_USER}),
+                ConditionExpression="attribute_not_exists(username)",
+            )
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                raise Conflict(f"user {user.username} already exists") from None
+            raise
+
+    def get_user(self, username: str) -> UserRecord | None:
+        return self._get(self._config.users_table, {"username": username}, UserRecord)
+
+    def delete_user(self, username: str) -> UserRecord:
+        return self._delete(
+            self._config.users_table, {"username": username}, UserRecord, f"user {username}"
+        )
+
+    def list_users(self, limit: int, token: str | None) -> tuple[list[UserRecord], str | None]:
+        return self._list_kind(self._config.users_table, KIND_USER, UserRecord, limit, token)
+
+    # ---- shared ----------------------------------------------------------------------------
+
+    def _get(self, table: str, key: dict[str, str], model: type[R]) -> R | None:
+        item = self._db.get_item(TableName=table, Key=_to_item(key), ConsistentRead=True).get("Item")
+        return model.model_validate(_from_item(item)) if item else None
+
+    def _delete(self, table: str, key: dict[str, str], model: type[R], what: str) -> R:
+        attribute = next(iter(key))
+        try:
+            response = self._db.delete_item(
+                TableName=table,
+                Key=_to_item(key),
+                ConditionExpression="attribute_exists(#k)",
+                ExpressionAttributeNames={"#k": attribute},
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                raise NotFound(f"{what} does not exist") from None
+            raise
+        return model.model_validate(_from_item(response["Attributes"]))
+
+    def _list_kind(
+        self, table: str, kind: str, model: type[R], limit: int, token: str | None
+    ) -> tuple[list[R], str | None]:
+        query = {
+            "TableName": table,
+            "IndexName": "byKind",
+            "KeyConditionExpression": "kind = :k",
+            "ExpressionAttributeValues": {":k": {"S": kind}},
+        }
+        items, last_key = self._query_page(query, limit, decode_token(token))
+        return [model.model_validate(_from_item(i)) for i in items], encode_token(last_key)
+
+    def _query_page(
+        self, query: dict[str, Any], limit: int, start_key: dict[str, Any] | None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """Up to `limit` matching items and the key to resume after the last one read.
+
+        Each round asks for no more items than the page still needs, so the resume key never
+        skips a match that was read but not returned.
+        """
+        items: list[dict[str, Any]] = []
+        for _ in range(_MAX_QUERY_ROUNDS):
+            request = {**query, "Limit": limit - len(items)}
+            if start_key:
+                request["ExclusiveStartKey"] = start_key
+            try:
+                response = self._db.query(**request)
+            except ClientError as error:
+                if start_key and error.response["Error"]["Code"] == "ValidationException":
+                    raise BadRequest(
+                        "nextToken does not belong to this list", field="nextToken"
+                    ) from None
+                raise
+            items.extend(response.get("Items", []))
+            start_key = response.get("LastEvaluatedKey")
+            if not start_key or len(items) >= limit:
+                break
+        return items, start_key
+
+    @staticmethod
+    def _job_item(job: JobRecord) -> dict[str, Any]:
+        values = job.model_dump(mode="json", by_alias=True, exclude={"spec", "history"})
+        item = _to_item({**values, "kind": KIND_JOB, "spec": job.spec.model_dump_json()})
+        item["history"] = {
+            "L": [{"M": _to_item(h.model_dump(mode="json", by_alias=True))} for h in job.history]
+        }
+        return item
+
+    @staticmethod
+    def _job_record(item: dict[str, Any]) -> JobRecord:
+        values = _from_item(item)
+        values["spec"] = JobSpec.model_validate_json(values["spec"])
+        return JobRecord.model_validate(values)

@@ -1,0 +1,237 @@
+"""Request and response bodies of the HTTPS API, with MMCloud's JSON field names."""
+
+from __future__ import annotations
+
+import re
+from typing import Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from chalicelib.wire.specs import CpuRange, DataVolume, MigratePolicy, Range, VmPolicy
+from chalicelib.wire.status import JobStatus
+
+API_VERSION = "v1"
+# Job scripts travel in the submit body and are kept in S3; a script is a launcher, not data.
+MAX_JOB_SCRIPT_BYTES = 1024 * 1024
+MAX_PAGE_SIZE = 500
+DEFAULT_PAGE_SIZE = 100
+LOG_NAMES = ("stdout", "stderr")
+
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+USERNAME_PATTERN = r"^[a-z_][a-z0-9_.-]{0,63}$"
+IMAGE_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,127}$"
+
+Role = Literal["admin", "user"]
+
+
+class Body(BaseModel):
+    """A request body: unknown fields are refused so that a typo is never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class View(BaseModel):
+    """A response body."""
+
+
+class SubmitRequest(Body):
+    image: str = Field(min_length=1, max_length=512)
+    jobScript: str
+    cpu: CpuRange = Field(default_factory=lambda: CpuRange(min=2, max=2))
+    mem: Range = Field(default_factory=lambda: Range(min=4, max=4))
+    instType: str | None = None
+    name: str | None = Field(default=None, min_length=1, max_length=128)
+    env: dict[str, str] = Field(default_factory=dict)
+    customTags: dict[str, str] = Field(default_factory=dict)
+    dataVolumes: list[DataVolume] = Field(default_factory=list, max_length=16)
+    vmPolicy: VmPolicy = Field(default_factory=VmPolicy)
+    migratePolicy: MigratePolicy | None = None
+
+    @field_validator("jobScript")
+    @classmethod
+    def _script_size(cls, script: str) -> str:
+        size = len(script.encode())
+        if size == 0:
+            raise ValueError("the job script is empty")
+        if size > MAX_JOB_SCRIPT_BYTES:
+            raise ValueError(f"the job script is {size} bytes; the limit is {MAX_JOB_SCRIPT_BYTES}")
+        return script
+
+    @field_validator("instType")
+    @classmethod
+    def _instance_type(cls, value: str | None) -> str | None:
+        if value is not None and not _INSTANCE_TYPE.match(value):
+            raise ValueError(f"{value!r} is not an instance type such as c5.2xlarge")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env_keys(cls, env: dict[str, str]) -> dict[str, str]:
+        for key in env:
+            if not _ENV_KEY.match(key):
+                raise ValueError(f"{key!r} is not a valid environment variable name")
+        return env
+
+    @field_validator("customTags")
+    @classmethod
+    def _tags(cls, tags: dict[str, str]) -> dict[str, str]:
+        # The tags end up on EC2 instances, so EC2's tag rules apply.
+        if len(tags) > 40:
+            raise ValueError(f"{len(tags)} tags given; at most 40 are allowed")
+        for key, value in tags.items():
+            if not key or len(key) > 128 or key.lower().startswith("aws:"):
+                raise ValueError(f"tag key {key!r} must be 1-128 characters, not starting aws:")
+            if len(value) > 256:
+                raise ValueError(f"tag {key!r} has a value longer than 256 characters")
+        return tags
+
+    @model_validator(mode="after")
+    def _mounts_unique(self) -> SubmitRequest:
+        mounts = [v.mountPath for v in self.dataVolumes]
+        for mount in mounts:
+            if mounts.count(mount) > 1:
+                raise ValueError(f"two data volumes are mounted at {mount}")
+        return self
+
+
+class HistoryEntry(View):
+    """One status change: when, from what, to what, why, and on which instance."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    time: str
+    from_: JobStatus | None = Field(default=None, alias="from")
+    to: JobStatus
+    reason: str
+    instance: str | None = None
+
+
+class JobView(View):
+    """A job as `float show -j ID --format json` prints it."""
+
+    id: str
+    name: str | None = None
+    user: str
+    status: JobStatus
+    rc: int | None = None
+    image: str
+    imageUri: str
+    cpu: CpuRange
+    mem: Range
+    instType: str | None = None
+    instanceId: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    customTags: dict[str, str] = Field(default_factory=dict)
+    portMappings: list[str] = Field(default_factory=list)
+    dataVolumes: list[DataVolume] = Field(default_factory=list)
+    vmPolicy: VmPolicy
+    migratePolicy: MigratePolicy | None = None
+    submitTime: str
+    updateTime: str
+    history: list[HistoryEntry] = Field(default_factory=list)
+
+
+T = TypeVar("T")
+
+
+class Page(View, Generic[T]):
+    """One page of a list; pass nextToken back to get the next one (absent on the last page)."""
+
+    items: list[T]
+    nextToken: str | None = None
+
+
+class CancelRequest(Body):
+    reason: str | None = Field(default=None, max_length=512)
+
+
+class LogInfo(View):
+    name: str
+    size: int
+    updateTime: str
+
+
+class ImageRequest(Body):
+    """An Application Library entry; a private one carries registry credentials."""
+
+    name: str = Field(pattern=IMAGE_NAME_PATTERN)
+    uri: str = Field(min_length=1, max_length=512)
+    username: str | None = Field(default=None, min_length=1, max_length=256)
+    token: str | None = Field(default=None, min_length=1, max_length=4096)
+
+    @model_validator(mode="after")
+    def _credentials_paired(self) -> ImageRequest:
+        if (self.username is None) != (self.token is None):
+            raise ValueError("a private image needs both username and token")
+        return self
+
+
+class ImageUpdate(Body):
+    """Change an entry's URI or credentials; `public: true` drops its credentials."""
+
+    uri: str | None = Field(default=None, min_length=1, max_length=512)
+    username: str | None = Field(default=None, min_length=1, max_length=256)
+    token: str | None = Field(default=None, min_length=1, max_length=4096)
+    public: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ImageUpdate:
+        if (self.username is None) != (self.token is None):
+            raise ValueError("new credentials need both username and token")
+        if self.public and self.username is not None:
+            raise ValueError("public: true drops credentials; do not send new ones with it")
+        if self.uri is None and self.username is None and not self.public:
+            raise ValueError("nothing to update: give uri, username and token, or public")
+        return self
+
+
+class ImageView(View):
+    name: str
+    uri: str
+    private: bool
+    owner: str
+    createTime: str
+    updateTime: str
+
+
+class LoginRequest(Body):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class LoginView(View):
+    token: str
+    username: str
+    role: Role
+    expiresAt: str
+
+
+class UserRequest(Body):
+    username: str = Field(pattern=USERNAME_PATTERN)
+    password: str = Field(min_length=8, max_length=1024)
+    role: Role = "user"
+
+
+class UserView(View):
+    username: str
+    role: Role
+    createTime: str
+
+
+class HealthView(View):
+    status: str
+    version: str
+
+
+class WhoamiView(View):
+    username: str
+    role: Role
+
+
+class ErrorView(View):
+    """Every error the API returns: a code, a sentence, and the offending field when there is one."""
+
+    error: str
+    message: str
+    field: str | None = None

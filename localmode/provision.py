@@ -1,0 +1,33 @@
+"""Create the OpCenter's AWS resources from infra/ in whatever AWS the session points at
+(moto for the tests and the local mode) and return the settings the control plane reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from chalicelib.config import RESOURCE_ENV
+
+TEMPLATE = Path(__file__).resolve().parent.parent / "infra" / "resources.json"
+
+
+class ProvisionError(RuntimeError):
+    """The stack did not come up; the message carries CloudFormation's reason."""
+
+
+def provision(session: Any, stack_name: str, template: Path = TEMPLATE) -> dict[str, str]:
+    """Create the stack from `template` and map its outputs to the control plane's settings."""
+    cloudformation = session.client("cloudformation")
+    cloudformation.create_stack(StackName=stack_name, TemplateBody=template.read_text())
+    cloudformation.get_waiter("stack_create_complete").wait(
+        StackName=stack_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+    )
+    stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+    if stack["StackStatus"] != "CREATE_COMPLETE":
+        raise ProvisionError(f"stack {stack_name} is {stack['StackStatus']}: "
+                             f"{stack.get('StackStatusReason', 'no reason given')}")
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    missing = [key for key in RESOURCE_ENV.values() if key not in outputs]
+    if missing:
+        raise ProvisionError(f"{template} has no output for {', '.join(missing)}")
+    return {env: outputs[key] for env, key in RESOURCE_ENV.items()}

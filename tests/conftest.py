@@ -1,0 +1,126 @@
+"""Fixtures shared by the suites: a moto AWS provisioned from infra/, and API callers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from chalice.test import Client
+from moto import mock_aws
+
+from chalicelib import runtime as runtime_module
+from chalicelib.config import Config
+from chalicelib.runtime import Runtime
+from chalicelib.store import Store
+from chalicelib.users import ensure_admin
+from localmode.provision import provision
+
+ADMIN = "admin"
+ADMIN_PASSWORD = "admin-password-1"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        yield boto3.Session(region_name="us-east-1")
+
+
+@pytest.fixture
+def settings(aws: boto3.Session) -> dict[str, str]:
+    return provision(aws, "openfloat-test")
+
+
+@pytest.fixture
+def runtime(aws: boto3.Session, settings: dict[str, str]) -> Iterator[Runtime]:
+    rt = Runtime.from_config(Config.from_env(settings), aws)
+    runtime_module.install(rt)
+    yield rt
+    runtime_module.install(None)
+
+
+@pytest.fixture
+def store(runtime: Runtime) -> Store:
+    return Store(runtime.dynamodb, runtime.config)
+
+
+@dataclass
+class Caller:
+    """Calls the API through Chalice's test client as one user."""
+
+    client: Client
+    token: str | None
+
+    def request(self, method: str, path: str, body: Any = None, token: str | None = None,
+                headers: dict[str, str] | None = None) -> Any:
+        all_headers = {"Content-Type": "application/json", **(headers or {})}
+        use = self.token if token is None else token
+        if use:
+            all_headers["Authorization"] = f"Bearer {use}"
+        payload = None if body is None else (body if isinstance(body, str) else json.dumps(body))
+        return getattr(self.client.http, method.lower())(path, headers=all_headers, body=payload)
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, body: Any = None, **kw: Any) -> Any:
+        return self.request("POST", path, body=body, **kw)
+
+    def patch(self, path: str, body: Any = None, **kw: Any) -> Any:
+        return self.request("PATCH", path, body=body, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Any:
+        return self.request("DELETE", path, **kw)
+
+
+@pytest.fixture
+def client(runtime: Runtime) -> Iterator[Client]:
+    from app import app
+
+    with Client(app) as test_client:
+        yield test_client
+
+
+def log_in(client: Client, username: str, password: str) -> Caller:
+    response = client.http.post(
+        "/v1/login",
+        headers={"Content-Type": "application/json"},
+        body=json.dumps({"username": username, "password": password}),
+    )
+    assert response.status_code == 200, response.body
+    return Caller(client, response.json_body["token"])
+
+
+@pytest.fixture
+def admin(client: Client, runtime: Runtime, store: Store) -> Caller:
+    ensure_admin(runtime, store, ADMIN, ADMIN_PASSWORD)
+    return log_in(client, ADMIN, ADMIN_PASSWORD)
+
+
+@pytest.fixture
+def make_user(client: Client, admin: Caller) -> Any:
+    def make(username: str, role: str = "user") -> Caller:
+        password = f"{username}-password"
+        response = admin.post("/v1/users", {"username": username, "password": password, "role": role})
+        assert response.status_code == 201, response.body
+        return log_in(client, username, password)
+
+    return make
+
+
+@pytest.fixture
+def alice(make_user: Any) -> Caller:
+    return make_user("alice")
+
+
+@pytest.fixture
+def bob(make_user: Any) -> Caller:
+    return make_user("bob")
