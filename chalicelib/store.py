@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -17,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from chalicelib.config import Config
 from chalicelib.errors import BadRequest, Conflict, NotFound, StaleWrite
+from chalicelib.status import check_transition
 from chalicelib.wire.api import HistoryEntry, Role, SubmitRequest
 from chalicelib.wire.status import JobStatus
 
@@ -96,10 +98,8 @@ def _to_item(values: dict[str, Any]) -> dict[str, Any]:
 
 def _from_item(item: dict[str, Any]) -> dict[str, Any]:
     plain = {k: _deserializer.deserialize(v) for k, v in item.items()}
-    for key, value in plain.items():
-        if hasattr(value, "as_integer_ratio") and not isinstance(value, (int, float)):
-            plain[key] = int(value)
-    return plain
+    # Numbers come back as Decimal; the only numbers stored at the top level are whole.
+    return {k: int(v) if isinstance(v, Decimal) else v for k, v in plain.items()}
 
 
 def encode_token(key: dict[str, Any] | None) -> str | None:
@@ -121,6 +121,14 @@ def decode_token(token: str | None) -> dict[str, Any] | None:
         for v in key.values()
     ):
         raise BadRequest("nextToken is not a token this API handed out", field="nextToken")
+    return key
+
+
+def _start_key(token: str | None, key_name: str, key_value: str) -> dict[str, Any] | None:
+    """The resume key in `token`, if it belongs to the list keyed by key_name = key_value."""
+    key = decode_token(token)
+    if key is not None and key.get(key_name) != {"S": key_value}:
+        raise BadRequest("nextToken does not belong to this list", field="nextToken")
     return key
 
 
@@ -161,11 +169,13 @@ class Store:
         entry: HistoryEntry,
         set_fields: dict[str, Any] | None = None,
     ) -> JobRecord:
-        """Move `job` to `target` if nobody changed it since it was read; else StaleWrite.
+        """Move `job` to `target` if the transition table allows it (else IllegalTransition)
+        and nobody changed the job since it was read (else StaleWrite).
 
         The status, version bump and history entry land in one conditional write, so of two
         writers holding the same version exactly one wins and nothing of the winner is lost.
         """
+        check_transition(job.id, job.status, target)
         names = {"#s": "status", "#v": "version", "#u": "updateTime", "#h": "history"}
         values = {
             ":expected": {"S": job.status.value},
@@ -241,7 +251,7 @@ class Store:
         }
         if filters:
             query["FilterExpression"] = " AND ".join(filters)
-        items, last_key = self._query_page(query, limit, decode_token(token))
+        items, last_key = self._query_page(query, limit, _start_key(token, key_name, key_value))
         return [self._job_record(item) for item in items], encode_token(last_key)
 
     # ---- Application Library ---------------------------------------------------------------
@@ -338,7 +348,7 @@ class Store:
             "KeyConditionExpression": "kind = :k",
             "ExpressionAttributeValues": {":k": {"S": kind}},
         }
-        items, last_key = self._query_page(query, limit, decode_token(token))
+        items, last_key = self._query_page(query, limit, _start_key(token, "kind", kind))
         return [model.model_validate(_from_item(i)) for i in items], encode_token(last_key)
 
     def _query_page(

@@ -1,0 +1,45 @@
+"""The errors `float` reports: one line on stderr and an exit code (2 for usage, 1 otherwise)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+
+class CliError(Exception):
+    """A failure the user should read: the message becomes the one line `float: ...`."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UsageError(CliError):
+    """The command line itself is wrong: an unknown flag, a missing argument, a malformed value."""
+
+    exit_code = 2
+
+
+def invalid(error: ValidationError) -> CliError:
+    """The first problem pydantic found, worded like the API's own 400 replies: `field: why`."""
+    first = error.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"])
+    kind = first["type"]
+    if kind == "missing":
+        why = "is required"
+    elif kind == "extra_forbidden":
+        why = "is not a known field"
+    else:
+        why = first["msg"].removeprefix("Value error, ")
+    return CliError(f"{where}: {why}" if where else why)
+
+
+def validate(model: type[BaseModel], body: dict[str, Any]) -> None:
+    """Check a request body against its wire model before sending it, so a typo fails at once."""
+    try:
+        model.model_validate(body)
+    except ValidationError as error:
+        raise invalid(error) from None

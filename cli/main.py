@@ -1,0 +1,149 @@
+"""`float`: the command line (MMCloud's spelling, global flags before or after the command) and
+the dispatch to each noun's handler; every failure ends here as one `float: ...` line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from cli import images, jobs, session, users
+from cli.errors import CliError, UsageError
+from cli.output import DEFAULT_FORMAT, FORMATS
+
+Handler = Callable[[argparse.Namespace], None]
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line (exit 2) instead of usage + message."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)  # `--user` must not quietly mean `--username`
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see: {self.prog} --help)")
+
+
+def add_global_flags(parser: argparse.ArgumentParser, after_command: bool,
+                     own: Sequence[str] = ()) -> None:
+    """-a, -u, -p, -F. After the command they default to SUPPRESS so they do not overwrite the
+    ones given before it. `own` names flags the command itself uses (image --username, user add
+    --password); there the global flag is only accepted before the command."""
+    default = argparse.SUPPRESS if after_command else None
+    parser.add_argument("-a", "--address", default=default,
+                        help="OpCenter address such as http://127.0.0.1:8787 (default: last used)")
+    if "username" not in own:
+        parser.add_argument("-u", "--username", dest="login_user", metavar="USER",
+                            default=default, help="log in as this user first")
+    if "password" not in own:
+        parser.add_argument("-p", "--password", dest="login_password", metavar="PASS",
+                            default=default, help="password for -u")
+    parser.add_argument("-F", "--format", choices=FORMATS,
+                        default=default if after_command else DEFAULT_FORMAT,
+                        help=f"output format (default: {DEFAULT_FORMAT})")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="float", description="OpenFloat's command-line client (MMCloud style).")
+    add_global_flags(parser, after_command=False)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(group: Any, name: str, run: Handler, text: str, aliases: Sequence[str] = (),
+                own: Sequence[str] = ()) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = group.add_parser(
+            name, aliases=list(aliases), help=text, description=text)
+        add_global_flags(sub, after_command=True, own=own)
+        sub.set_defaults(run=run)
+        return sub
+
+    login = command(commands, "login", session.login, "log in and save the session")
+    login.add_argument("--info", action="store_true", help="show the current session instead")
+    command(commands, "logout", session.logout, "forget the saved session")
+
+    submit = command(commands, "submit", jobs.submit, "submit a job", aliases=["sbatch"])
+    submit.add_argument("-i", "--image", required=True, help="Application Library name or URI")
+    submit.add_argument("-j", "--job", required=True, metavar="SCRIPT", help="job script file")
+    submit.add_argument("-c", "--cpu", help="vCPUs: N or MIN:MAX")
+    submit.add_argument("-m", "--mem", help="memory in GB: N or MIN:MAX")
+    submit.add_argument("--instType", help="instance type, e.g. c5.2xlarge")
+    submit.add_argument("-n", "--name", help="job name")
+    submit.add_argument("-e", "--env", action="append", metavar="K=V", help="environment variable")
+    submit.add_argument("--customTag", action="append", metavar="KEY:VALUE", help="custom tag")
+    submit.add_argument("--dataVolume", action="append", metavar="SPEC",
+                        help="[size=GB]:/mnt/x, [mode=r]s3://bucket/prefix:/mnt/x, nfs://...")
+    submit.add_argument("--vmPolicy", metavar="SPEC", help="[spotOnly=true], [onDemand=true], "
+                        "[spotFirst=true,retryLimit=3,retryInterval=600s]")
+    submit.add_argument("--migratePolicy", metavar="SPEC",
+                        help="[cpu.upperBoundRatio=90,mem.step=8,evadeOOM=true,...]")
+
+    listing = command(commands, "list", jobs.list_jobs, "list jobs", aliases=["squeue", "ls"])
+    listing.add_argument("-f", "--filter", action="append", metavar="FILTER",
+                         help='status=S [or status=S]..., user=U or name=N; repeat to AND')
+
+    show = command(commands, "show", jobs.show, "show a job and its history")
+    show.add_argument("-j", "--job", required=True, metavar="ID")
+
+    log = command(commands, "log", jobs.log, "list or print a job's logs")
+    log.add_argument("-j", "--job", required=True, metavar="ID")
+    log.add_argument("action", choices=("cat", "ls"))
+    log.add_argument("name", nargs="?", help="stdout, stderr or stdout.autosave (for cat)")
+
+    cancel = command(commands, "cancel", jobs.cancel, "cancel a job", aliases=["scancel"])
+    cancel.add_argument("-j", "--job", required=True, metavar="ID")
+    cancel.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
+    cancel.add_argument("--reason", help="why, kept in the job's history")
+
+    image_group = commands.add_parser("image", help="the Application Library",
+                                      description="the Application Library")
+    image = image_group.add_subparsers(dest="image_command", required=True, metavar="SUBCOMMAND")
+    for name, run, text in (("add", images.add, "add an image"),
+                            ("update", images.update, "change an image's URI or credentials")):
+        sub = command(image, name, run, text, own=["username"])
+        sub.add_argument("name")
+        if name == "add":
+            sub.add_argument("uri")
+        else:
+            sub.add_argument("--uri")
+            sub.add_argument("--public", action="store_true", help="drop its credentials")
+        sub.add_argument("--username", dest="registry_username", help="registry username")
+        sub.add_argument("--token", help="registry token (or --token-stdin)")
+        sub.add_argument("--token-stdin", action="store_true", help="read the token from stdin")
+    command(image, "list", images.list_images, "list the library")
+    command(image, "show", images.show, "show an image").add_argument("name")
+    command(image, "delete", images.delete, "remove an image").add_argument("name")
+
+    user_group = commands.add_parser("user", help="users (admins only)",
+                                     description="users (admins only)")
+    user = user_group.add_subparsers(dest="user_command", required=True, metavar="SUBCOMMAND")
+    add_user = command(user, "add", users.add, "create a user", own=["password"])
+    add_user.add_argument("username")
+    add_user.add_argument("--password", dest="new_password", help="asked for when not given")
+    add_user.add_argument("--role", choices=("admin", "user"), default="user")
+    command(user, "list", users.list_users, "list users")
+    command(user, "delete", users.delete, "delete a user").add_argument("username")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one `float` command; the exit code is 0, 1 (it failed) or 2 (usage error)."""
+    try:
+        args = build_parser().parse_args(argv)
+        args.run(args)
+        return 0
+    except CliError as error:
+        _fail(error.message)
+        return error.exit_code
+    except KeyboardInterrupt:
+        _fail("interrupted")
+        return 130
+    except SystemExit as done:  # --help
+        return done.code if isinstance(done.code, int) else 0
+    except Exception as error:  # noqa: BLE001 - a user sees one line, never a traceback
+        _fail(f"unexpected error: {type(error).__name__}: {error}")
+        return 1
+
+
+def _fail(message: str) -> None:
+    sys.stderr.write(f"float: {' '.join(message.split())}\n")

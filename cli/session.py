@@ -1,0 +1,130 @@
+"""Saved sessions: the session file (`$FLOAT_CONFIG_DIR` or `~/.float`, session.json, mode 0600),
+the login and logout commands, and the authenticated client every other command starts from."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from chalicelib.wire.api import LoginRequest, LoginView, WhoamiView
+from cli import output, prompt
+from cli.client import Client, normalize_address
+from cli.errors import CliError, UsageError, validate
+
+
+class Session(BaseModel):
+    address: str
+    username: str
+    token: str
+    expiresAt: str
+
+
+def session_path() -> Path:
+    root = os.environ.get("FLOAT_CONFIG_DIR")
+    return (Path(root) if root else Path.home() / ".float") / "session.json"
+
+
+def load() -> Session | None:
+    """The saved session; a missing or damaged file means none (the next login replaces it)."""
+    path = session_path()
+    try:
+        return Session.model_validate_json(path.read_bytes())
+    except (FileNotFoundError, ValueError):
+        return None
+    except OSError as error:
+        raise CliError(f"cannot read the session in {path}: {error.strerror}") from None
+
+
+def save(session: Session) -> None:
+    path = session_path()
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        temporary.unlink(missing_ok=True)
+        # Created 0600 from its first byte, then renamed over the old file: the token is never
+        # readable by another user, and a crash never leaves a half-written session.
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(session.model_dump_json(indent=2))
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise CliError(f"cannot save the session in {path}: {error.strerror}") from None
+
+
+def connect(args: argparse.Namespace) -> Client:
+    """A client for the chosen OpCenter as the saved user, logging in first when -u/-p are given.
+
+    The saved token is only ever sent to the address it came from."""
+    saved = load()
+    address = _address(args, saved)
+    if args.login_user or args.login_password:
+        if address is None:
+            raise UsageError("give the OpCenter's address with -a ADDR")
+        return Client(address, _log_in(address, args, saved).token)
+    hint = f"float login -a {address or 'ADDR'} -u USER -p PASS"
+    if saved is None or address is None:
+        raise CliError(f"not logged in; run: {hint}")
+    if saved.address != address:
+        raise CliError(
+            f"not logged in to {address} (the session is for {saved.address}); run: {hint}")
+    return Client(address, saved.token)
+
+
+def login(args: argparse.Namespace) -> None:
+    """`float login -a ADDR -u USER -p PASS`, or `float login --info`."""
+    if args.info:
+        client = connect(args)
+        me = client.call("GET", "/v1/whoami", WhoamiView)
+        session = load()
+        info = {
+            "username": me.username,
+            "role": me.role,
+            "address": client.address,
+            "expiresAt": session.expiresAt if session else None,
+        }
+        output.emit(args.format, info, lambda data: output.fields(
+            (key.upper(), value) for key, value in data.items()))
+        return
+    saved = load()
+    address = _address(args, saved)
+    if address is None:
+        raise UsageError("give the OpCenter's address: float login -a ADDR -u USER -p PASS")
+    view = _log_in(address, args, saved)
+    output.line(
+        f"Login succeeded: {view.username} ({view.role}) at {address}, "
+        f"session valid until {view.expiresAt}"
+    )
+
+
+def logout(args: argparse.Namespace) -> None:
+    """`float logout`: forget the saved session."""
+    saved = load()
+    session_path().unlink(missing_ok=True)
+    output.line(f"Logged out of {saved.address}" if saved else "Not logged in")
+
+
+def _address(args: argparse.Namespace, saved: Session | None) -> str | None:
+    if args.address:
+        return normalize_address(args.address)
+    return saved.address if saved else None
+
+
+def _log_in(address: str, args: argparse.Namespace, saved: Session | None) -> LoginView:
+    """POST /v1/login with the -u/-p flags (asking for the password on a terminal); saves it."""
+    username = args.login_user
+    if not username and saved is not None and saved.address == address:
+        username = saved.username
+    if not username:
+        raise UsageError("give the username with -u USER")
+    password = args.login_password or prompt.password(f"Password for {username}: ", "-p PASS")
+    body = {"username": username, "password": password}
+    validate(LoginRequest, body)
+    view: LoginView = Client(address).call("POST", "/v1/login", LoginView, body=body)
+    save(Session(address=address, username=view.username, token=view.token,
+                 expiresAt=view.expiresAt))
+    return view

@@ -1,0 +1,95 @@
+"""Build the deployable template: Chalice's generated SAM template with infra/resources.json
+merged in, the Lambda environment wired to those resources, and the function's IAM policy.
+
+    python -m infra.package OUT_DIR      (or: make package)
+
+Deploy the result with `aws cloudformation package` / `deploy` as Chalice's docs describe.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from chalicelib.config import RESOURCE_ENV
+
+ROOT = Path(__file__).resolve().parent.parent
+RESOURCES = ROOT / "infra" / "resources.json"
+TABLES = ("JobsTable", "ImagesTable", "UsersTable", "LicensesTable", "UsageTable")
+# The Chalice-generated logical ids this file adds to.
+FUNCTION = "APIHandler"
+ROLE = "DefaultRole"
+
+
+def _value_of(logical_id: str, resources: dict[str, Any], outputs: dict[str, Any]) -> Any:
+    if logical_id in resources:
+        return {"Ref": logical_id}
+    return outputs[logical_id]["Value"]
+
+
+def _policy() -> dict[str, Any]:
+    table_arns: list[Any] = []
+    for table in TABLES:
+        arn = {"Fn::GetAtt": [table, "Arn"]}
+        table_arns += [arn, {"Fn::Sub": ["${T}/index/*", {"T": arn}]}]
+    return {
+        "PolicyName": "OpenFloatControlPlane",
+        "PolicyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow",
+                 "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                 "Resource": "arn:*:logs:*:*:*"},
+                {"Effect": "Allow",
+                 "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                            "dynamodb:DeleteItem", "dynamodb:Query"],
+                 "Resource": table_arns},
+                {"Effect": "Allow",
+                 "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                 "Resource": {"Fn::Sub": "${DataBucket.Arn}/*"}},
+                {"Effect": "Allow", "Action": ["s3:ListBucket"],
+                 "Resource": {"Fn::GetAtt": ["DataBucket", "Arn"]}},
+                {"Effect": "Allow",
+                 "Action": ["secretsmanager:CreateSecret", "secretsmanager:GetSecretValue",
+                            "secretsmanager:PutSecretValue", "secretsmanager:DeleteSecret"],
+                 "Resource": {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:"
+                                         "${AWS::AccountId}:secret:openfloat/${AWS::StackName}/*"}},
+            ],
+        },
+    }
+
+
+def merge_template(resources_path: Path = RESOURCES) -> dict[str, Any]:
+    """infra/resources.json plus the wiring of the Chalice function to it."""
+    template = json.loads(resources_path.read_text())
+    resources, outputs = template["Resources"], template.get("Outputs", {})
+    variables = {env: _value_of(key, resources, outputs) for env, key in RESOURCE_ENV.items()}
+    template["Resources"][FUNCTION] = {"Properties": {"Environment": {"Variables": variables}}}
+    template["Resources"][ROLE] = {"Properties": {"Policies": [_policy()]}}
+    return template
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m infra.package OUT_DIR", file=sys.stderr)
+        return 2
+    out = Path(argv[0]).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    merge = out.parent / "merge-template.json"
+    merge.write_text(json.dumps(merge_template(), indent=2))
+    # Chalice formats ARNs with a region even when it only writes files.
+    env = {"AWS_DEFAULT_REGION": "us-east-1", **os.environ}
+    return subprocess.call(
+        [str(Path(sys.executable).with_name("chalice")), "package", "--merge-template", str(merge),
+         str(out)],
+        cwd=ROOT,
+        env=env,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,128 @@
+"""`python -m localmode`: run the OpCenter on this machine with no AWS account.
+
+moto runs in server mode on a loopback port and stands in for AWS; the resources come from
+infra/ exactly as a deployment creates them; the Chalice app serves the API on another port.
+Everything lives in memory and is gone when the process stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+import threading
+from types import FrameType
+
+import boto3
+from chalice.config import Config as ChaliceConfig
+from chalice.local import create_local_server
+from moto.server import ThreadedMotoServer
+
+from chalicelib import runtime as runtime_module
+from chalicelib.config import Config
+from chalicelib.runtime import Runtime
+from chalicelib.store import Store
+from chalicelib.users import ensure_admin
+from localmode.provision import provision
+
+HOST = "127.0.0.1"
+REGION = "us-east-1"
+STACK = "openfloat-local"
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port")
+    return int(text)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def _check_free(port: int) -> None:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError as error:
+            raise SystemExit(f"localmode: port {port} on {HOST} is taken ({error.strerror}); "
+                             "stop what uses it or pass --port") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m localmode", description=__doc__)
+    parser.add_argument("--port", type=_port, default=int(os.environ.get("OPENFLOAT_PORT", "8787")),
+                        help="API port on 127.0.0.1 (default 8787, or $OPENFLOAT_PORT)")
+    parser.add_argument("--aws-port", type=_port, default=None,
+                        help="port of the local AWS stand-in (default: any free port)")
+    args = parser.parse_args(argv)
+    _check_free(args.port)
+    aws_port = args.aws_port or _free_port()
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
+    aws = ThreadedMotoServer(ip_address=HOST, port=aws_port, verbose=False)
+    aws.start()
+    endpoint = f"http://{HOST}:{aws_port}"
+    # Every boto3 client made from here on, in this process and in its children, talks to moto.
+    os.environ.update(
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_DEFAULT_REGION=REGION,
+        AWS_ACCESS_KEY_ID="local",
+        AWS_SECRET_ACCESS_KEY="local",
+    )
+    os.environ.pop("AWS_PROFILE", None)
+    session = boto3.Session(region_name=REGION)
+    settings = provision(session, STACK)
+    os.environ.update(settings)
+    runtime = Runtime.from_config(Config.from_env(), session)
+    runtime_module.install(runtime)
+
+    admin = os.environ.get("OPENFLOAT_ADMIN_USER", "admin")
+    password = os.environ.get("OPENFLOAT_ADMIN_PASSWORD") or ""
+    generated = not password
+    if generated:
+        password = secrets.token_urlsafe(12)
+    ensure_admin(runtime, Store(runtime.dynamodb, runtime.config), admin, password)
+
+    from app import app  # imported after the environment is set, as Lambda would
+
+    server = create_local_server(
+        app, ChaliceConfig.create(chalice_stage="dev", app_name="openfloat"), HOST, args.port
+    )
+    url = f"http://{HOST}:{args.port}"
+    print(f"OpenFloat OpCenter is running at {url}", flush=True)
+    print(f"  AWS stand-in (moto) at {endpoint}; everything is kept in memory only", flush=True)
+    if generated:
+        print(f"  admin user: {admin}   password: {password}   (generated; shown only now)", flush=True)
+    else:
+        print(f"  admin user: {admin}   password: from OPENFLOAT_ADMIN_PASSWORD", flush=True)
+    print(f"  log in:  .venv/bin/float login -a {url} -u {admin} -p <password>", flush=True)
+    print("  stop with Ctrl-C", flush=True)
+
+    stopping = threading.Event()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        server.server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server.server_close()
+        aws.stop()
+        print("OpenFloat OpCenter stopped; its in-memory state is gone", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""The tables the tests and the local mode use are the ones infra/ defines, not a second copy."""
+
+import json
+
+from chalicelib.config import RESOURCE_ENV, Config
+from infra.package import merge_template
+from localmode.provision import TEMPLATE, provision
+
+
+def _tables(template: dict) -> dict:
+    return {k: r["Properties"] for k, r in template["Resources"].items()
+            if r["Type"] == "AWS::DynamoDB::Table"}
+
+
+def _key_schema(elements: list) -> list:
+    return [(e["AttributeName"], e["KeyType"]) for e in elements]
+
+
+def test_every_table_matches_its_definition_in_infra(runtime, settings):
+    template = json.loads(TEMPLATE.read_text())
+    tables = _tables(template)
+    assert set(tables) == {"JobsTable", "ImagesTable", "UsersTable", "LicensesTable", "UsageTable"}
+    for logical_id, properties in tables.items():
+        env = next(e for e, key in RESOURCE_ENV.items() if key == logical_id)
+        described = runtime.dynamodb.describe_table(TableName=settings[env])["Table"]
+        assert _key_schema(described["KeySchema"]) == _key_schema(properties["KeySchema"])
+        indexes = {i["IndexName"]: _key_schema(i["KeySchema"])
+                   for i in described.get("GlobalSecondaryIndexes", [])}
+        assert indexes == {i["IndexName"]: _key_schema(i["KeySchema"])
+                           for i in properties.get("GlobalSecondaryIndexes", [])}
+    assert runtime.config == Config.from_env(settings)
+
+
+def test_a_change_to_the_template_is_what_gets_provisioned(aws, tmp_path):
+    template = json.loads(TEMPLATE.read_text())
+    jobs = template["Resources"]["JobsTable"]["Properties"]
+    jobs["AttributeDefinitions"].append({"AttributeName": "probe", "AttributeType": "S"})
+    jobs["GlobalSecondaryIndexes"].append({
+        "IndexName": "byProbe", "KeySchema": [{"AttributeName": "probe", "KeyType": "HASH"}],
+        "Projection": {"ProjectionType": "KEYS_ONLY"}})
+    changed = tmp_path / "resources.json"
+    changed.write_text(json.dumps(template))
+    settings = provision(aws, "openfloat-probe", changed)
+    described = aws.client("dynamodb").describe_table(TableName=settings["JOBS_TABLE"])["Table"]
+    assert "byProbe" in {i["IndexName"] for i in described["GlobalSecondaryIndexes"]}
+
+
+def test_deployment_wires_every_setting_to_the_same_resources():
+    merged = merge_template()
+    variables = merged["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
+    assert set(variables) == set(RESOURCE_ENV)
+    for env, logical_id in RESOURCE_ENV.items():
+        if logical_id in merged["Resources"]:
+            assert variables[env] == {"Ref": logical_id}
+        else:
+            assert variables[env] == merged["Outputs"][logical_id]["Value"]

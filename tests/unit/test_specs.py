@@ -1,0 +1,99 @@
+"""Parsing what `float submit` users type, and the errors they get for typos."""
+
+import pytest
+from pydantic import ValidationError
+
+from chalicelib.wire.api import MAX_JOB_SCRIPT_BYTES, SubmitRequest
+from chalicelib.wire.specs import CpuRange, DataVolume, MigratePolicy, Range, VmPolicy
+
+
+def _error(model, value):
+    with pytest.raises(ValidationError) as raised:
+        model.model_validate(value)
+    return str(raised.value)
+
+
+def test_exact_amounts_and_ranges():
+    assert CpuRange.model_validate("2:8").model_dump() == {"min": 2, "max": 8}
+    assert CpuRange.model_validate(4).model_dump() == {"min": 4, "max": 4}
+    assert Range.model_validate("0.5:16").model_dump() == {"min": 0.5, "max": 16}
+    assert str(Range.model_validate("4")) == "4"
+
+
+@pytest.mark.parametrize("text, words", [
+    ("8:2", "larger than MAX"), ("two", "MIN:MAX"), ("0", "greater than 0"), ("2.5", "integer"),
+])
+def test_bad_cpu_ranges_say_what_is_wrong(text, words):
+    assert words in _error(CpuRange, text)
+
+
+def test_vm_policies_in_mmcloud_spelling():
+    spot_first = VmPolicy.model_validate("[spotFirst=true,retryLimit=10,retryInterval=900s]")
+    assert (spot_first.spotFirst, spot_first.retryLimit, spot_first.retryInterval) == (True, 10, 900)
+    assert VmPolicy.model_validate("[onDemand=true]").onDemand
+    assert VmPolicy.model_validate("[spotOnly=true]").retryLimit is None
+    default = VmPolicy()
+    assert default.spotFirst and default.retryLimit == 3 and default.retryInterval == 600
+    assert VmPolicy.model_validate("[spotFirst=true,retryInterval=15m]").retryInterval == 900
+
+
+@pytest.mark.parametrize("text, words", [
+    ("[spotOnly=true,onDemand=true]", "choose one"),
+    ("[spotOnly=true,retryLimit=3]", "go with spotFirst"),
+    ("[spotFrist=true]", "unknown vmPolicy key 'spotFrist'"),
+    ("[spotFirst=maybe]", "true or false"),
+    ("[spotFirst=true,retryInterval=soon]", "duration"),
+])
+def test_bad_vm_policies_name_the_problem(text, words):
+    assert words in _error(VmPolicy, text)
+
+
+def test_migrate_policy_keys():
+    policy = MigratePolicy.model_validate(
+        "[cpu.upperBoundRatio=80,cpu.upperBoundDuration=2m,mem.step=8,mem.disable=true,evadeOOM=true]"
+    )
+    assert policy.cpu.upperBoundRatio == 80 and policy.cpu.upperBoundDuration == 120
+    assert policy.mem.step == 8 and policy.mem.disable and policy.evadeOOM
+    assert policy.cpu.lowerBoundRatio == 5 and policy.mem.upperBoundRatio == 90
+
+
+@pytest.mark.parametrize("text, words", [
+    ("[cpu.upperBound=80]", "unknown migratePolicy key 'cpu.upperBound'"),
+    ("[cpu.upperBoundRatio=5,cpu.lowerBoundRatio=10]", "must be below"),
+    ("[gpu.step=1]", "unknown migratePolicy key"),
+])
+def test_bad_migrate_policies_name_the_key(text, words):
+    assert words in _error(MigratePolicy, text)
+
+
+def test_data_volumes_of_every_kind():
+    block = DataVolume.model_validate("[size=60]:/mnt/x")
+    assert (block.kind, block.size, block.mountPath) == ("block", 60, "/mnt/x")
+    s3 = DataVolume.model_validate("[mode=r,endpoint=s3.example.com]s3://bucket/prefix:/mnt/data")
+    assert (s3.kind, s3.source, s3.mode, s3.endpoint) == ("s3", "s3://bucket/prefix", "r", "s3.example.com")
+    nfs = DataVolume.model_validate("nfs://host/export:/mnt/shared")
+    assert (nfs.kind, nfs.source, nfs.mode) == ("nfs", "nfs://host/export", "rw")
+    assert DataVolume.model_validate(str(s3)) == s3
+
+
+@pytest.mark.parametrize("text, words", [
+    ("[size=60]:mnt/x", "absolute path"),
+    (":/mnt/x", "needs [size=GB]"),
+    ("http://x/y:/mnt", "unsupported volume source"),
+    ("[size=10]s3://b/p:/mnt", "size goes with new block volumes"),
+    ("[colour=red]:/mnt/x", "unknown dataVolume option 'colour'"),
+    ("/mnt/x", "SOURCE:/mount/path"),
+    ("[size=1]:/mnt/../etc", "absolute path"),
+])
+def test_bad_data_volumes_say_why(text, words):
+    assert words in _error(DataVolume, text)
+
+
+def test_job_script_size_limit_is_stated():
+    message = _error(SubmitRequest, {"image": "a/b", "jobScript": "x" * (MAX_JOB_SCRIPT_BYTES + 1)})
+    assert f"the limit is {MAX_JOB_SCRIPT_BYTES}" in message
+
+
+def test_two_volumes_cannot_share_a_mount_point():
+    body = {"image": "a/b", "jobScript": "x", "dataVolumes": ["[size=1]:/m", "nfs://h/e:/m"]}
+    assert "mounted at /m" in _error(SubmitRequest, body)
