@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta
 
 import jwt
 
@@ -78,14 +79,13 @@ def _signing_key(runtime: Runtime) -> bytes:
     try:
         value = client.get_secret_value(SecretId=secret_id)["SecretString"]
     except client.exceptions.ResourceNotFoundException:
-        try:
+        # Another handler may create it first: then theirs is the one to use.
+        with contextlib.suppress(client.exceptions.ResourceExistsException):
             client.create_secret(
                 Name=secret_id,
                 SecretString=secrets.token_urlsafe(48),
                 Description="Signs OpenFloat API bearer tokens",
             )
-        except client.exceptions.ResourceExistsException:
-            pass  # another handler created it first: use theirs
         value = client.get_secret_value(SecretId=secret_id)["SecretString"]
     key = value.encode()
     runtime.cache[_SIGNING_KEY_CACHE] = key
@@ -96,7 +96,7 @@ def login(runtime: Runtime, store: Store, username: str, password: str) -> Login
     user = store.get_user(username)
     if not verify_password(password, user.passwordHash if user else _DUMMY_HASH) or user is None:
         raise Unauthorized("wrong username or password")
-    now = runtime.clock().astimezone(timezone.utc)
+    now = runtime.clock().astimezone(UTC)
     expires = now + timedelta(seconds=runtime.config.token_ttl_seconds)
     token = jwt.encode(
         {"sub": user.username, "iss": _TOKEN_ISSUER, "iat": now, "exp": expires},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import typing
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
@@ -43,7 +43,9 @@ def _schema_of(response: Any, names: dict[Any, str]) -> dict[str, Any]:
 
 
 def build(operations: list[Operation], title: str = "OpenFloat OpCenter") -> dict[str, Any]:
-    models: list[tuple[type[BaseModel], str]] = [(ErrorView, "serialization")]
+    models: list[tuple[type[BaseModel], Literal["validation", "serialization"]]] = [
+        (ErrorView, "serialization")
+    ]
     for op in operations:
         if op.body is not None:
             models.append((op.body, "validation"))

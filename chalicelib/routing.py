@@ -53,7 +53,8 @@ class Call:
     body: Any = None
 
     def query(self, name: str) -> str | None:
-        return (self.request.query_params or {}).get(name)
+        params = self.request.query_params
+        return None if params is None else params.get(name)
 
     def page_size(self) -> int:
         text = self.query("limit")
@@ -147,6 +148,7 @@ class Routes:
             @functools.wraps(view)
             def handler(**params: str) -> Response:
                 request = self.app.current_request
+                assert request is not None  # Chalice sets it before calling a view
                 try:
                     rt = runtime_module.current()
                     store = Store(rt.dynamodb, rt.config)

@@ -7,7 +7,7 @@ import secrets
 import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -23,7 +23,7 @@ def new_job_id() -> str:
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -48,7 +48,7 @@ class Runtime:
 
     def now_iso(self) -> str:
         """The current time as ISO 8601 UTC with microseconds; sorts as it reads."""
-        return self.clock().astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return self.clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 _installed: Runtime | None = None

@@ -4,6 +4,7 @@ the dispatch to each noun's handler; every failure ends here as one `float: ...`
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -135,6 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as error:
         _fail(error.message)
         return error.exit_code
+    except BrokenPipeError:  # `float list | head`: the reader left; stop quietly like cat does
+        _drop_stdout()
+        return 1
     except KeyboardInterrupt:
         _fail("interrupted")
         return 130
@@ -143,6 +147,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # noqa: BLE001 - a user sees one line, never a traceback
         _fail(f"unexpected error: {type(error).__name__}: {error}")
         return 1
+
+
+def _drop_stdout() -> None:
+    # Later writes (the interpreter's final flush) go nowhere instead of raising again.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _fail(message: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,27 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     with mock_aws():
         yield boto3.Session(region_name="us-east-1")
+
+
+@pytest.fixture
+def atomic_conditional_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make moto apply each write atomically, as DynamoDB does.
+
+    DynamoDB evaluates a ConditionExpression and applies the write as one step; moto checks
+    and writes in separate Python statements, so two threads can both pass the check. Tests of
+    racing writers need the real guarantee, not moto's gap.
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.Lock()
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+        original = getattr(DynamoDBBackend, name)
+
+        def locked(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return __original(self, *args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, locked)
 
 
 @pytest.fixture

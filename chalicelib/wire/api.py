@@ -98,7 +98,7 @@ class SubmitRequest(Body):
 class HistoryEntry(View):
     """One status change: when, from what, to what, why, and on which instance."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(validate_by_name=True, validate_by_alias=True)
 
     time: str
     from_: JobStatus | None = Field(default=None, alias="from")

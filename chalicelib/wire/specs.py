@@ -145,7 +145,7 @@ class VmPolicy(Spec):
                         "spotFirst, retryLimit, retryInterval)"
                     )
             return parsed
-        if isinstance(value, dict) and "retryInterval" in value:
+        if isinstance(value, dict) and value.get("retryInterval") is not None:
             value = {**value, "retryInterval": parse_duration(value["retryInterval"])}
         return value
 

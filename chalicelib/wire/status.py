@@ -1,9 +1,9 @@
 """The job status values, spelled exactly as MMCloud spells them."""
 
-from enum import Enum
+from enum import StrEnum
 
 
-class JobStatus(str, Enum):
+class JobStatus(StrEnum):
     SUBMITTED = "Submitted"
     INITIALIZING = "Initializing"
     STARTING = "Starting"
@@ -23,9 +23,6 @@ class JobStatus(str, Enum):
     NO_AVAILABLE_HOST = "NoAvailableHost"
     WAITING_FOR_LICENSE = "WaitingForLicense"
     UNKNOWN = "Unknown"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 # A job in one of these statuses never changes again.

@@ -1,7 +1,7 @@
 """Tokens, passwords and roles: every route but health and login wants a valid token."""
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
@@ -18,7 +18,7 @@ def _concrete(path: str) -> str:
 
 
 def _forged(runtime, key: bytes | None = None, **claims_changed) -> str:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     claims = {"sub": ADMIN, "iss": "openfloat", "iat": now, "exp": now + timedelta(hours=1)}
     return jwt.encode({**claims, **claims_changed}, key or _signing_key(runtime), algorithm="HS256")
 
@@ -38,8 +38,8 @@ def test_every_protected_route_refuses_a_missing_or_bad_token(admin, runtime, op
         "not a jwt": "Bearer definitely-not-a-token",
         "wrong scheme": f"Basic {admin.token}",
         "other key": f"Bearer {_forged(runtime, key=b'another-key-entirely-0123456789-abcdef')}",
-        "expired": "Bearer " + _forged(runtime, iat=datetime.now(timezone.utc) - timedelta(hours=3),
-                                       exp=datetime.now(timezone.utc) - timedelta(hours=2)),
+        "expired": "Bearer " + _forged(runtime, iat=datetime.now(UTC) - timedelta(hours=3),
+                                       exp=datetime.now(UTC) - timedelta(hours=2)),
         "unknown user": f"Bearer {_forged(runtime, sub='mallory')}",
     }
     for label, header in bad_tokens.items():

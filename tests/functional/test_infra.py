@@ -2,7 +2,12 @@
 
 import json
 
+from chalicelib.auth import login
 from chalicelib.config import RESOURCE_ENV, Config
+from chalicelib.runtime import Runtime
+from chalicelib.store import Store
+from infra.admin import main as create_admin
+from infra.admin import stack_settings
 from infra.package import merge_template
 from localmode.provision import TEMPLATE, provision
 
@@ -54,3 +59,15 @@ def test_deployment_wires_every_setting_to_the_same_resources():
             assert variables[env] == {"Ref": logical_id}
         else:
             assert variables[env] == merged["Outputs"][logical_id]["Value"]
+
+
+def test_the_first_admin_of_a_deployed_stack_can_log_in(aws, monkeypatch, capsys):
+    provision(aws, "openfloat-prod")
+    monkeypatch.setenv("OPENFLOAT_ADMIN_PASSWORD", "first-admin-password")
+    assert create_admin(["openfloat-prod", "--username", "root"]) == 0
+    assert create_admin(["openfloat-prod", "--username", "root"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "admin root created", "admin root already exists; left unchanged"]
+    runtime = Runtime.from_config(Config.from_env(stack_settings(aws, "openfloat-prod")), aws)
+    session = login(runtime, Store(runtime.dynamodb, runtime.config), "root", "first-admin-password")
+    assert session.role == "admin"

@@ -50,7 +50,9 @@ def test_of_two_writers_holding_the_same_read_one_wins_and_one_conflicts(runtime
     assert [h.reason for h in stored.history] == ["seeded", "scheduler"]
 
 
-def test_concurrent_writers_in_threads_produce_exactly_one_change(runtime, store):
+def test_concurrent_writers_in_threads_produce_exactly_one_change(
+    atomic_conditional_writes, runtime, store
+):
     job = seed_job(runtime, store, "threads", JobStatus.EXECUTING)
     targets = [JobStatus.CAPTURING, JobStatus.SUSPENDING, JobStatus.CANCELLING,
                JobStatus.COMPLETED, JobStatus.FAIL_TO_COMPLETE, JobStatus.TIMEDOUT]

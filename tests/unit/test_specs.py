@@ -37,6 +37,12 @@ def test_vm_policies_in_mmcloud_spelling():
     assert VmPolicy.model_validate("[spotFirst=true,retryInterval=15m]").retryInterval == 900
 
 
+@pytest.mark.parametrize("text", ["[spotOnly=true]", "[onDemand=true]", "[spotFirst=true]"])
+def test_vm_policies_read_back_from_their_own_json(text):
+    policy = VmPolicy.model_validate(text)
+    assert VmPolicy.model_validate_json(policy.model_dump_json()) == policy
+
+
 @pytest.mark.parametrize("text, words", [
     ("[spotOnly=true,onDemand=true]", "choose one"),
     ("[spotOnly=true,retryLimit=3]", "go with spotFirst"),

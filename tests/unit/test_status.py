@@ -41,7 +41,7 @@ def test_mmcloud_paths_are_allowed():
         ["Capturing", "CheckpointFailed"],
     ]
     for path in paths:
-        for current, target in zip(path, path[1:]):
+        for current, target in zip(path, path[1:], strict=False):
             assert is_allowed(JobStatus(current), JobStatus(target)), (current, target)
 
 

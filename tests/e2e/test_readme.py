@@ -1,0 +1,120 @@
+"""The README's walk-through, run as printed against a real local OpCenter (`make run`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+PASSWORD = "readme-admin-password"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def opcenter() -> Iterator[str]:
+    """`python -m localmode` (what `make run` runs) on a free port; its URL."""
+    port = _free_port()
+    env = {**os.environ, "OPENFLOAT_ADMIN_PASSWORD": PASSWORD, "PYTHONUNBUFFERED": "1"}
+    env.pop("AWS_ENDPOINT_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "localmode", "--port", str(port)], cwd=ROOT, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    assert process.stdout is not None
+    deadline = time.monotonic() + 60
+    url = None
+    seen = []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        match = re.search(r"running at (http://127\.0\.0\.1:\d+)", line)
+        if match:
+            url = match.group(1)
+            break
+    assert url == f"http://127.0.0.1:{port}", "".join(seen)
+    yield url
+    process.send_signal(signal.SIGINT)
+    rest, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, rest
+    assert "stopped" in rest
+
+
+def _readme_walkthrough() -> str:
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Using `float`"):]
+    return re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+
+
+def test_every_command_in_the_readme_works_as_printed(opcenter, tmp_path):
+    port = opcenter.rsplit(":", 1)[1]
+    script = _readme_walkthrough().replace("127.0.0.1:8787", f"127.0.0.1:{port}")
+    assert len(re.findall(r"(?m)^\s*(?:\S+=\$\()?float ", script)) >= 14
+    env = {
+        **os.environ,
+        "OPENFLOAT_ADMIN_PASSWORD": PASSWORD,
+        "FLOAT_CONFIG_DIR": str(tmp_path / "config"),
+    }
+    run = subprocess.run(
+        # Run in a scratch directory so hello.sh lands there; `float` is found on PATH.
+        ["bash", "-euo", "pipefail", "-x", "-c", script], cwd=tmp_path,
+        env={**env, "PATH": f"{VENV_BIN}:{env['PATH']}"},
+        capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    final = json.loads(run.stdout[run.stdout.rindex('\n{\n  "id"'):].split("\n}\n")[0] + "\n}")
+    assert final["status"] == "Cancelled"
+    assert [h["to"] for h in final["history"]] == ["Submitted", "Cancelled"]
+    assert final["cpu"] == {"min": 2, "max": 4} and final["vmPolicy"]["retryLimit"] == 5
+    assert [v["kind"] for v in final["dataVolumes"]] == ["block", "s3"]
+    assert final["customTags"] == {"project": "demo"} and final["env"] == {"SAMPLE": "NA12878"}
+    assert "s3cret-registry-token" not in run.stdout
+    session = tmp_path / "config" / "session.json"
+    assert stat.S_IMODE(session.stat().st_mode) == 0o600
+
+
+def test_failures_are_one_line_on_stderr_with_a_nonzero_exit(opcenter, tmp_path):
+    env = {**os.environ, "FLOAT_CONFIG_DIR": str(tmp_path)}
+    float_cmd = [str(VENV_BIN / "float")]
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(float_cmd + list(args), env=env, capture_output=True, text=True,
+                              timeout=60, cwd=tmp_path)
+
+    assert run("login", "-a", opcenter, "-u", "admin", "-p", PASSWORD).returncode == 0
+    (tmp_path / "job.sh").write_text("echo hi\n")
+    cases = [
+        (run("login", "-a", opcenter, "-u", "admin", "-p", "wrong"), "wrong username or password"),
+        (run("submit", "-i", "docker.io/library/busybox:1", "-j", "job.sh", "-c", "4:2"), "cpu"),
+        (run("submit", "-i", "nosuchimage", "-j", "job.sh"), "Application Library"),
+        (run("submit", "-i", "docker.io/library/busybox:1", "-j", "missing.sh"), "missing.sh"),
+        (run("show", "-j", "nosuchjob"), "nosuchjob"),
+        (run("list", "-f", "status=Running"), "Running"),
+    ]
+    job = json.loads(run("submit", "-i", "docker.io/library/busybox:1", "-j", "job.sh",
+                         "--format", "json").stdout)
+    assert run("cancel", "-j", job["id"], "-f").returncode == 0
+    cases.append((run("cancel", "-j", job["id"], "-f"), "Cancelled is final"))
+    for result, words in cases:
+        assert result.returncode != 0, result
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and words in lines[0], result.stderr
+        assert "Traceback" not in result.stderr
