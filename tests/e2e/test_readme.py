@@ -12,8 +12,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,9 +29,15 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class LocalOpCenter:
+    url: str
+    aws_endpoint: str
+
+
 @pytest.fixture(scope="module")
-def opcenter() -> Iterator[str]:
-    """`python -m localmode` (what `make run` runs) on a free port; its URL."""
+def local() -> Iterator[LocalOpCenter]:
+    """`python -m localmode` (what `make run` runs) on a free port."""
     port = _free_port()
     env = {**os.environ, "OPENFLOAT_ADMIN_PASSWORD": PASSWORD, "PYTHONUNBUFFERED": "1"}
     env.pop("AWS_ENDPOINT_URL", None)
@@ -39,19 +47,17 @@ def opcenter() -> Iterator[str]:
     )
     assert process.stdout is not None
     deadline = time.monotonic() + 60
-    url = None
     seen = []
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and "stop with Ctrl-C" not in "".join(seen):
         line = process.stdout.readline()
         if not line:
             break
         seen.append(line)
-        match = re.search(r"running at (http://127\.0\.0\.1:\d+)", line)
-        if match:
-            url = match.group(1)
-            break
-    assert url == f"http://127.0.0.1:{port}", "".join(seen)
-    yield url
+    banner = "".join(seen)
+    url = re.search(r"running at (http://127\.0\.0\.1:\d+)", banner)
+    aws = re.search(r"\(moto\) at (http://127\.0\.0\.1:\d+)", banner)
+    assert url and aws and url.group(1) == f"http://127.0.0.1:{port}", banner
+    yield LocalOpCenter(url.group(1), aws.group(1))
     process.send_signal(signal.SIGINT)
     rest, _ = process.communicate(timeout=30)
     assert process.returncode == 0, rest
@@ -62,6 +68,27 @@ def _readme_walkthrough() -> str:
     text = (ROOT / "README.md").read_text()
     section = text[text.index("## Using `float`"):]
     return re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+
+
+@pytest.fixture
+def opcenter(local: LocalOpCenter) -> str:
+    return local.url
+
+
+def test_the_local_tables_are_the_ones_infra_defines(local):
+    template = json.loads((ROOT / "infra" / "resources.json").read_text())
+    dynamodb = boto3.client("dynamodb", endpoint_url=local.aws_endpoint, region_name="us-east-1",
+                            aws_access_key_id="local", aws_secret_access_key="local")
+    names = dynamodb.list_tables()["TableNames"]
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] != "AWS::DynamoDB::Table":
+            continue
+        (name,) = [n for n in names if f"-{logical_id}-" in n]
+        described = dynamodb.describe_table(TableName=name)["Table"]
+        defined = resource["Properties"]
+        assert described["KeySchema"] == defined["KeySchema"]
+        assert sorted(i["IndexName"] for i in described.get("GlobalSecondaryIndexes", [])) == sorted(
+            i["IndexName"] for i in defined.get("GlobalSecondaryIndexes", []))
 
 
 def test_every_command_in_the_readme_works_as_printed(opcenter, tmp_path):
