@@ -19,7 +19,7 @@ from chalicelib.auth import Principal, authenticate
 from chalicelib.errors import BadRequest, OpenFloatError, http_status
 from chalicelib.runtime import Runtime
 from chalicelib.store import Store
-from chalicelib.wire.api import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ErrorView
+from chalicelib.wire.api import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ErrorView, first_problem
 
 logger = Logger(service="openfloat-api")
 
@@ -78,20 +78,8 @@ def _error_response(error: OpenFloatError) -> Response:
 
 
 def _validation_error(error: ValidationError) -> BadRequest:
-    first = error.errors(include_url=False)[0]
-    where = ".".join(str(part) for part in first["loc"])
-    kind = first["type"]
-    if kind == "missing":
-        text = "is required"
-    elif kind == "extra_forbidden":
-        text = "is not a known field"
-    elif kind == "json_invalid":
-        return BadRequest("the request body is not valid JSON")
-    else:
-        text = first["msg"].removeprefix("Value error, ")
-    if not where:
-        return BadRequest(text)
-    return BadRequest(f"{where}: {text}", field=where)
+    where, why = first_problem(error)
+    return BadRequest(f"{where}: {why}", field=where) if where else BadRequest(why)
 
 
 def _parse_body(request: Request, model: type[BaseModel]) -> BaseModel:

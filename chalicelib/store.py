@@ -144,17 +144,8 @@ class Store:
     # ---- jobs -----------------------------------------------------------------------------
 
     def create_job(self, job: JobRecord) -> None:
-        item = self._job_item(job)
-        try:
-            self._db.put_item(
-                TableName=self._config.jobs_table,
-                Item=item,
-                ConditionExpression="attribute_not_exists(id)",
-            )
-        except ClientError as error:
-            if _is_conditional_failure(error):
-                raise Conflict(f"job {job.id} already exists") from None
-            raise
+        self._put(self._config.jobs_table, self._job_item(job), "attribute_not_exists(id)",
+                  Conflict(f"job {job.id} already exists"))
 
     def get_job(self, job_id: str) -> JobRecord | None:
         item = self._db.get_item(
@@ -257,31 +248,16 @@ class Store:
     # ---- Application Library ---------------------------------------------------------------
 
     def create_image(self, image: ImageRecord) -> None:
-        try:
-            self._db.put_item(
-                TableName=self._config.images_table,
-                Item=_to_item({**image.model_dump(), "kind": KIND_IMAGE}),
-                ConditionExpression="attribute_not_exists(#n)",
-                ExpressionAttributeNames={"#n": "name"},
-            )
-        except ClientError as error:
-            if _is_conditional_failure(error):
-                raise Conflict(f"image {image.name} is already in the Application Library") from None
-            raise
+        self._put(self._config.images_table, _to_item({**image.model_dump(), "kind": KIND_IMAGE}),
+                  "attribute_not_exists(#n)",
+                  Conflict(f"image {image.name} is already in the Application Library"),
+                  names={"#n": "name"})
 
     def replace_image(self, image: ImageRecord, expected_update_time: str) -> None:
         """Write the new entry only if nobody updated it since it was read."""
-        try:
-            self._db.put_item(
-                TableName=self._config.images_table,
-                Item=_to_item({**image.model_dump(), "kind": KIND_IMAGE}),
-                ConditionExpression="updateTime = :seen",
-                ExpressionAttributeValues={":seen": {"S": expected_update_time}},
-            )
-        except ClientError as error:
-            if _is_conditional_failure(error):
-                raise StaleWrite(f"image {image.name} changed meanwhile; try again") from None
-            raise
+        self._put(self._config.images_table, _to_item({**image.model_dump(), "kind": KIND_IMAGE}),
+                  "updateTime = :seen", StaleWrite(f"image {image.name} changed meanwhile; try again"),
+                  values={":seen": {"S": expected_update_time}})
 
     def get_image(self, name: str) -> ImageRecord | None:
         return self._get(self._config.images_table, {"name": name}, ImageRecord)
@@ -295,16 +271,8 @@ class Store:
     # ---- users -----------------------------------------------------------------------------
 
     def create_user(self, user: UserRecord) -> None:
-        try:
-            self._db.put_item(
-                TableName=self._config.users_table,
-                Item=_to_item({**user.model_dump(), "kind": KIND_USER}),
-                ConditionExpression="attribute_not_exists(username)",
-            )
-        except ClientError as error:
-            if _is_conditional_failure(error):
-                raise Conflict(f"user {user.username} already exists") from None
-            raise
+        self._put(self._config.users_table, _to_item({**user.model_dump(), "kind": KIND_USER}),
+                  "attribute_not_exists(username)", Conflict(f"user {user.username} already exists"))
 
     def get_user(self, username: str) -> UserRecord | None:
         return self._get(self._config.users_table, {"username": username}, UserRecord)
@@ -318,6 +286,28 @@ class Store:
         return self._list_kind(self._config.users_table, KIND_USER, UserRecord, limit, token)
 
     # ---- shared ----------------------------------------------------------------------------
+
+    def _put(
+        self,
+        table: str,
+        item: dict[str, Any],
+        condition: str,
+        refusal: Exception,
+        names: dict[str, str] | None = None,
+        values: dict[str, Any] | None = None,
+    ) -> None:
+        """Write `item` if `condition` holds; else raise `refusal`."""
+        request: dict[str, Any] = {"TableName": table, "Item": item, "ConditionExpression": condition}
+        if names:
+            request["ExpressionAttributeNames"] = names
+        if values:
+            request["ExpressionAttributeValues"] = values
+        try:
+            self._db.put_item(**request)
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                raise refusal from None
+            raise
 
     def _get(self, table: str, key: dict[str, str], model: type[R]) -> R | None:
         item = self._db.get_item(TableName=table, Key=_to_item(key), ConsistentRead=True).get("Item")

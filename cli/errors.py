@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from chalicelib.wire.api import first_problem
+
 
 class CliError(Exception):
     """A failure the user should read: the message becomes the one line `float: ...`."""
@@ -25,15 +27,7 @@ class UsageError(CliError):
 
 def invalid(error: ValidationError) -> CliError:
     """The first problem pydantic found, worded like the API's own 400 replies: `field: why`."""
-    first = error.errors(include_url=False)[0]
-    where = ".".join(str(part) for part in first["loc"])
-    kind = first["type"]
-    if kind == "missing":
-        why = "is required"
-    elif kind == "extra_forbidden":
-        why = "is not a known field"
-    else:
-        why = first["msg"].removeprefix("Value error, ")
+    where, why = first_problem(error)
     return CliError(f"{where}: {why}" if where else why)
 
 

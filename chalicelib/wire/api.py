@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from chalicelib.wire.specs import CpuRange, DataVolume, MigratePolicy, Range, VmPolicy
 from chalicelib.wire.status import JobStatus
@@ -235,3 +235,19 @@ class ErrorView(View):
     error: str
     message: str
     field: str | None = None
+
+
+def first_problem(error: ValidationError) -> tuple[str | None, str]:
+    """The first problem pydantic found as (field path, why), worded the same by API and CLI."""
+    first = error.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or None
+    kind = first["type"]
+    if kind == "missing":
+        why = "is required"
+    elif kind == "extra_forbidden":
+        why = "is not a known field"
+    elif kind == "json_invalid":
+        why = "the request body is not valid JSON"
+    else:
+        why = first["msg"].removeprefix("Value error, ")
+    return where, why
