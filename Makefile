@@ -6,7 +6,7 @@ PIP     := $(PY) -m pip
 STAMP   := $(VENV)/.installed
 PORT    ?= 8787
 
-.PHONY: setup run test lint package clean
+.PHONY: setup containers run test lint package clean
 
 setup: $(STAMP)
 
@@ -19,18 +19,23 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	$(PIP) install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
+## containers: podman + runc, CRIU 4.1.1 (built from source), a local registry, test images
+containers:
+	bash agent/install.sh
+	bash agent/images.sh
+
 ## run: start the local OpCenter (moto stands in for AWS; state lives in memory)
 run: $(STAMP)
 	$(PY) -m localmode --port $(PORT)
 
 ## test: the whole test suite
-test: $(STAMP)
+test: $(STAMP) containers
 	$(PY) -m pytest
 
 ## lint: ruff and mypy over the project
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy app.py chalicelib cli localmode
+	$(VENV)/bin/mypy app.py chalicelib cli localmode agent infra
 
 ## package: the deployable template, infra/resources.json merged into Chalice's output
 package: $(STAMP)

@@ -1,0 +1,69 @@
+"""`python -m agent`: the worker agent process, as an instance's user-data (or the local
+instance manager) starts it. Settings come from flags or OPENFLOAT_AGENT_* variables."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+import boto3
+
+from agent.agent import Agent, AgentSettings
+from agent.imds import AWS_IMDS, Imds, ImdsUnavailable
+
+
+def _setting(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"OPENFLOAT_AGENT_{name}", default)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m agent", description=__doc__)
+    parser.add_argument("--bucket", default=_setting("BUCKET"), help="the OpCenter's data bucket")
+    parser.add_argument("--commands-queue", default=_setting("COMMANDS_QUEUE"),
+                        help="URL of this instance's command queue")
+    parser.add_argument("--events-queue", default=_setting("EVENTS_QUEUE"),
+                        help="URL of the control plane's agent events queue")
+    parser.add_argument("--imds", default=_setting("IMDS", AWS_IMDS),
+                        help="instance metadata address (default: EC2's)")
+    parser.add_argument("--job-root", default=_setting("JOB_ROOT", "/var/lib/openfloat/jobs"))
+    parser.add_argument("--work-dir", default=_setting("WORK_DIR", "/var/lib/openfloat/agent"))
+    args = parser.parse_args(argv)
+    missing = [flag for flag, value in (("--bucket", args.bucket),
+                                        ("--commands-queue", args.commands_queue),
+                                        ("--events-queue", args.events_queue)) if not value]
+    if missing:
+        print(f"agent: missing {', '.join(missing)}", file=sys.stderr)
+        return 2
+    imds = Imds(args.imds)
+    try:
+        instance_id = imds.instance_id()
+        instance_type = imds.get("instance-type")
+    except ImdsUnavailable as error:
+        print(f"agent: cannot read instance metadata at {args.imds}: {error}", file=sys.stderr)
+        return 1
+    session = boto3.Session()
+    agent = Agent(
+        settings=AgentSettings(
+            instance_id=instance_id, instance_type=instance_type, bucket=args.bucket,
+            commands_queue_url=args.commands_queue, events_queue_url=args.events_queue,
+            imds_url=args.imds, job_root=Path(args.job_root), work_dir=Path(args.work_dir)),
+        s3=session.client("s3"), sqs=session.client("sqs"),
+        sfn=session.client("stepfunctions"), secrets=session.client("secretsmanager"),
+        imds=imds,
+    )
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        agent.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    agent.serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,366 @@
+"""The worker agent: one per instance. It runs the job's container, answers the control plane's
+commands (each with its task token), ships logs, reports heartbeats, and checkpoints the job on
+its own the moment the instance metadata announces a Spot reclaim.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from agent.capsule import DEFAULT_PART_SIZE, CapsuleStore
+from agent.imds import Imds, ImdsUnavailable
+from agent.logs import LogShipper
+from agent.podman import Credentials, Podman
+from chalicelib.wire.agent import (
+    CancelCommand,
+    CheckpointCommand,
+    CheckpointCommitted,
+    Command,
+    CommandEnvelope,
+    CommandFailed,
+    EventEnvelope,
+    Heartbeat,
+    JobExited,
+    JobLaunch,
+    ReclaimNoticed,
+    Registered,
+    RestoreCommand,
+    RunCommand,
+    TerminateCommand,
+)
+from chalicelib.wire.checkpoints import CheckpointManifest
+from chalicelib.wire.failures import AgentFailure, CheckpointFailed, JobStartFailed
+
+logger = Logger(service="openfloat-agent")
+
+# At the root: the one directory every image has.
+SCRIPT_IN_CONTAINER = "/openfloat-job"
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    instance_id: str
+    bucket: str
+    commands_queue_url: str
+    events_queue_url: str
+    imds_url: str
+    # Job paths (container log, volumes) must be the same on every host a job visits: podman
+    # restores the container with the paths it was created with.
+    job_root: Path
+    work_dir: Path
+    instance_type: str | None = None
+    command_wait_seconds: int = 5
+    imds_poll_seconds: float = 2.0
+    heartbeat_seconds: float = 15.0
+    part_size: int = DEFAULT_PART_SIZE
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def container_name(job_id: str) -> str:
+    return f"openfloat-{job_id}"
+
+
+@dataclass
+class RunningJob:
+    launch: JobLaunch
+    shipper: LogShipper
+    # Set while the agent itself stops the container (checkpoint, cancel): not a job exit.
+    stopping: bool = False
+
+
+@dataclass
+class Agent:
+    settings: AgentSettings
+    s3: Any
+    sqs: Any
+    sfn: Any
+    secrets: Any
+    podman: Podman = field(default_factory=Podman)
+    imds: Imds | None = None
+    job: RunningJob | None = None
+    last_checkpoint: CheckpointManifest | None = None
+    reclaim_noticed: bool = False
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        if self.imds is None:
+            self.imds = Imds(self.settings.imds_url)
+        self.capsules = CapsuleStore(self.s3, self.settings.bucket, self.settings.part_size)
+
+    # ---- reporting -------------------------------------------------------------------------
+
+    def emit(self, event: Any) -> None:
+        self.sqs.send_message(QueueUrl=self.settings.events_queue_url,
+                              MessageBody=EventEnvelope(event=event).model_dump_json())
+
+    def _answer(self, token: str | None, output: dict[str, Any] | None,
+                failure: AgentFailure | None) -> None:
+        if token is None:
+            return
+        if failure is None:
+            self.sfn.send_task_success(taskToken=token, output=json.dumps(output or {}))
+        else:
+            self.sfn.send_task_failure(taskToken=token, error=failure.name,
+                                       cause=failure.message[:32000])
+
+    # ---- commands --------------------------------------------------------------------------
+
+    def handle(self, command: Command) -> dict[str, Any] | None:
+        """Carry out one command and answer its task token; failures are answered, not raised."""
+        handlers: dict[type, Callable[[Any], dict[str, Any]]] = {
+            RunCommand: lambda c: self.run(c.job),
+            CheckpointCommand: lambda c: self.checkpoint(c.jobId, c.reason, c.leaveRunning)
+            .model_dump(mode="json"),
+            RestoreCommand: lambda c: self.restore(c.job, c.seq).model_dump(mode="json"),
+            CancelCommand: lambda c: self.cancel(c.jobId),
+            TerminateCommand: lambda c: self.terminate(),
+        }
+        job_id = getattr(command, "jobId", None) or getattr(getattr(command, "job", None), "jobId", None)
+        try:
+            output = handlers[type(command)](command)
+        except AgentFailure as failure:
+            logger.warning("command failed", extra={"command": command.kind, "job_id": job_id,
+                                                     "error": failure.name})
+            self.emit(CommandFailed(instanceId=self.settings.instance_id, time=_now(),
+                                    jobId=job_id, command=command.kind, error=failure.name,
+                                    message=failure.message))
+            self._answer(command.taskToken, None, failure)
+            return None
+        self._answer(command.taskToken, output, None)
+        return output
+
+    def _credentials(self, launch: JobLaunch) -> Credentials | None:
+        if launch.credentialsSecretId is None:
+            return None
+        value = self.secrets.get_secret_value(SecretId=launch.credentialsSecretId)["SecretString"]
+        data = json.loads(value)
+        return Credentials(username=data["username"], token=data["token"])
+
+    def _job_dir(self, job_id: str) -> Path:
+        return self.settings.job_root / job_id
+
+    def _prepare(self, launch: JobLaunch) -> tuple[Path, list[tuple[Path, str]]]:
+        """The job's directory, script and volumes on this host; the image present."""
+        job_dir = self._job_dir(launch.jobId)
+        job_dir.mkdir(parents=True, exist_ok=True)
+        mounts: list[tuple[Path, str]] = []
+        for index, volume in enumerate(launch.dataVolumes):
+            if volume.kind != "block":
+                raise JobStartFailed(f"{volume.kind} volumes cannot be mounted by this agent; "
+                                     f"{volume} was asked for")
+            source = job_dir / "volumes" / str(index)
+            source.mkdir(parents=True, exist_ok=True)
+            mounts.append((source, volume.mountPath))
+        self.podman.ensure_image(launch.imageUri, self._credentials(launch))
+        return job_dir, mounts
+
+    def run(self, launch: JobLaunch) -> dict[str, Any]:
+        with self._lock:
+            name = container_name(launch.jobId)
+            if self.job is not None and self.job.launch.jobId == launch.jobId:
+                return {"container": name, "alreadyRunning": True}
+            job_dir, mounts = self._prepare(launch)
+            script = job_dir / "script"
+            body = self.s3.get_object(Bucket=self.settings.bucket, Key=launch.scriptKey)["Body"]
+            script.write_bytes(body.read())
+            script.chmod(0o755)
+            # A script with a shebang runs under its interpreter; any other under /bin/sh.
+            command = [SCRIPT_IN_CONTAINER] if script.read_bytes().startswith(b"#!") else \
+                ["/bin/sh", SCRIPT_IN_CONTAINER]
+            self.podman.remove(name)
+            self.podman.create(
+                name, launch.imageUri, command, env=launch.env, cpus=launch.cpus,
+                memory_bytes=int(launch.memoryGiB * 2**30) if launch.memoryGiB else None,
+                mounts=mounts)
+            # Copied into the container's own files, so the script travels with checkpoints.
+            self.podman.copy_in(name, script, SCRIPT_IN_CONTAINER)
+            self.podman.start(name)
+            self.job = RunningJob(launch, LogShipper(self.s3, self.settings.bucket, launch.jobId,
+                                                     self.podman.log_path(name)))
+            logger.info("job started", extra={"job_id": launch.jobId})
+            return {"container": name}
+
+    def checkpoint(self, job_id: str, reason: str, leave_running: bool = False) -> CheckpointManifest:
+        """Dump the job's container to S3 and commit it. A second request for a job whose
+        container this agent already stopped by a checkpoint gets that checkpoint."""
+        with self._lock:
+            if self.job is None or self.job.launch.jobId != job_id:
+                if self.last_checkpoint is not None and self.last_checkpoint.jobId == job_id:
+                    return self.last_checkpoint
+                raise CheckpointFailed(f"job {job_id} is not running on {self.settings.instance_id}")
+            name = container_name(job_id)
+            self.settings.work_dir.mkdir(parents=True, exist_ok=True)
+            archive = self.settings.work_dir / f"{name}.tar.zst"
+            archive.unlink(missing_ok=True)
+            self.job.stopping = not leave_running
+            started = time.monotonic()
+            try:
+                stats = self.podman.checkpoint(name, archive, leave_running=leave_running)
+            except CheckpointFailed:
+                self.job.stopping = False
+                raise
+            seconds = time.monotonic() - started
+            self.job.shipper.ship()
+            launch = self.job.launch
+
+            def describe(seq: int, parts: list, sha256: str, upload_seconds: float) -> CheckpointManifest:
+                return CheckpointManifest(
+                    jobId=job_id, seq=seq, instanceId=self.settings.instance_id,
+                    instanceType=self.settings.instance_type, image=launch.imageUri,
+                    createTime=_now(), reason=reason, archiveSize=archive.stat().st_size,
+                    archiveSha256=sha256, parts=parts, stats=stats, checkpointSeconds=seconds,
+                    uploadSeconds=upload_seconds)
+
+            try:
+                manifest = self.capsules.upload(archive, describe, job_id)
+            finally:
+                archive.unlink(missing_ok=True)
+            if not leave_running:
+                self.podman.remove(name)
+                self.job = None
+            self.last_checkpoint = manifest
+            self.capsules.prune(job_id, keep=manifest)
+            self.emit(CheckpointCommitted(instanceId=self.settings.instance_id, time=_now(),
+                                          jobId=job_id, manifest=manifest))
+            logger.info("checkpoint committed", extra={"job_id": job_id, "seq": manifest.seq,
+                                                       "bytes": manifest.archiveSize})
+            return manifest
+
+    def restore(self, launch: JobLaunch, seq: int | None = None) -> CheckpointManifest:
+        with self._lock:
+            name = container_name(launch.jobId)
+            manifest = self.capsules.require_latest(launch.jobId)
+            if seq is not None and manifest.seq != seq:
+                raise CheckpointFailed(f"job {launch.jobId}: checkpoint {seq} is not the newest "
+                                       f"committed one ({manifest.seq})")
+            self._prepare(launch)
+            self.settings.work_dir.mkdir(parents=True, exist_ok=True)
+            archive = self.settings.work_dir / f"{name}.restore.tar.zst"
+            try:
+                self.capsules.download(manifest, archive)
+                self.podman.remove(name)
+                self.podman.restore(archive, name)
+            finally:
+                archive.unlink(missing_ok=True)
+            self.job = RunningJob(launch, LogShipper(self.s3, self.settings.bucket, launch.jobId,
+                                                     self.podman.log_path(name)))
+            logger.info("job restored", extra={"job_id": launch.jobId, "seq": manifest.seq})
+            return manifest
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        with self._lock:
+            if self.job is not None and self.job.launch.jobId == job_id:
+                self.job.stopping = True
+                self.podman.remove(container_name(job_id))
+                self.job.shipper.ship()
+                self.job = None
+            return {"cancelled": job_id}
+
+    def terminate(self) -> dict[str, Any]:
+        self._stop.set()
+        return {"terminating": self.settings.instance_id}
+
+    # ---- watching --------------------------------------------------------------------------
+
+    def watch_job(self) -> None:
+        """Ship logs; when the job's container exits by itself, report its exit code."""
+        with self._lock:
+            job = self.job
+            if job is None:
+                return
+            job.shipper.ship()
+            state = self.podman.state(container_name(job.launch.jobId))
+            if job.stopping or state is None or state.running or state.exit_code is None:
+                return
+            job.shipper.ship()
+            self.job = None
+            self.emit(JobExited(instanceId=self.settings.instance_id, time=_now(),
+                                jobId=job.launch.jobId, exitCode=state.exit_code))
+            logger.info("job exited", extra={"job_id": job.launch.jobId, "rc": state.exit_code})
+
+    def watch_metadata(self) -> None:
+        """On a reclaim notice, checkpoint at once: the warning window is short and the
+        control plane may be slow or unreachable."""
+        assert self.imds is not None
+        if self.reclaim_noticed:
+            return
+        try:
+            action = self.imds.instance_action()
+        except ImdsUnavailable as error:
+            logger.warning("instance metadata unavailable", extra={"error": str(error)})
+            return
+        if action is None:
+            return
+        self.reclaim_noticed = True
+        job_id = self.job.launch.jobId if self.job else None
+        self.emit(ReclaimNoticed(instanceId=self.settings.instance_id, time=_now(), jobId=job_id,
+                                 action=action.action, actionTime=action.time))
+        if job_id is not None:
+            self.handle(CheckpointCommand(jobId=job_id,
+                                          reason=f"spot {action.action} notice for {action.time}"))
+
+    def heartbeat(self) -> None:
+        job_id = self.job.launch.jobId if self.job else None
+        usage = self.podman.usage(container_name(job_id)) if job_id else None
+        self.emit(Heartbeat(instanceId=self.settings.instance_id, time=_now(), jobId=job_id,
+                            **(usage or {})))
+
+    # ---- the process -----------------------------------------------------------------------
+
+    def register(self) -> None:
+        self.emit(Registered(instanceId=self.settings.instance_id, time=_now(),
+                             instanceType=self.settings.instance_type))
+
+    def receive_commands(self) -> None:
+        response = self.sqs.receive_message(QueueUrl=self.settings.commands_queue_url,
+                                            MaxNumberOfMessages=1,
+                                            WaitTimeSeconds=self.settings.command_wait_seconds)
+        for message in response.get("Messages", []):
+            try:
+                command = CommandEnvelope.model_validate_json(message["Body"]).command
+            except ValueError as error:
+                logger.error("unreadable command dropped", extra={"error": str(error)})
+            else:
+                self.handle(command)
+            # Deleted only once handled: a crash mid-command leaves it for a retry.
+            self.sqs.delete_message(QueueUrl=self.settings.commands_queue_url,
+                                    ReceiptHandle=message["ReceiptHandle"])
+
+    def serve(self) -> None:
+        """Register, then run until told to terminate: commands on this thread, metadata and
+        the job's container watched on another."""
+        self.register()
+        watcher = threading.Thread(target=self._watch_loop, name="watch", daemon=True)
+        watcher.start()
+        while not self._stop.is_set():
+            self.receive_commands()
+        watcher.join(timeout=5)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _watch_loop(self) -> None:
+        next_heartbeat = 0.0
+        while not self._stop.wait(self.settings.imds_poll_seconds):
+            self.watch_metadata()
+            self.watch_job()
+            if time.monotonic() >= next_heartbeat:
+                self.heartbeat()
+                next_heartbeat = time.monotonic() + self.settings.heartbeat_seconds
+
+    def clean_work_dir(self) -> None:
+        shutil.rmtree(self.settings.work_dir, ignore_errors=True)

@@ -1,0 +1,245 @@
+"""The container runtime as the agent drives it: podman with runc and CRIU, through its CLI.
+
+Outcomes are read from exit codes and podman's JSON, never from its prose; the one question
+podman cannot answer that way, whether a registry accepts the credentials, is asked of the
+registry itself before pulling.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chalicelib.wire.checkpoints import CriuStats
+from chalicelib.wire.failures import (
+    CheckpointFailed,
+    ImagePullFailed,
+    JobStartFailed,
+    RegistryAuthFailed,
+    RestoreFailed,
+)
+
+AGENT_DIR = Path(__file__).resolve().parent
+# CRIU 4.1.1 is installed under /usr/local; runc finds criu on PATH, so it must come first.
+CRIU_PATH = "/usr/local/sbin:/usr/local/bin"
+_LOOPBACK = ("localhost", "127.")
+
+
+def podman_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment podman runs in: the agent's private configuration, CRIU 4.1.1 first."""
+    env = dict(os.environ if base is None else base)
+    env["CONTAINERS_CONF"] = str(AGENT_DIR / "containers.conf")
+    env["CONTAINERS_REGISTRIES_CONF"] = str(AGENT_DIR / "registries.conf")
+    env["PATH"] = f"{CRIU_PATH}:{env.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}"
+    return env
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    token: str
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    status: str
+    running: bool
+    exit_code: int | None
+
+
+def registry_of(image: str) -> str | None:
+    """The registry host of a fully qualified reference, or None for a local image."""
+    first = image.split("/", 1)[0]
+    if "/" not in image or not ("." in first or ":" in first or first == "localhost"):
+        return None
+    return None if first == "localhost" else first
+
+
+def _is_loopback(host: str) -> bool:
+    return host.startswith(_LOOPBACK)
+
+
+def check_registry_credentials(registry: str, credentials: Credentials, timeout: float = 10) -> None:
+    """Raise RegistryAuthFailed if the registry refuses the credentials (its /v2/ says 401)."""
+    scheme = "http" if _is_loopback(registry) else "https"
+    token = base64.b64encode(f"{credentials.username}:{credentials.token}".encode()).decode()
+    request = urllib.request.Request(f"{scheme}://{registry}/v2/",
+                                     headers={"Authorization": f"Basic {token}"})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}) if _is_loopback(registry)
+                                         else urllib.request.ProxyHandler())
+    try:
+        with opener.open(request, timeout=timeout):
+            return
+    except urllib.error.HTTPError as error:
+        if error.code in (401, 403):
+            raise RegistryAuthFailed(
+                f"registry {registry} refused the credentials stored for this image "
+                f"(HTTP {error.code})") from None
+        raise ImagePullFailed(f"registry {registry} answered HTTP {error.code}") from None
+    except (urllib.error.URLError, OSError) as error:
+        raise ImagePullFailed(f"cannot reach registry {registry}: {error}") from None
+
+
+@dataclass
+class Podman:
+    env: dict[str, str] = field(default_factory=podman_environment)
+    binary: str = "podman"
+
+    def _run(self, *args: str, timeout: float = 600, check: bool = True,
+             error: type[Exception] = JobStartFailed) -> subprocess.CompletedProcess[str]:
+        try:
+            result = subprocess.run([self.binary, *args], env=self.env, capture_output=True,
+                                    text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise error(f"podman {args[0]} did not finish within {timeout:g}s") from None
+        if check and result.returncode != 0:
+            last = (result.stderr.strip().splitlines() or ["no message"])[-1]
+            raise error(f"podman {' '.join(args[:2])} failed (exit {result.returncode}): {last}")
+        return result
+
+    # ---- images ----------------------------------------------------------------------------
+
+    def image_exists(self, image: str) -> bool:
+        return self._run("image", "exists", image, check=False).returncode == 0
+
+    def ensure_image(self, image: str, credentials: Credentials | None = None) -> None:
+        """Make `image` present locally, pulling it (with credentials) when it is not."""
+        if self.image_exists(image):
+            return
+        registry = registry_of(image)
+        if registry is None:
+            raise ImagePullFailed(f"image {image} is not on this host and names no registry")
+        args = ["pull", "--quiet"]
+        if _is_loopback(registry):
+            args.append("--tls-verify=false")
+        with tempfile.TemporaryDirectory(prefix="openfloat-auth-") as scratch:
+            if credentials is not None:
+                check_registry_credentials(registry, credentials)
+                # An auth file, not --creds: a token on a command line is visible to every user.
+                authfile = Path(scratch) / "auth.json"
+                secret = base64.b64encode(
+                    f"{credentials.username}:{credentials.token}".encode()).decode()
+                fd = os.open(authfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as file:
+                    json.dump({"auths": {registry: {"auth": secret}}}, file)
+                args += ["--authfile", str(authfile)]
+            self._run(*args, image, error=ImagePullFailed)
+        if not self.image_exists(image):
+            raise ImagePullFailed(f"image {image} was pulled but is not present")
+
+    # ---- containers ------------------------------------------------------------------------
+
+    def create(self, name: str, image: str, command: list[str], *, env: dict[str, str],
+               cpus: float | None, memory_bytes: int | None,
+               mounts: list[tuple[Path, str]]) -> None:
+        args = ["create", "--name", name, "--network=none", "--log-driver", "k8s-file"]
+        for key, value in env.items():
+            args += ["--env", f"{key}={value}"]
+        if cpus:
+            args += ["--cpus", f"{cpus:g}"]
+        if memory_bytes:
+            args += ["--memory", str(memory_bytes)]
+        for source, target in mounts:
+            args += ["--volume", f"{source}:{target}"]
+        self._run(*args, image, *command)
+
+    def copy_in(self, name: str, source: Path, target: str) -> None:
+        self._run("cp", str(source), f"{name}:{target}")
+
+    def log_path(self, name: str) -> Path:
+        """Where the container's output goes. A restored container gets a new one."""
+        result = self._run("container", "inspect", name, "--format",
+                           "{{.HostConfig.LogConfig.Path}}")
+        return Path(result.stdout.strip())
+
+    def start(self, name: str) -> None:
+        self._run("start", name)
+
+    def state(self, name: str) -> ContainerState | None:
+        result = self._run("container", "inspect", name, check=False)
+        if result.returncode != 0:
+            return None
+        data: list[dict[str, Any]] = json.loads(result.stdout)
+        state = data[0]["State"]
+        running = bool(state.get("Running"))
+        exit_code = None if running or state.get("Status") in ("created", "configured") \
+            else int(state.get("ExitCode", 0))
+        return ContainerState(status=str(state.get("Status")), running=running,
+                              exit_code=exit_code)
+
+    def usage(self, name: str) -> dict[str, float | int] | None:
+        """CPU percent and memory bytes of a running container, for heartbeats."""
+        result = self._run("stats", "--no-stream", "--format", "json", name, check=False,
+                           timeout=30)
+        if result.returncode != 0:
+            return None
+        try:
+            entry = json.loads(result.stdout)[0]
+            return {"cpuPercent": float(str(entry["cpu_percent"]).rstrip("%") or 0),
+                    "memoryBytes": _bytes(str(entry["mem_usage"]).split("/")[0]),
+                    "memoryLimitBytes": _bytes(str(entry["mem_usage"]).split("/")[1])}
+        except (ValueError, KeyError, IndexError, TypeError):
+            return None
+
+    def remove(self, name: str) -> None:
+        self._run("rm", "--force", "--ignore", "--time", "0", name, check=False)
+
+    def kill(self, name: str) -> None:
+        self._run("kill", name, check=False)
+
+    # ---- checkpoint and restore ------------------------------------------------------------
+
+    def checkpoint(self, name: str, export: Path, leave_running: bool = False,
+                   timeout: float = 600) -> CriuStats:
+        """Freeze the container and write its whole state (memory, processes, files) to
+        `export`; the container stops unless `leave_running`."""
+        extra = ["--leave-running"] if leave_running else []
+        result = self._run("container", "checkpoint", name, "--export", str(export),
+                           "--compress", "zstd", "--print-stats", *extra, timeout=timeout,
+                           error=CheckpointFailed)
+        return _stats(result.stdout)
+
+    def restore(self, export: Path, name: str, timeout: float = 600) -> CriuStats:
+        result = self._run("container", "restore", "--import", str(export), "--name", name,
+                           "--print-stats", timeout=timeout, error=RestoreFailed)
+        return _stats(result.stdout)
+
+
+_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def _bytes(text: str) -> int:
+    """`12.5MB` or `1.2GiB` (as podman stats prints them) in bytes."""
+    value = text.strip().lower().replace(" ", "")
+    number = value.rstrip("abcdefghijklmnopqrstuvwxyz")
+    return int(float(number) * _UNITS[value[len(number):] or "b"])
+
+
+def _stats(output: str) -> CriuStats:
+    """podman's --print-stats JSON: CRIU's own figures are under `container_statistics`."""
+    start = output.find("{")
+    if start < 0:
+        return CriuStats()
+    try:
+        data = json.loads(output[start:])
+    except json.JSONDecodeError:
+        return CriuStats()
+    entries = data.get("container_statistics") or [{}]
+    criu = entries[0].get("criu_statistics") or entries[0]
+    return CriuStats(
+        freezingTimeUs=int(criu.get("freezing_time", 0)),
+        frozenTimeUs=int(criu.get("frozen_time", 0)),
+        memdumpTimeUs=int(criu.get("memdump_time", 0)),
+        memwriteTimeUs=int(criu.get("memwrite_time", 0)),
+        pagesScanned=int(criu.get("pages_scanned", 0)),
+        pagesWritten=int(criu.get("pages_written", 0)),
+    )

@@ -1,0 +1,133 @@
+"""Messages between the control plane and the worker agents.
+
+Commands go to an instance's own queue; each may carry a Step Functions task token that the
+agent answers with SendTaskSuccess or SendTaskFailure. Events go from agents to the control
+plane's events queue. Credentials never travel in either: a command names the Secrets Manager
+secret that holds them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chalicelib.wire.checkpoints import CheckpointManifest
+from chalicelib.wire.specs import DataVolume
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class JobLaunch(Message):
+    """Everything an agent needs to start, or restore, a job's container."""
+
+    jobId: str
+    imageUri: str
+    credentialsSecretId: str | None = None
+    scriptKey: str
+    env: dict[str, str] = Field(default_factory=dict)
+    cpus: float | None = Field(default=None, gt=0)
+    memoryGiB: float | None = Field(default=None, gt=0)
+    dataVolumes: list[DataVolume] = Field(default_factory=list)
+
+
+class RunCommand(Message):
+    kind: Literal["run"] = "run"
+    taskToken: str | None = None
+    job: JobLaunch
+
+
+class CheckpointCommand(Message):
+    kind: Literal["checkpoint"] = "checkpoint"
+    taskToken: str | None = None
+    jobId: str
+    reason: str
+    # Stop the container after the dump (migrate, suspend) or let it go on (a safety copy).
+    leaveRunning: bool = False
+
+
+class RestoreCommand(Message):
+    kind: Literal["restore"] = "restore"
+    taskToken: str | None = None
+    job: JobLaunch
+    seq: int | None = None  # None: the newest committed checkpoint
+
+
+class CancelCommand(Message):
+    kind: Literal["cancel"] = "cancel"
+    taskToken: str | None = None
+    jobId: str
+
+
+class TerminateCommand(Message):
+    kind: Literal["terminate"] = "terminate"
+    taskToken: str | None = None
+
+
+Command = Annotated[
+    RunCommand | CheckpointCommand | RestoreCommand | CancelCommand | TerminateCommand,
+    Field(discriminator="kind"),
+]
+
+
+class CommandEnvelope(Message):
+    command: Command
+
+
+class Event(Message):
+    instanceId: str
+    time: str
+
+
+class Registered(Event):
+    kind: Literal["registered"] = "registered"
+    instanceType: str | None = None
+
+
+class Heartbeat(Event):
+    kind: Literal["heartbeat"] = "heartbeat"
+    jobId: str | None = None
+    cpuPercent: float | None = None
+    memoryBytes: int | None = None
+    memoryLimitBytes: int | None = None
+
+
+class ReclaimNoticed(Event):
+    """The agent read a reclaim notice from its instance metadata and began a checkpoint."""
+
+    kind: Literal["reclaim-noticed"] = "reclaim-noticed"
+    jobId: str | None = None
+    action: str
+    actionTime: str
+
+
+class CheckpointCommitted(Event):
+    kind: Literal["checkpoint-committed"] = "checkpoint-committed"
+    jobId: str
+    manifest: CheckpointManifest
+
+
+class JobExited(Event):
+    kind: Literal["job-exited"] = "job-exited"
+    jobId: str
+    exitCode: int
+
+
+class CommandFailed(Event):
+    kind: Literal["command-failed"] = "command-failed"
+    jobId: str | None = None
+    command: str
+    error: str
+    message: str
+
+
+AgentEvent = Annotated[
+    Registered | Heartbeat | ReclaimNoticed | CheckpointCommitted | JobExited | CommandFailed,
+    Field(discriminator="kind"),
+]
+
+
+class EventEnvelope(Message):
+    event: AgentEvent

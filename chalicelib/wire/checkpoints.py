@@ -1,0 +1,56 @@
+"""The AppCapsule manifest: what a committed checkpoint holds and how to verify it.
+
+A checkpoint is a set of part objects under one prefix in S3 plus `manifest.json`, written last.
+A checkpoint without a manifest does not exist; the manifest's checksums are checked before
+anything is restored.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MANIFEST_NAME = "manifest.json"
+
+
+class CheckpointPart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    index: int = Field(ge=0)
+    key: str
+    size: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class CriuStats(BaseModel):
+    """What `podman container checkpoint --print-stats` reports, in microseconds and pages."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    freezingTimeUs: int = 0
+    frozenTimeUs: int = 0
+    memdumpTimeUs: int = 0
+    memwriteTimeUs: int = 0
+    pagesScanned: int = 0
+    pagesWritten: int = 0
+
+
+class CheckpointManifest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    formatVersion: Literal[1] = 1
+    jobId: str
+    seq: int = Field(ge=1)
+    instanceId: str
+    instanceType: str | None = None
+    image: str
+    createTime: str
+    reason: str
+    compression: Literal["zstd", "none"] = "zstd"
+    archiveSize: int = Field(ge=0)
+    archiveSha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    parts: list[CheckpointPart]
+    stats: CriuStats = Field(default_factory=CriuStats)
+    checkpointSeconds: float = Field(ge=0)
+    uploadSeconds: float = Field(ge=0)

@@ -1,0 +1,117 @@
+"""Fixtures for tests with real containers: podman + runc + CRIU 4.1.1, images built locally,
+agents running in-process against moto."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.agent import Agent, AgentSettings
+from agent.podman import Podman, podman_environment
+from chalicelib.wire.agent import EventEnvelope, JobLaunch
+
+ROOT = Path(__file__).resolve().parents[2]
+BUSYBOX = "localhost/openfloat/busybox:local"
+PYTHON = "localhost/openfloat/python:local"
+
+
+@pytest.fixture(scope="session")
+def local_images() -> None:
+    """The test images, built without a registry (instant when they exist)."""
+    subprocess.run(["bash", str(ROOT / "agent" / "images.sh")], check=True,
+                   env=podman_environment(), capture_output=True)
+
+
+@dataclass
+class RecordingStepFunctions:
+    """Stands in for Step Functions' task-token API: records each answer."""
+
+    answers: list[dict[str, Any]] = field(default_factory=list)
+
+    def send_task_success(self, taskToken: str, output: str) -> None:  # noqa: N803
+        self.answers.append({"token": taskToken, "output": json.loads(output)})
+
+    def send_task_failure(self, taskToken: str, error: str, cause: str) -> None:  # noqa: N803
+        self.answers.append({"token": taskToken, "error": error, "cause": cause})
+
+
+@dataclass
+class Fleet:
+    """Agents for pretend instances that share a job root, as hosts of one job would."""
+
+    aws: Any
+    bucket: str
+    job_root: Path
+    tmp: Path
+    events_url: str
+    sfn: RecordingStepFunctions
+    agents: list[Agent] = field(default_factory=list)
+
+    def agent(self, instance_id: str, imds_url: str = "http://127.0.0.1:9") -> Agent:
+        sqs = self.aws.client("sqs")
+        commands = sqs.create_queue(QueueName=f"commands-{instance_id}")["QueueUrl"]
+        agent = Agent(
+            settings=AgentSettings(
+                instance_id=instance_id, bucket=self.bucket, commands_queue_url=commands,
+                events_queue_url=self.events_url, imds_url=imds_url, job_root=self.job_root,
+                work_dir=self.tmp / instance_id, command_wait_seconds=1, imds_poll_seconds=0.3,
+                heartbeat_seconds=3600, part_size=8 * 1024 * 1024),
+            s3=self.aws.client("s3"), sqs=sqs, sfn=self.sfn,
+            secrets=self.aws.client("secretsmanager"), podman=Podman())
+        self.agents.append(agent)
+        return agent
+
+    def launch(self, job_id: str, image: str, script: str, **extra: Any) -> JobLaunch:
+        key = f"jobs/{job_id}/script"
+        self.aws.client("s3").put_object(Bucket=self.bucket, Key=key, Body=script.encode())
+        return JobLaunch(jobId=job_id, imageUri=image, scriptKey=key, **extra)
+
+    def events(self) -> list[Any]:
+        sqs = self.aws.client("sqs")
+        found = []
+        while True:
+            batch = sqs.receive_message(QueueUrl=self.events_url, MaxNumberOfMessages=10)
+            messages = batch.get("Messages", [])
+            if not messages:
+                return found
+            for message in messages:
+                found.append(EventEnvelope.model_validate_json(message["Body"]).event)
+                sqs.delete_message(QueueUrl=self.events_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def stdout(self, job_id: str) -> str:
+        s3 = self.aws.client("s3")
+        try:
+            return s3.get_object(Bucket=self.bucket, Key=f"jobs/{job_id}/logs/stdout")["Body"].read().decode()
+        except s3.exceptions.NoSuchKey:
+            return ""
+
+
+@pytest.fixture
+def fleet(aws, tmp_path, local_images) -> Iterator[Fleet]:
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket="openfloat-data")
+    events = aws.client("sqs").create_queue(QueueName="agent-events")["QueueUrl"]
+    fleet = Fleet(aws, "openfloat-data", tmp_path / "jobs", tmp_path, events,
+                  RecordingStepFunctions())
+    yield fleet
+    for agent in fleet.agents:
+        agent.stop()
+        if agent.job is not None:
+            agent.podman.remove(f"openfloat-{agent.job.launch.jobId}")
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
