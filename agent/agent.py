@@ -32,6 +32,7 @@ from chalicelib.wire.agent import (
     Heartbeat,
     JobExited,
     JobLaunch,
+    RebalanceNoticed,
     ReclaimNoticed,
     Registered,
     RestoreCommand,
@@ -93,6 +94,7 @@ class Agent:
     job: RunningJob | None = None
     last_checkpoint: CheckpointManifest | None = None
     reclaim_noticed: bool = False
+    rebalance_noticed: bool = False
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -300,9 +302,16 @@ class Agent:
             return
         try:
             action = self.imds.instance_action()
+            rebalance = None if self.rebalance_noticed else self.imds.rebalance_notice()
         except ImdsUnavailable as error:
             logger.warning("instance metadata unavailable", extra={"error": str(error)})
             return
+        if rebalance is not None:
+            # Reported, not acted on: whether to move early is the control plane's decision.
+            self.rebalance_noticed = True
+            self.emit(RebalanceNoticed(instanceId=self.settings.instance_id, time=_now(),
+                                       jobId=self.job.launch.jobId if self.job else None,
+                                       noticeTime=rebalance))
         if action is None:
             return
         self.reclaim_noticed = True

@@ -103,6 +103,14 @@ class ReclaimNoticed(Event):
     actionTime: str
 
 
+class RebalanceNoticed(Event):
+    """The instance metadata recommends a rebalance: a reclaim has become more likely."""
+
+    kind: Literal["rebalance-noticed"] = "rebalance-noticed"
+    jobId: str | None = None
+    noticeTime: str
+
+
 class CheckpointCommitted(Event):
     kind: Literal["checkpoint-committed"] = "checkpoint-committed"
     jobId: str
@@ -124,7 +132,8 @@ class CommandFailed(Event):
 
 
 AgentEvent = Annotated[
-    Registered | Heartbeat | ReclaimNoticed | CheckpointCommitted | JobExited | CommandFailed,
+    Registered | Heartbeat | ReclaimNoticed | RebalanceNoticed | CheckpointCommitted | JobExited
+    | CommandFailed,
     Field(discriminator="kind"),
 ]
 
