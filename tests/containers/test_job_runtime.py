@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime
 
-from chalicelib.wire.agent import RunCommand
+from chalicelib.wire.agent import CancelCommand, RunCommand
 from localmode.imds import LocalImds
 from tests.containers.conftest import BUSYBOX, wait_for
 
@@ -45,3 +45,14 @@ def test_env_limits_and_volumes_reach_the_job_and_its_exit_code_is_reported(flee
     assert not any(e.kind == "checkpoint-committed" for e in events)
     (exited,) = [e for e in events if e.kind == "job-exited"]
     assert exited.exitCode == 3
+
+
+def test_cancel_stops_the_container_and_answers_its_token(fleet):
+    agent = fleet.agent("i-cancel")
+    agent.handle(RunCommand(job=fleet.launch("doomed", BUSYBOX, "while true; do sleep 1; done\n")))
+    assert agent.podman.state("openfloat-doomed").running
+    agent.handle(CancelCommand(taskToken="cancel", jobId="doomed"))
+    assert fleet.sfn.answers[-1] == {"token": "cancel", "output": {"cancelled": "doomed"}}
+    assert agent.podman.state("openfloat-doomed") is None and agent.job is None
+    agent.watch_job()
+    assert not [e for e in fleet.events() if e.kind == "job-exited"]
