@@ -21,6 +21,7 @@ from agent.capsule import DEFAULT_PART_SIZE, CapsuleStore
 from agent.imds import Imds, ImdsUnavailable
 from agent.logs import LogShipper
 from agent.podman import Credentials, Podman
+from agent.volumes import S3Access, mount_volumes, unmount_volumes
 from chalicelib.wire.agent import (
     CancelCommand,
     CheckpointCommand,
@@ -40,7 +41,7 @@ from chalicelib.wire.agent import (
     TerminateCommand,
 )
 from chalicelib.wire.checkpoints import CheckpointManifest
-from chalicelib.wire.failures import AgentFailure, CheckpointFailed, JobStartFailed
+from chalicelib.wire.failures import AgentFailure, CheckpointFailed
 
 logger = Logger(service="openfloat-agent")
 
@@ -91,6 +92,7 @@ class Agent:
     secrets: Any
     podman: Podman = field(default_factory=Podman)
     imds: Imds | None = None
+    s3_access: S3Access = field(default_factory=S3Access.from_environment)
     job: RunningJob | None = None
     last_checkpoint: CheckpointManifest | None = None
     reclaim_noticed: bool = False
@@ -159,15 +161,12 @@ class Agent:
         """The job's directory, script and volumes on this host; the image present."""
         job_dir = self._job_dir(launch.jobId)
         job_dir.mkdir(parents=True, exist_ok=True)
-        mounts: list[tuple[Path, str]] = []
-        for index, volume in enumerate(launch.dataVolumes):
-            if volume.kind != "block":
-                raise JobStartFailed(f"{volume.kind} volumes cannot be mounted by this agent; "
-                                     f"{volume} was asked for")
-            source = job_dir / "volumes" / str(index)
-            source.mkdir(parents=True, exist_ok=True)
-            mounts.append((source, volume.mountPath))
         self.podman.ensure_image(launch.imageUri, self._credentials(launch))
+        try:
+            mounts = mount_volumes(launch.dataVolumes, job_dir, self.s3_access)
+        except AgentFailure:
+            unmount_volumes(job_dir)
+            raise
         return job_dir, mounts
 
     def run(self, launch: JobLaunch) -> dict[str, Any]:
@@ -233,6 +232,7 @@ class Agent:
                 archive.unlink(missing_ok=True)
             if not leave_running:
                 self.podman.remove(name)
+                unmount_volumes(self._job_dir(job_id))
                 self.job = None
             self.last_checkpoint = manifest
             self.capsules.prune(job_id, keep=manifest)
@@ -269,6 +269,7 @@ class Agent:
                 self.job.stopping = True
                 self.podman.remove(container_name(job_id))
                 self.job.shipper.ship()
+                unmount_volumes(self._job_dir(job_id))
                 self.job = None
             return {"cancelled": job_id}
 
@@ -290,6 +291,7 @@ class Agent:
                 return
             job.shipper.ship()
             self.job = None
+            unmount_volumes(self._job_dir(job.launch.jobId))
             self.emit(JobExited(instanceId=self.settings.instance_id, time=_now(),
                                 jobId=job.launch.jobId, exitCode=state.exit_code))
             logger.info("job exited", extra={"job_id": job.launch.jobId, "rc": state.exit_code})

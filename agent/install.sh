@@ -30,6 +30,8 @@ PACKAGES=(
   podman runc conmon uidmap
   # images without a registry, and a local registry with htpasswd (bcrypt) auth for tests
   busybox-static debootstrap docker-registry apache2-utils skopeo zstd
+  # S3 data volumes are FUSE mounts
+  s3fs
   # CRIU build dependencies, as measured in shared/reference/criu-podman.md
   build-essential pkg-config libprotobuf-dev libprotobuf-c-dev protobuf-c-compiler
   protobuf-compiler python3-protobuf libnl-3-dev libnet1-dev libcap-dev libbsd-dev

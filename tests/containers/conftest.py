@@ -11,10 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from moto.server import ThreadedMotoServer
 
 from agent.agent import Agent, AgentSettings
 from agent.podman import Podman, podman_environment
+from agent.registry import free_port
+from agent.volumes import unmount_volumes
 from chalicelib.wire.agent import EventEnvelope, JobLaunch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,10 +97,8 @@ class Fleet:
             return ""
 
 
-@pytest.fixture
-def fleet(aws, tmp_path, local_images) -> Iterator[Fleet]:
-    s3 = aws.client("s3")
-    s3.create_bucket(Bucket="openfloat-data")
+def _fleet(aws: Any, tmp_path: Path) -> Iterator[Fleet]:
+    aws.client("s3").create_bucket(Bucket="openfloat-data")
     events = aws.client("sqs").create_queue(QueueName="agent-events")["QueueUrl"]
     fleet = Fleet(aws, "openfloat-data", tmp_path / "jobs", tmp_path, events,
                   RecordingStepFunctions())
@@ -105,6 +107,28 @@ def fleet(aws, tmp_path, local_images) -> Iterator[Fleet]:
         agent.stop()
         if agent.job is not None:
             agent.podman.remove(f"openfloat-{agent.job.launch.jobId}")
+            unmount_volumes(fleet.job_root / agent.job.launch.jobId)
+
+
+@pytest.fixture
+def fleet(aws, tmp_path, local_images) -> Iterator[Fleet]:
+    """Agents against moto in this process."""
+    yield from _fleet(aws, tmp_path)
+
+
+@pytest.fixture
+def served_fleet(monkeypatch, tmp_path, local_images) -> Iterator[Fleet]:
+    """Agents against moto in server mode, which helpers such as s3fs can reach too."""
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    for name, value in {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "local",
+                        "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    try:
+        yield from _fleet(boto3.Session(region_name="us-east-1"), tmp_path)
+    finally:
+        server.stop()
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
