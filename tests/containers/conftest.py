@@ -35,14 +35,18 @@ def local_images() -> None:
 
 @dataclass
 class RecordingStepFunctions:
-    """Stands in for Step Functions' task-token API: records each answer."""
+    """A Step Functions client (moto's, so botocore checks every call against the API) that
+    also records each task-token answer for the test to read."""
 
+    client: Any
     answers: list[dict[str, Any]] = field(default_factory=list)
 
     def send_task_success(self, taskToken: str, output: str) -> None:  # noqa: N803
+        self.client.send_task_success(taskToken=taskToken, output=output)
         self.answers.append({"token": taskToken, "output": json.loads(output)})
 
     def send_task_failure(self, taskToken: str, error: str, cause: str) -> None:  # noqa: N803
+        self.client.send_task_failure(taskToken=taskToken, error=error, cause=cause)
         self.answers.append({"token": taskToken, "error": error, "cause": cause})
 
 
@@ -101,7 +105,7 @@ def _fleet(aws: Any, tmp_path: Path) -> Iterator[Fleet]:
     aws.client("s3").create_bucket(Bucket="openfloat-data")
     events = aws.client("sqs").create_queue(QueueName="agent-events")["QueueUrl"]
     fleet = Fleet(aws, "openfloat-data", tmp_path / "jobs", tmp_path, events,
-                  RecordingStepFunctions())
+                  RecordingStepFunctions(aws.client("stepfunctions")))
     yield fleet
     for agent in fleet.agents:
         agent.stop()
