@@ -1,0 +1,94 @@
+"""Placement: which instance types can run a job, in what order to try them, and on which
+market. Pure decisions; the EC2 calls that feed and carry them out live in `fleet`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel
+
+from chalicelib.wire.specs import CpuRange, Range, VmPolicy
+
+Market = Literal["spot", "on-demand"]
+# Types tried per round: enough to ride out one type's shortage, few enough to stay cheap.
+TYPES_PER_ROUND = 3
+# Checkpoints hold machine code: a job restores only on the architecture it was frozen on.
+ARCHITECTURE = "x86_64"
+
+
+@dataclass(frozen=True)
+class Offer:
+    """One instance type as EC2 describes it, with its current Spot price if known."""
+
+    instance_type: str
+    vcpus: int
+    memory_gib: float
+    architectures: tuple[str, ...]
+    markets: tuple[Market, ...]
+    spot_price: float | None = None
+
+
+class Attempt(BaseModel):
+    """One launch to try: a type on a market, after waiting `waitSeconds`."""
+
+    instanceType: str
+    market: Market
+    waitSeconds: int = 0
+
+
+class NoCandidate(Exception):
+    """No instance type satisfies the job's cpu, memory and instance type."""
+
+
+def fits(offer: Offer, cpu: CpuRange, mem: Range, market: Market) -> bool:
+    return (
+        cpu.min <= offer.vcpus <= cpu.max
+        and mem.min <= offer.memory_gib <= mem.max
+        and ARCHITECTURE in offer.architectures
+        and market in offer.markets
+    )
+
+
+def candidates(offers: list[Offer], cpu: CpuRange, mem: Range, instance_type: str | None,
+               market: Market) -> list[Offer]:
+    """The types to try on `market`, best first: cheapest Spot price, then fewest vCPUs and
+    least memory (so a range is filled from its low end), then name for a stable order."""
+    if instance_type is not None:
+        chosen = [o for o in offers if o.instance_type == instance_type and market in o.markets]
+        return chosen
+    fitting = [o for o in offers if fits(o, cpu, mem, market)]
+    unknown_price = float("inf")
+    fitting.sort(key=lambda o: (
+        (o.spot_price if o.spot_price is not None else unknown_price) if market == "spot" else 0,
+        o.vcpus, o.memory_gib, o.instance_type))
+    return fitting[:TYPES_PER_ROUND]
+
+
+def launch_plan(offers: list[Offer], cpu: CpuRange, mem: Range, instance_type: str | None,
+                policy: VmPolicy) -> list[Attempt]:
+    """Every launch the job may try, in order, per its vmPolicy.
+
+    spotOnly: each Spot candidate once. onDemand: each On-demand candidate once. spotFirst:
+    `retryLimit` rounds over the Spot candidates, `retryInterval` seconds apart, then the
+    On-demand candidates — the same sizes, so a fallback never asks for more than the job did.
+    """
+    spot = [o.instance_type for o in candidates(offers, cpu, mem, instance_type, "spot")]
+    on_demand = [o.instance_type for o in candidates(offers, cpu, mem, instance_type, "on-demand")]
+    plan: list[Attempt] = []
+    if policy.onDemand:
+        plan = [Attempt(instanceType=t, market="on-demand") for t in on_demand]
+    elif policy.spotOnly:
+        plan = [Attempt(instanceType=t, market="spot") for t in spot]
+    else:
+        rounds = max(policy.retryLimit or 0, 1)
+        for number in range(rounds):
+            for index, name in enumerate(spot):
+                wait = (policy.retryInterval or 0) if number > 0 and index == 0 else 0
+                plan.append(Attempt(instanceType=name, market="spot", waitSeconds=wait))
+        plan += [Attempt(instanceType=t, market="on-demand") for t in on_demand]
+    if not plan:
+        wanted = f"instance type {instance_type}" if instance_type else f"{cpu} vCPUs and {mem} GiB"
+        raise NoCandidate(f"no {ARCHITECTURE} instance type offers {wanted} on the markets "
+                          "the job's vmPolicy allows")
+    return plan
