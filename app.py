@@ -1,12 +1,15 @@
-"""The OpenFloat OpCenter's HTTPS API: routes only, each a few lines into chalicelib."""
+"""The OpenFloat OpCenter's Lambda handlers: the HTTPS API's routes and the Step Functions task
+functions, each a few lines into chalicelib."""
 
 from __future__ import annotations
 
 from chalice import Chalice
 
-from chalicelib import auth, images, jobs, openapi, users
+from chalicelib import auth, images, jobs, openapi, tasks, users
+from chalicelib import runtime as runtime_module
 from chalicelib.errors import BadRequest
 from chalicelib.routing import TEXT, Call, Routes
+from chalicelib.store import Store
 from chalicelib.wire.api import (
     API_VERSION,
     CancelRequest,
@@ -168,3 +171,36 @@ def list_users(call: Call) -> Page[UserView]:
 def delete_user(call: Call, username: str) -> UserView:
     """Delete a user (admins only)."""
     return users.delete(call.store, call.principal, username)
+
+
+# ---- Step Functions tasks (names as chalicelib.workflows.TASK_FUNCTIONS lists them) ----------
+
+
+def _run_task(task: tasks.Task, event: dict) -> dict:
+    rt = runtime_module.current()
+    return task(rt, Store(rt.dynamodb, rt.config), event)
+
+
+@app.lambda_function(name="task-set-status")
+def task_set_status(event: dict, context: object) -> dict:
+    return _run_task(tasks.set_status, event)
+
+
+@app.lambda_function(name="task-finish-job")
+def task_finish_job(event: dict, context: object) -> dict:
+    return _run_task(tasks.finish_job, event)
+
+
+@app.lambda_function(name="task-job-instance")
+def task_job_instance(event: dict, context: object) -> dict:
+    return _run_task(tasks.job_instance, event)
+
+
+@app.lambda_function(name="task-terminate-instance")
+def task_terminate_instance(event: dict, context: object) -> dict:
+    return _run_task(tasks.terminate_instance, event)
+
+
+@app.lambda_function(name="task-record-usage")
+def task_record_usage(event: dict, context: object) -> dict:
+    return _run_task(tasks.record_usage, event)

@@ -32,6 +32,8 @@ class Runtime:
     dynamodb: Any
     s3: Any
     secrets: Any
+    ec2: Any
+    sqs: Any
     clock: Callable[[], datetime] = utc_now
     new_id: Callable[[], str] = new_job_id
     cache: dict[str, Any] = field(default_factory=dict)
@@ -44,6 +46,8 @@ class Runtime:
             dynamodb=session.client("dynamodb"),
             s3=session.client("s3"),
             secrets=session.client("secretsmanager"),
+            ec2=session.client("ec2"),
+            sqs=session.client("sqs"),
         )
 
     def now_iso(self) -> str:

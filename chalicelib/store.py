@@ -65,10 +65,27 @@ class JobRecord(BaseModel):
     scriptKey: str
     spec: JobSpec
     instanceId: str | None = None
+    # The instance's own command queue, where workflows send the agent its commands.
+    commandsQueueUrl: str | None = None
     rc: int | None = None
     submitTime: str
     updateTime: str
     history: list[HistoryEntry] = Field(default_factory=list)
+
+
+class UsageRecord(BaseModel):
+    """What one instance cost a job: core-hours on a market, for billing and the cost view."""
+
+    jobId: str
+    # launch time and instance id: one record per instance, so a retried write is a no-op
+    recordTime: str
+    owner: str
+    instanceId: str
+    instanceType: str
+    market: str
+    vcpus: int
+    seconds: int
+    coreHours: str
 
 
 class ImageRecord(BaseModel):
@@ -244,6 +261,21 @@ class Store:
             query["FilterExpression"] = " AND ".join(filters)
         items, last_key = self._query_page(query, limit, _start_key(token, key_name, key_value))
         return [self._job_record(item) for item in items], encode_token(last_key)
+
+    def record_usage(self, usage: UsageRecord) -> bool:
+        """Store the record unless this instance's usage is recorded already; True if stored."""
+        try:
+            self._put(self._config.usage_table, _to_item(usage.model_dump()),
+                      "attribute_not_exists(jobId)", Conflict("usage already recorded"))
+        except Conflict:
+            return False
+        return True
+
+    def usage_of(self, job_id: str) -> list[UsageRecord]:
+        response = self._db.query(
+            TableName=self._config.usage_table, KeyConditionExpression="jobId = :j",
+            ExpressionAttributeValues={":j": {"S": job_id}}, ConsistentRead=True)
+        return [UsageRecord.model_validate(_from_item(i)) for i in response.get("Items", [])]
 
     # ---- Application Library ---------------------------------------------------------------
 

@@ -1,0 +1,140 @@
+"""The functions Step Functions calls as tasks. Each takes and returns a pydantic model; each
+is safe to run twice (Step Functions retries), and each failure is an exception whose class
+name is the `ErrorEquals` name the workflows catch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict
+
+from chalicelib.errors import IllegalTransition, NotFound, StaleWrite
+from chalicelib.runtime import Runtime
+from chalicelib.store import JobRecord, Store, UsageRecord
+from chalicelib.wire.api import HistoryEntry
+from chalicelib.wire.status import TERMINAL_STATUSES, JobStatus
+
+# Error names the workflows catch and where they come from: the test of statemachines/ checks
+# every ErrorEquals against this table, AWS's own `States.*` names aside.
+TASK_ERRORS: dict[str, type[Exception]] = {
+    "IllegalTransition": IllegalTransition,
+    "StaleWrite": StaleWrite,
+    "NotFound": NotFound,
+}
+
+
+Task = Callable[[Runtime, Store, dict[str, Any]], dict[str, Any]]
+
+
+class TaskInput(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class JobRef(TaskInput):
+    jobId: str
+
+
+class StatusChange(TaskInput):
+    jobId: str
+    to: JobStatus
+    reason: str
+    instanceId: str | None = None
+
+
+class JobExit(TaskInput):
+    jobId: str
+    instanceId: str | None = None
+    exitCode: int
+
+
+class InstanceRef(TaskInput):
+    jobId: str
+    instanceId: str | None = None
+
+
+def _job(store: Store, job_id: str) -> JobRecord:
+    job = store.get_job(job_id)
+    if job is None:
+        raise NotFound(f"job {job_id} does not exist")
+    return job
+
+
+def _move(runtime: Runtime, store: Store, job: JobRecord, target: JobStatus, reason: str,
+          instance_id: str | None, fields: dict[str, Any] | None = None) -> JobRecord:
+    if job.status == target:
+        return job  # a retried task: the change is already made
+    entry = HistoryEntry(time=runtime.now_iso(), from_=job.status, to=target, reason=reason,
+                         instance=instance_id or job.instanceId)
+    return store.transition_job(job, target, entry, fields)
+
+
+def set_status(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[str, Any]:
+    change = StatusChange.model_validate(event)
+    job = _move(runtime, store, _job(store, change.jobId), change.to, change.reason,
+                change.instanceId)
+    return {"jobId": job.id, "status": job.status.value}
+
+
+def finish_job(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[str, Any]:
+    """The job's container exited: Completed on exit code 0, else FailToComplete with its rc.
+    A job that already reached a final status (cancelled meanwhile) keeps it."""
+    exit_ = JobExit.model_validate(event)
+    job = _job(store, exit_.jobId)
+    if job.status in TERMINAL_STATUSES:
+        return {"jobId": job.id, "status": job.status.value, "alreadyFinal": True}
+    target = JobStatus.COMPLETED if exit_.exitCode == 0 else JobStatus.FAIL_TO_COMPLETE
+    job = _move(runtime, store, job, target, f"the job exited with code {exit_.exitCode}",
+                exit_.instanceId, {"rc": exit_.exitCode})
+    return {"jobId": job.id, "status": job.status.value, "rc": exit_.exitCode}
+
+
+def job_instance(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[str, Any]:
+    job = _job(store, JobRef.model_validate(event).jobId)
+    return {"jobId": job.id, "instanceId": job.instanceId,
+            "commandsQueueUrl": job.commandsQueueUrl}
+
+
+def terminate_instance(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[str, Any]:
+    """Terminate the job's instance and delete its command queue; nothing to do is fine."""
+    ref = InstanceRef.model_validate(event)
+    if ref.instanceId is None:
+        return {"terminated": None}
+    try:
+        runtime.ec2.terminate_instances(InstanceIds=[ref.instanceId])
+    except ClientError as error:
+        if error.response["Error"]["Code"] not in ("InvalidInstanceID.NotFound",
+                                                   "InvalidInstanceID.Malformed"):
+            raise
+    job = store.get_job(ref.jobId)
+    if job is not None and job.commandsQueueUrl and job.instanceId == ref.instanceId:
+        try:
+            runtime.sqs.delete_queue(QueueUrl=job.commandsQueueUrl)
+        except ClientError as error:
+            if "NonExistentQueue" not in error.response["Error"]["Code"]:
+                raise
+    return {"terminated": ref.instanceId}
+
+
+def record_usage(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[str, Any]:
+    """Record the instance's core-hours against the job, once per instance."""
+    ref = InstanceRef.model_validate(event)
+    if ref.instanceId is None:
+        return {"recorded": False}
+    job = _job(store, ref.jobId)
+    found = runtime.ec2.describe_instances(InstanceIds=[ref.instanceId])["Reservations"]
+    instance = found[0]["Instances"][0]
+    launched: datetime = instance["LaunchTime"]
+    seconds = max(0, int((runtime.clock() - launched.astimezone(UTC)).total_seconds()))
+    described = runtime.ec2.describe_instance_types(InstanceTypes=[instance["InstanceType"]])
+    vcpus = int(described["InstanceTypes"][0]["VCpuInfo"]["DefaultVCpus"])
+    core_hours = (Decimal(vcpus * seconds) / 3600).quantize(Decimal("0.0001"), ROUND_HALF_UP)
+    stored = store.record_usage(UsageRecord(
+        jobId=job.id, recordTime=f"{launched.astimezone(UTC).isoformat()}#{ref.instanceId}",
+        owner=job.owner, instanceId=ref.instanceId, instanceType=instance["InstanceType"],
+        market="spot" if instance.get("InstanceLifecycle") == "spot" else "on-demand",
+        vcpus=vcpus, seconds=seconds, coreHours=str(core_hours)))
+    return {"recorded": stored, "coreHours": str(core_hours), "seconds": seconds}
