@@ -204,3 +204,18 @@ def task_terminate_instance(event: dict, context: object) -> dict:
 @app.lambda_function(name="task-record-usage")
 def task_record_usage(event: dict, context: object) -> dict:
     return _run_task(tasks.record_usage, event)
+
+
+@app.lambda_function(name="task-plan-launch")
+def task_plan_launch(event: dict, context: object) -> dict:
+    return _run_task(tasks.plan_launch, event)
+
+
+@app.lambda_function(name="task-launch-instance")
+def task_launch_instance(event: dict, context: object) -> dict:
+    return _run_task(tasks.launch_instance, event)
+
+
+@app.lambda_function(name="task-fail-job")
+def task_fail_job(event: dict, context: object) -> dict:
+    return _run_task(tasks.fail_job, event)

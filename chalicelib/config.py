@@ -17,6 +17,9 @@ RESOURCE_ENV: dict[str, str] = {
     "USAGE_TABLE": "UsageTable",
     "DATA_BUCKET": "DataBucket",
     "SECRET_PREFIX": "SecretPrefix",
+    "AGENT_EVENTS_QUEUE": "AgentEventsQueue",
+    "QUEUE_PREFIX": "QueuePrefix",
+    "WORKER_IMAGE_ID": "WorkerImageId",
 }
 
 
@@ -33,6 +36,9 @@ class Config:
     usage_table: str
     data_bucket: str
     secret_prefix: str
+    agent_events_queue: str
+    queue_prefix: str
+    worker_image_id: str
     token_ttl_seconds: int = 12 * 3600
 
     @classmethod
@@ -52,5 +58,8 @@ class Config:
             usage_table=env["USAGE_TABLE"],
             data_bucket=env["DATA_BUCKET"],
             secret_prefix=env["SECRET_PREFIX"],
+            agent_events_queue=env["AGENT_EVENTS_QUEUE"],
+            queue_prefix=env["QUEUE_PREFIX"],
+            worker_image_id=env["WORKER_IMAGE_ID"],
             token_ttl_seconds=int(ttl_text),
         )

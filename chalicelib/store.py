@@ -217,6 +217,28 @@ class Store:
             raise
         return self._job_record(response["Attributes"])
 
+    def record_fields(self, job: JobRecord, fields: dict[str, Any]) -> JobRecord:
+        """Set fields of a job (not its status) if nobody changed it since it was read."""
+        names = {"#v": "version"}
+        values: dict[str, Any] = {":version": {"N": str(job.version)},
+                                  ":next": {"N": str(job.version + 1)}}
+        sets = ["#v = :next"]
+        for index, (name, value) in enumerate(fields.items()):
+            names[f"#f{index}"] = name
+            values[f":f{index}"] = _serializer.serialize(value)
+            sets.append(f"#f{index} = :f{index}")
+        try:
+            response = self._db.update_item(
+                TableName=self._config.jobs_table, Key={"id": {"S": job.id}},
+                UpdateExpression="SET " + ", ".join(sets), ConditionExpression="#v = :version",
+                ExpressionAttributeNames=names, ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW")
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                raise StaleWrite(f"job {job.id} changed while its fields were being set") from None
+            raise
+        return self._job_record(response["Attributes"])
+
     def list_jobs(
         self,
         *,

@@ -12,18 +12,35 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
+from chalicelib import fleet
 from chalicelib.errors import IllegalTransition, NotFound, StaleWrite
+from chalicelib.placement import Attempt, NoCandidate, launch_plan
 from chalicelib.runtime import Runtime
 from chalicelib.store import JobRecord, Store, UsageRecord
+from chalicelib.wire.agent import JobLaunch
 from chalicelib.wire.api import HistoryEntry
+from chalicelib.wire.failures import (
+    CheckpointCorrupt,
+    CheckpointFailed,
+    CheckpointNotFound,
+    CheckpointUploadFailed,
+    ImagePullFailed,
+    JobStartFailed,
+    RegistryAuthFailed,
+    RestoreFailed,
+)
+from chalicelib.wire.specs import CpuRange, Range, VmPolicy
 from chalicelib.wire.status import TERMINAL_STATUSES, JobStatus
 
 # Error names the workflows catch and where they come from: the test of statemachines/ checks
 # every ErrorEquals against this table, AWS's own `States.*` names aside.
 TASK_ERRORS: dict[str, type[Exception]] = {
-    "IllegalTransition": IllegalTransition,
-    "StaleWrite": StaleWrite,
-    "NotFound": NotFound,
+    error.__name__: error for error in (
+        IllegalTransition, StaleWrite, NotFound, NoCandidate, fleet.InsufficientCapacity,
+        # reported by agents through SendTaskFailure
+        ImagePullFailed, RegistryAuthFailed, JobStartFailed, CheckpointFailed,
+        CheckpointUploadFailed, CheckpointNotFound, CheckpointCorrupt, RestoreFailed,
+    )
 }
 
 
@@ -138,3 +155,66 @@ def record_usage(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[
         market="spot" if instance.get("InstanceLifecycle") == "spot" else "on-demand",
         vcpus=vcpus, seconds=seconds, coreHours=str(core_hours)))
     return {"recorded": stored, "coreHours": str(core_hours), "seconds": seconds}
+
+
+class LaunchRequest(TaskInput):
+    jobId: str
+    launchNumber: int
+    index: int
+    attempt: Attempt
+
+
+class FailRequest(TaskInput):
+    jobId: str
+    to: JobStatus
+    why: str
+    error: dict[str, Any] | None = None
+
+
+def plan_launch(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[str, Any]:
+    """Every launch the job may try, in order (NoCandidate when nothing fits)."""
+    job = _job(store, JobRef.model_validate(event).jobId)
+    spec = job.spec
+    attempts = launch_plan(fleet.offers(runtime), CpuRange.model_validate(spec.cpu),
+                           Range.model_validate(spec.mem), spec.instType,
+                           VmPolicy.model_validate(spec.vmPolicy))
+    return {"attempts": [a.model_dump() for a in attempts], "count": len(attempts)}
+
+
+def launch_instance(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[str, Any]:
+    """Launch one planned attempt, record the instance on the job, and hand back what the
+    agent needs to start it. InsufficientCapacity sends the workflow to the next attempt."""
+    request = LaunchRequest.model_validate(event)
+    job = _job(store, request.jobId)
+    token = f"{job.id}-{request.launchNumber}-{request.index}"
+    queue = fleet.command_queue(runtime, token)
+    instance = fleet.launch(runtime, job.id, token, request.attempt, queue, job.spec.customTags)
+    instance_id = str(instance["InstanceId"])
+    job = store.record_fields(job, {"instanceId": instance_id, "commandsQueueUrl": queue})
+    offer = next(o for o in fleet.offers(runtime) if o.instance_type == request.attempt.instanceType)
+    mem = Range.model_validate(job.spec.mem)
+    entry = store.get_image(job.image)
+    launch = JobLaunch(
+        jobId=job.id, imageUri=job.imageUri, scriptKey=job.scriptKey, env=job.spec.env,
+        credentialsSecretId=entry.secretId if entry is not None else None,
+        cpus=offer.vcpus, memoryGiB=min(mem.max, offer.memory_gib),
+        dataVolumes=job.spec.dataVolumes)
+    return {"instanceId": instance_id, "instanceType": request.attempt.instanceType,
+            "market": request.attempt.market, "commandsQueueUrl": queue,
+            "job": launch.model_dump(mode="json")}
+
+
+def fail_job(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[str, Any]:
+    """Release the job's instance, if it has one, and end the job in a failure status with
+    the reason; a job already final is left as it is."""
+    request = FailRequest.model_validate(event)
+    job = _job(store, request.jobId)
+    if job.instanceId is not None:
+        terminate_instance(runtime, store, {"jobId": job.id, "instanceId": job.instanceId})
+    if job.status in TERMINAL_STATUSES:
+        return {"jobId": job.id, "status": job.status.value, "alreadyFinal": True}
+    cause = ""
+    if request.error:
+        cause = f" ({request.error.get('Error', 'error')}: {request.error.get('Cause', '')})"
+    job = _move(runtime, store, job, request.to, request.why + cause, job.instanceId)
+    return {"jobId": job.id, "status": job.status.value}

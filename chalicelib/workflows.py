@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 STATEMACHINES = Path(__file__).resolve().parent.parent / "statemachines"
-WORKFLOWS = ("finish", "cancel")
+WORKFLOWS = ("launch", "finish", "cancel")
 # Placeholder in the ASL → name of the Chalice task function (app.py) it stands for.
 TASK_FUNCTIONS: dict[str, str] = {
     "FinishJobFunction": "task-finish-job",
@@ -17,6 +17,9 @@ TASK_FUNCTIONS: dict[str, str] = {
     "JobInstanceFunction": "task-job-instance",
     "TerminateInstanceFunction": "task-terminate-instance",
     "RecordUsageFunction": "task-record-usage",
+    "PlanLaunchFunction": "task-plan-launch",
+    "LaunchInstanceFunction": "task-launch-instance",
+    "FailJobFunction": "task-fail-job",
 }
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)\}")
 

@@ -54,6 +54,16 @@ def _policy() -> dict[str, Any]:
                 {"Effect": "Allow", "Action": ["s3:ListBucket"],
                  "Resource": {"Fn::GetAtt": ["DataBucket", "Arn"]}},
                 {"Effect": "Allow",
+                 "Action": ["ec2:RunInstances", "ec2:TerminateInstances", "ec2:DescribeInstances",
+                            "ec2:DescribeInstanceTypes", "ec2:DescribeSpotPriceHistory",
+                            "ec2:CreateTags"],
+                 "Resource": "*"},
+                {"Effect": "Allow",
+                 "Action": ["sqs:CreateQueue", "sqs:DeleteQueue", "sqs:SendMessage",
+                            "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+                 "Resource": {"Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:"
+                                         "${AWS::AccountId}:openfloat-${AWS::StackName}-*"}},
+                {"Effect": "Allow",
                  "Action": ["secretsmanager:CreateSecret", "secretsmanager:GetSecretValue",
                             "secretsmanager:PutSecretValue", "secretsmanager:DeleteSecret"],
                  "Resource": {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:"

@@ -15,10 +15,18 @@ class ProvisionError(RuntimeError):
     """The stack did not come up; the message carries CloudFormation's reason."""
 
 
-def provision(session: Any, stack_name: str, template: Path = TEMPLATE) -> dict[str, str]:
+# moto's stock Amazon Linux AMI: the local instance manager runs agents as processes, so the
+# image only has to exist for RunInstances.
+LOCAL_WORKER_IMAGE = "ami-12c6146b"
+
+
+def provision(session: Any, stack_name: str, template: Path = TEMPLATE,
+              worker_image: str = LOCAL_WORKER_IMAGE) -> dict[str, str]:
     """Create the stack from `template` and map its outputs to the control plane's settings."""
     cloudformation = session.client("cloudformation")
-    cloudformation.create_stack(StackName=stack_name, TemplateBody=template.read_text())
+    cloudformation.create_stack(
+        StackName=stack_name, TemplateBody=template.read_text(),
+        Parameters=[{"ParameterKey": "WorkerImageId", "ParameterValue": worker_image}])
     cloudformation.get_waiter("stack_create_complete").wait(
         StackName=stack_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
     )

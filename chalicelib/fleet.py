@@ -1,0 +1,121 @@
+"""The EC2 side of placement: the offers placement chooses from, and launching one worker
+instance with its command queue, idempotently."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib.placement import Attempt, Offer
+from chalicelib.runtime import Runtime
+
+# What AWS answers when it has no room for a launch; the next candidate may have some.
+CAPACITY_ERRORS = frozenset({
+    "InsufficientInstanceCapacity", "SpotMaxPriceTooLow", "MaxSpotInstanceCountExceeded",
+    "InstanceLimitExceeded", "Unsupported", "InsufficientCapacity",
+})
+LAUNCH_TAG = "openfloat:launch"
+JOB_TAG = "openfloat:job"
+_OFFERS_CACHE = "ec2-offers"
+
+
+class InsufficientCapacity(Exception):
+    """EC2 could not launch this type on this market now."""
+
+
+def offers(runtime: Runtime) -> list[Offer]:
+    """Every instance type in the region with its latest Spot price, read once per process."""
+    cached = runtime.cache.get(_OFFERS_CACHE)
+    if cached is not None:
+        return list(cached)
+    ec2 = runtime.ec2
+    types: dict[str, dict[str, Any]] = {}
+    for page in ec2.get_paginator("describe_instance_types").paginate():
+        for described in page["InstanceTypes"]:
+            types[described["InstanceType"]] = described
+    prices: dict[str, float] = {}
+    history = ec2.get_paginator("describe_spot_price_history").paginate(
+        ProductDescriptions=["Linux/UNIX", "Linux/UNIX (Amazon VPC)"],
+        StartTime=runtime.clock())
+    for page in history:
+        for entry in page["SpotPriceHistory"]:
+            price = float(entry["SpotPrice"])
+            name = entry["InstanceType"]
+            prices[name] = min(price, prices.get(name, price))
+    found = [
+        Offer(
+            instance_type=name,
+            vcpus=int(described["VCpuInfo"]["DefaultVCpus"]),
+            memory_gib=described["MemoryInfo"]["SizeInMiB"] / 1024,
+            architectures=tuple(described["ProcessorInfo"]["SupportedArchitectures"]),
+            markets=tuple(m for m in ("spot", "on-demand")
+                          if m in described.get("SupportedUsageClasses", [])),
+            spot_price=prices.get(name),
+        )
+        for name, described in types.items()
+    ]
+    runtime.cache[_OFFERS_CACHE] = tuple(found)
+    return found
+
+
+def command_queue(runtime: Runtime, launch_token: str) -> str:
+    """The instance's own command queue (created if missing); its URL."""
+    name = f"{runtime.config.queue_prefix}cmd-{launch_token}"
+    return str(runtime.sqs.create_queue(QueueName=name, Attributes={
+        "MessageRetentionPeriod": "86400", "VisibilityTimeout": "900"})["QueueUrl"])
+
+
+def user_data(runtime: Runtime, commands_queue: str) -> str:
+    """What a worker runs at boot: the agent, told where its commands come from."""
+    config = runtime.config
+    args = ["--bucket", config.data_bucket, "--commands-queue", commands_queue,
+            "--events-queue", config.agent_events_queue]
+    return "#!/bin/bash\nset -e\ncd /opt/openfloat\nexec python3 -m agent " + " ".join(
+        shlex.quote(a) for a in args) + "\n"
+
+
+def existing_launch(runtime: Runtime, launch_token: str) -> dict[str, Any] | None:
+    """The live instance an earlier try of this same launch created, if any."""
+    found = runtime.ec2.describe_instances(Filters=[
+        {"Name": f"tag:{LAUNCH_TAG}", "Values": [launch_token]},
+        {"Name": "instance-state-name", "Values": ["pending", "running"]},
+    ])
+    for reservation in found["Reservations"]:
+        for instance in reservation["Instances"]:
+            return dict(instance)
+    return None
+
+
+def launch(runtime: Runtime, job_id: str, launch_token: str, attempt: Attempt,
+           commands_queue: str, tags: dict[str, str]) -> dict[str, Any]:
+    """Run one instance for the job, or find the one a retry of this launch already ran."""
+    earlier = existing_launch(runtime, launch_token)
+    if earlier is not None:
+        return earlier
+    all_tags = {**tags, JOB_TAG: job_id, LAUNCH_TAG: launch_token, "Name": f"openfloat-{job_id}"}
+    request: dict[str, Any] = {
+        "ImageId": runtime.config.worker_image_id,
+        "InstanceType": attempt.instanceType,
+        "MinCount": 1,
+        "MaxCount": 1,
+        # EC2 returns the same instance for the same token; the tag lookup above covers
+        # stand-ins that do not.
+        "ClientToken": launch_token,
+        "UserData": user_data(runtime, commands_queue),
+        "TagSpecifications": [{"ResourceType": "instance", "Tags": [
+            {"Key": k, "Value": v} for k, v in all_tags.items()]}],
+        "InstanceInitiatedShutdownBehavior": "terminate",
+    }
+    if attempt.market == "spot":
+        request["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": {
+            "SpotInstanceType": "one-time", "InstanceInterruptionBehavior": "terminate"}}
+    try:
+        return dict(runtime.ec2.run_instances(**request)["Instances"][0])
+    except ClientError as error:
+        code = error.response["Error"]["Code"]
+        if code in CAPACITY_ERRORS:
+            raise InsufficientCapacity(
+                f"{attempt.market} {attempt.instanceType}: {code}") from None
+        raise

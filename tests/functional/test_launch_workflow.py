@@ -1,0 +1,139 @@
+"""The launch workflow: plan, launch with capacity fallbacks, start through the agent, and
+every failure ending in a named status with no instance left running."""
+
+from __future__ import annotations
+
+import pytest
+from moto.ec2.exceptions import EC2ClientError
+from moto.ec2.models.instances import InstanceBackend
+
+from chalicelib import fleet
+from chalicelib.placement import launch_plan
+from chalicelib.wire.specs import CpuRange, Range, VmPolicy
+from chalicelib.wire.status import JobStatus
+from tests.functional.jobs_helpers import seed_job
+from tests.functional.workflow_helpers import simulated_agent
+
+
+@pytest.fixture
+def no_capacity(monkeypatch):
+    """EC2 refuses launches matching the (market, type) pairs added to the returned set;
+    ("spot", "*") refuses every Spot launch."""
+    refused: set[tuple[str, str]] = set()
+    original = InstanceBackend.run_instances
+
+    def run_instances(self, image_id, count, user_data, security_group_names, **kwargs):
+        market = "spot" if kwargs.get("instance_market_options") else "on-demand"
+        kind = kwargs.get("instance_type", "m1.small")
+        if (market, kind) in refused or (market, "*") in refused:
+            raise EC2ClientError("InsufficientInstanceCapacity",
+                                 f"We currently do not have sufficient {kind} capacity.")
+        return original(self, image_id, count, user_data, security_group_names, **kwargs)
+
+    monkeypatch.setattr(InstanceBackend, "run_instances", run_instances)
+    return refused
+
+
+def _submitted(flows, job_id, **spec):
+    job = seed_job(flows.runtime, flows.store, job_id, JobStatus.SUBMITTED)
+    if spec:
+        flows.store.record_fields(job, {"spec": job.spec.model_copy(update=spec).model_dump_json()})
+    return job
+
+
+def _launch(flows, job_id, start_seconds=10):
+    return flows.run("launch", f"{job_id}-launch-1", {
+        "jobId": job_id, "launchNumber": 1, "timeouts": {"startSeconds": start_seconds}}, timeout=60)
+
+
+def _running_instances(flows):
+    found = flows.runtime.ec2.describe_instances(Filters=[
+        {"Name": "instance-state-name", "Values": ["pending", "running"]}])
+    return [i for r in found["Reservations"] for i in r["Instances"]]
+
+
+def _types(flows, job_id):
+    found = flows.runtime.ec2.describe_instances(Filters=[
+        {"Name": "tag:openfloat:job", "Values": [job_id]}])
+    return [(i["InstanceType"], i.get("InstanceLifecycle", "on-demand"))
+            for r in found["Reservations"] for i in r["Instances"]]
+
+
+def test_a_job_is_placed_launched_started_and_executing(flows):
+    _submitted(flows, "happy", cpu={"min": 2, "max": 4}, mem={"min": 4, "max": 8},
+               vmPolicy={"spotOnly": True})
+    seen: list = []
+    simulated_agent(flows, None, True, seen, job_id="happy")
+    result = _launch(flows, "happy")
+    assert result["status"] == "SUCCEEDED", result
+    job = flows.store.get_job("happy")
+    assert job.status == JobStatus.EXECUTING and job.instanceId
+    assert [h.to for h in job.history] == [JobStatus.SUBMITTED, JobStatus.INITIALIZING,
+                                           JobStatus.STARTING, JobStatus.EXECUTING]
+    assert job.history[-1].reason == f"running on {job.instanceId}"
+    (run,) = seen
+    assert run.kind == "run" and run.job.jobId == "happy" and run.job.scriptKey == job.scriptKey
+    (kind, market), = _types(flows, "happy")
+    assert market == "spot" and run.job.cpus in (2, 3, 4)
+
+
+def test_a_capacity_error_moves_on_to_the_next_type(flows, no_capacity):
+    _submitted(flows, "crowded", cpu={"min": 2, "max": 2}, mem={"min": 4, "max": 8},
+               vmPolicy={"spotOnly": True})
+    plan = launch_plan(fleet.offers(flows.runtime), CpuRange(min=2, max=2), Range(min=4, max=8),
+                       None, VmPolicy(spotOnly=True))
+    no_capacity.add(("spot", plan[0].instanceType))
+    simulated_agent(flows, None, True, [], job_id="crowded")
+    assert _launch(flows, "crowded")["status"] == "SUCCEEDED"
+    assert _types(flows, "crowded") == [(plan[1].instanceType, "spot")]
+
+
+def test_spot_first_falls_back_to_on_demand_when_spot_is_gone(flows, no_capacity):
+    no_capacity.add(("spot", "*"))
+    _submitted(flows, "fallback", cpu={"min": 2, "max": 2}, mem={"min": 4, "max": 4},
+               vmPolicy={"spotFirst": True, "retryLimit": 2, "retryInterval": 1})
+    simulated_agent(flows, None, True, [], job_id="fallback")
+    assert _launch(flows, "fallback")["status"] == "SUCCEEDED"
+    job = flows.store.get_job("fallback")
+    assert job.status == JobStatus.EXECUTING
+    assert [market for _, market in _types(flows, "fallback")] == ["on-demand"]
+
+
+def test_spot_only_without_capacity_ends_in_no_available_host(flows, no_capacity):
+    no_capacity.add(("spot", "*"))
+    _submitted(flows, "stuck", vmPolicy={"spotOnly": True})
+    result = _launch(flows, "stuck")
+    assert (result["status"], result.get("error")) == ("FAILED", "NoAvailableHost")
+    job = flows.store.get_job("stuck")
+    assert job.status == JobStatus.NO_AVAILABLE_HOST
+    assert job.history[-1].reason.startswith("no instance could be launched")
+    assert _running_instances(flows) == []
+
+
+def test_a_job_no_instance_type_fits_ends_in_no_available_host(flows):
+    _submitted(flows, "huge", cpu={"min": 4096, "max": 4096})
+    result = _launch(flows, "huge")
+    assert result["status"] == "FAILED"
+    job = flows.store.get_job("huge")
+    assert job.status == JobStatus.NO_AVAILABLE_HOST and "NoCandidate" in job.history[-1].reason
+
+
+def test_an_agent_that_never_answers_fails_the_job_and_releases_the_instance(flows):
+    _submitted(flows, "silent", vmPolicy={"onDemand": True})
+    simulated_agent(flows, None, False, [], job_id="silent")
+    result = _launch(flows, "silent", start_seconds=2)
+    assert result["status"] == "FAILED"
+    job = flows.store.get_job("silent")
+    assert job.status == JobStatus.FAIL_TO_EXECUTE
+    assert "did not start the job in time" in job.history[-1].reason
+    assert _running_instances(flows) == []
+
+
+def test_an_agent_failure_is_named_in_the_history(flows):
+    _submitted(flows, "locked", vmPolicy={"onDemand": True})
+    simulated_agent(flows, None, "RegistryAuthFailed", [], job_id="locked")
+    assert _launch(flows, "locked")["status"] == "FAILED"
+    job = flows.store.get_job("locked")
+    assert job.status == JobStatus.FAIL_TO_EXECUTE
+    assert "RegistryAuthFailed" in job.history[-1].reason
+    assert _running_instances(flows) == []

@@ -1,0 +1,118 @@
+"""Workflows in moto's Step Functions interpreter: the real ASL, task functions dispatched to
+app.py's handlers in-process, and helpers to seed jobs with instances and simulate agents."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from app import app
+from chalicelib import runtime as runtime_module
+from chalicelib import workflows
+from chalicelib.config import Config
+from chalicelib.runtime import Runtime
+from chalicelib.store import Store
+from chalicelib.wire.agent import CommandEnvelope
+from chalicelib.wire.status import JobStatus
+from localmode.lambdas import deploy_workflows, local_lambdas
+from localmode.provision import provision
+from tests.functional.jobs_helpers import seed_job
+
+ROLE = "arn:aws:iam::123456789012:role/openfloat-workflows"
+
+
+@pytest.fixture
+def flows(monkeypatch):
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        session = boto3.Session(region_name="us-east-1")
+        runtime = Runtime.from_config(Config.from_env(provision(session, "flows")), session)
+        runtime_module.install(runtime)
+        names = {placeholder: name for placeholder, name in workflows.TASK_FUNCTIONS.items()}
+        with local_lambdas(app):
+            arns = deploy_workflows(
+                session.client("stepfunctions"),
+                {w: workflows.definition(w, names) for w in workflows.WORKFLOWS}, ROLE, "of-")
+            yield Flows(session, runtime, Store(runtime.dynamodb, runtime.config), arns)
+        runtime_module.install(None)
+
+
+class Flows:
+    def __init__(self, session, runtime, store, arns):
+        self.session, self.runtime, self.store, self.arns = session, runtime, store, arns
+        self.sfn = session.client("stepfunctions")
+
+    def instance(self, job_id: str, spot: bool = True) -> tuple[str, str]:
+        """A running instance for the job, with its command queue, recorded on the job."""
+        extra = {"InstanceMarketOptions": {"MarketType": "spot"}} if spot else {}
+        instance = self.runtime.ec2.run_instances(
+            ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="c5.large", **extra,
+        )["Instances"][0]["InstanceId"]
+        queue = self.runtime.sqs.create_queue(QueueName=f"cmd-{instance}")["QueueUrl"]
+        return instance, queue
+
+    def run(self, workflow: str, name: str, payload: dict, timeout: float = 30) -> dict:
+        arn = self.sfn.start_execution(stateMachineArn=self.arns[workflow], name=name,
+                                       input=json.dumps(payload))["executionArn"]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            described = self.sfn.describe_execution(executionArn=arn)
+            if described["status"] != "RUNNING":
+                return described
+            time.sleep(0.1)
+        raise AssertionError(f"{workflow} still running after {timeout}s")
+
+    def state(self, instance_id: str) -> str:
+        found = self.runtime.ec2.describe_instances(InstanceIds=[instance_id])
+        return found["Reservations"][0]["Instances"][0]["State"]["Name"]
+
+
+def seed_running(flows: Flows, job_id: str, status=JobStatus.EXECUTING, spot=True):
+    instance, queue = flows.instance(job_id, spot)
+    seed_job(flows.runtime, flows.store, job_id, status, instance=instance)
+    # Record the queue as the launch workflow does: a field of the job item.
+    flows.runtime.dynamodb.update_item(
+        TableName=flows.runtime.config.jobs_table, Key={"id": {"S": job_id}},
+        UpdateExpression="SET commandsQueueUrl = :q", ExpressionAttributeValues={":q": {"S": queue}})
+    return instance, queue
+
+
+def simulated_agent(flows: Flows, queue: str | None, answer: bool | str, seen: list,
+                    job_id: str | None = None) -> threading.Thread:
+    """A simulated agent: reads one command from `queue` (or, for a job being launched, from
+    the queue the launch records on the job) and answers its token: success when `answer` is
+    True, that named failure when it is a string, never when it is False."""
+
+    def serve() -> None:
+        url = queue
+        for _ in range(300):
+            if url is None:
+                job = flows.store.get_job(job_id or "")
+                url = job.commandsQueueUrl if job else None
+                if url is None:
+                    time.sleep(0.1)
+                    continue
+            messages = flows.runtime.sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1)
+            for message in messages.get("Messages", []):
+                command = CommandEnvelope.model_validate_json(message["Body"]).command
+                seen.append(command)
+                if answer is True:
+                    flows.sfn.send_task_success(taskToken=command.taskToken,
+                                                output=json.dumps({"ok": command.kind}))
+                elif answer:
+                    flows.sfn.send_task_failure(taskToken=command.taskToken, error=answer,
+                                                cause=f"simulated {answer}")
+                return
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return thread
