@@ -71,6 +71,8 @@ class JobExit(TaskInput):
 class InstanceRef(TaskInput):
     jobId: str
     instanceId: str | None = None
+    # The instance's command queue, when it is no longer the one recorded on the job.
+    commandsQueueUrl: str | None = None
 
 
 def _job(store: Store, job_id: str) -> JobRecord:
@@ -126,10 +128,14 @@ def terminate_instance(runtime: Runtime, store: Store, event: dict[str, Any]) ->
         if error.response["Error"]["Code"] not in ("InvalidInstanceID.NotFound",
                                                    "InvalidInstanceID.Malformed"):
             raise
-    job = store.get_job(ref.jobId)
-    if job is not None and job.commandsQueueUrl and job.instanceId == ref.instanceId:
+    queue = ref.commandsQueueUrl
+    if queue is None:
+        job = store.get_job(ref.jobId)
+        if job is not None and job.instanceId == ref.instanceId:
+            queue = job.commandsQueueUrl
+    if queue:
         try:
-            runtime.sqs.delete_queue(QueueUrl=job.commandsQueueUrl)
+            runtime.sqs.delete_queue(QueueUrl=queue)
         except ClientError as error:
             if "NonExistentQueue" not in error.response["Error"]["Code"]:
                 raise

@@ -86,32 +86,43 @@ def seed_running(flows: Flows, job_id: str, status=JobStatus.EXECUTING, spot=Tru
     return instance, queue
 
 
-def simulated_agent(flows: Flows, queue: str | None, answer: bool | str, seen: list,
+def simulated_agent(flows: Flows, queue: str | None, answer: bool | str | list, seen: list,
                     job_id: str | None = None) -> threading.Thread:
-    """A simulated agent: reads one command from `queue` (or, for a job being launched, from
-    the queue the launch records on the job) and answers its token: success when `answer` is
-    True, that named failure when it is a string, never when it is False."""
+    """A simulated agent: reads commands from `queue` (or, for a job being launched, from the
+    queue the launch records on the job) and answers each token in turn: success for True,
+    that named failure for a string, never for False. A list answers several commands."""
+    answers = list(answer) if isinstance(answer, list) else [answer]
 
     def serve() -> None:
         url = queue
         for _ in range(300):
+            if not answers:
+                return
             if url is None:
-                job = flows.store.get_job(job_id or "")
+                try:
+                    job = flows.store.get_job(job_id or "")
+                except Exception:  # noqa: BLE001 - the test, and its stand-in AWS, ended first
+                    return
                 url = job.commandsQueueUrl if job else None
                 if url is None:
                     time.sleep(0.1)
                     continue
-            messages = flows.runtime.sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1)
+            try:
+                messages = flows.runtime.sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1)
+            except Exception:  # noqa: BLE001 - the queue went with its instance
+                return
             for message in messages.get("Messages", []):
                 command = CommandEnvelope.model_validate_json(message["Body"]).command
+                flows.runtime.sqs.delete_message(QueueUrl=url,
+                                                 ReceiptHandle=message["ReceiptHandle"])
                 seen.append(command)
-                if answer is True:
+                reply = answers.pop(0)
+                if reply is True:
                     flows.sfn.send_task_success(taskToken=command.taskToken,
                                                 output=json.dumps({"ok": command.kind}))
-                elif answer:
-                    flows.sfn.send_task_failure(taskToken=command.taskToken, error=answer,
-                                                cause=f"simulated {answer}")
-                return
+                elif reply:
+                    flows.sfn.send_task_failure(taskToken=command.taskToken, error=reply,
+                                                cause=f"simulated {reply}")
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
