@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from chalice import Chalice
 
-from chalicelib import auth, images, jobs, openapi, tasks, users
+from chalicelib import auth, events, images, jobs, openapi, tasks, users
 from chalicelib import runtime as runtime_module
 from chalicelib.errors import BadRequest
 from chalicelib.routing import TEXT, Call, Routes
@@ -219,3 +219,22 @@ def task_launch_instance(event: dict, context: object) -> dict:
 @app.lambda_function(name="task-fail-job")
 def task_fail_job(event: dict, context: object) -> dict:
     return _run_task(tasks.fail_job, event)
+
+
+# ---- event handlers (SQS event sources wired by infra: EC2 events, agent events) -----------
+
+
+def _messages(event: dict) -> list[str]:
+    return [record["body"] for record in event.get("Records", [])]
+
+
+@app.lambda_function(name="ec2-events")
+def ec2_events(event: dict, context: object) -> dict:
+    rt = runtime_module.current()
+    return events.handle_ec2_messages(rt, Store(rt.dynamodb, rt.config), _messages(event)).as_dict()
+
+
+@app.lambda_function(name="agent-events")
+def agent_events(event: dict, context: object) -> dict:
+    rt = runtime_module.current()
+    return events.handle_agent_messages(rt, Store(rt.dynamodb, rt.config), _messages(event)).as_dict()

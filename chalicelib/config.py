@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Environment variable → logical id of the infra/ resource (or output) that provides it.
 # Deployment wires each variable to a `Ref` of its resource; the local mode and the tests read
@@ -20,11 +21,22 @@ RESOURCE_ENV: dict[str, str] = {
     "AGENT_EVENTS_QUEUE": "AgentEventsQueue",
     "QUEUE_PREFIX": "QueuePrefix",
     "WORKER_IMAGE_ID": "WorkerImageId",
+    "EC2_EVENTS_QUEUE": "Ec2EventsQueue",
 }
 
 
 class ConfigError(RuntimeError):
     """A required setting is missing or malformed: the process cannot serve anything."""
+
+
+def _workflow_arns(text: str) -> dict[str, str]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        raise ConfigError("WORKFLOW_ARNS must be a JSON object of workflow name → ARN") from None
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ConfigError("WORKFLOW_ARNS must be a JSON object of workflow name → ARN")
+    return value
 
 
 @dataclass(frozen=True)
@@ -39,7 +51,21 @@ class Config:
     agent_events_queue: str
     queue_prefix: str
     worker_image_id: str
+    ec2_events_queue: str
     token_ttl_seconds: int = 12 * 3600
+    # How long a workflow waits for an agent: to commit a checkpoint (inside the two-minute
+    # Spot warning), and to start or restore a job (boot, image pull, download).
+    checkpoint_timeout_seconds: int = 110
+    start_timeout_seconds: int = 900
+    # Workflow name → state machine ARN. Deployment sets WORKFLOW_ARNS (JSON) once the state
+    # machines exist; the local mode sets it after creating them from statemachines/.
+    workflow_arns: dict[str, str] = field(default_factory=dict)
+
+    def workflow(self, name: str) -> str:
+        """The ARN of a workflow's state machine; ConfigError when it was never set."""
+        if name not in self.workflow_arns:
+            raise ConfigError(f"WORKFLOW_ARNS has no {name} workflow")
+        return self.workflow_arns[name]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -47,9 +73,12 @@ class Config:
         missing = [name for name in RESOURCE_ENV if not env.get(name)]
         if missing:
             raise ConfigError(f"missing settings: {', '.join(missing)}")
-        ttl_text = env.get("TOKEN_TTL_SECONDS", str(cls.token_ttl_seconds))
-        if not ttl_text.isdigit() or int(ttl_text) <= 0:
-            raise ConfigError(f"TOKEN_TTL_SECONDS must be a positive whole number, not {ttl_text!r}")
+        def seconds(name: str, default: int) -> int:
+            text = env.get(name, str(default))
+            if not text.isdigit() or int(text) <= 0:
+                raise ConfigError(f"{name} must be a positive whole number, not {text!r}")
+            return int(text)
+
         return cls(
             jobs_table=env["JOBS_TABLE"],
             images_table=env["IMAGES_TABLE"],
@@ -61,5 +90,10 @@ class Config:
             agent_events_queue=env["AGENT_EVENTS_QUEUE"],
             queue_prefix=env["QUEUE_PREFIX"],
             worker_image_id=env["WORKER_IMAGE_ID"],
-            token_ttl_seconds=int(ttl_text),
+            ec2_events_queue=env["EC2_EVENTS_QUEUE"],
+            workflow_arns=_workflow_arns(env.get("WORKFLOW_ARNS", "{}")),
+            token_ttl_seconds=seconds("TOKEN_TTL_SECONDS", cls.token_ttl_seconds),
+            checkpoint_timeout_seconds=seconds("CHECKPOINT_TIMEOUT_SECONDS",
+                                               cls.checkpoint_timeout_seconds),
+            start_timeout_seconds=seconds("START_TIMEOUT_SECONDS", cls.start_timeout_seconds),
         )

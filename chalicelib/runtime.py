@@ -34,6 +34,7 @@ class Runtime:
     secrets: Any
     ec2: Any
     sqs: Any
+    stepfunctions: Any
     clock: Callable[[], datetime] = utc_now
     new_id: Callable[[], str] = new_job_id
     cache: dict[str, Any] = field(default_factory=dict)
@@ -48,6 +49,7 @@ class Runtime:
             secrets=session.client("secretsmanager"),
             ec2=session.client("ec2"),
             sqs=session.client("sqs"),
+            stepfunctions=session.client("stepfunctions"),
         )
 
     def now_iso(self) -> str:

@@ -217,6 +217,20 @@ class Store:
             raise
         return self._job_record(response["Attributes"])
 
+    def job_on_instance(self, instance_id: str) -> JobRecord | None:
+        """The job whose current instance is `instance_id`, if any."""
+        response = self._db.query(
+            TableName=self._config.jobs_table, IndexName="byInstance",
+            KeyConditionExpression="instanceId = :i",
+            ExpressionAttributeValues={":i": {"S": instance_id}})
+        items = response.get("Items", [])
+        # The index is eventually consistent: confirm against the item itself.
+        for item in items:
+            job = self.get_job(item["id"]["S"])
+            if job is not None and job.instanceId == instance_id:
+                return job
+        return None
+
     def record_fields(self, job: JobRecord, fields: dict[str, Any]) -> JobRecord:
         """Set fields of a job (not its status) if nobody changed it since it was read."""
         names = {"#v": "version"}

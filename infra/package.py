@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from chalicelib import workflows
 from chalicelib.config import RESOURCE_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +65,10 @@ def _policy() -> dict[str, Any]:
                  "Resource": {"Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:"
                                          "${AWS::AccountId}:openfloat-${AWS::StackName}-*"}},
                 {"Effect": "Allow",
+                 "Action": ["states:StartExecution", "states:DescribeExecution",
+                            "states:SendTaskSuccess", "states:SendTaskFailure"],
+                 "Resource": "*"},
+                {"Effect": "Allow",
                  "Action": ["secretsmanager:CreateSecret", "secretsmanager:GetSecretValue",
                             "secretsmanager:PutSecretValue", "secretsmanager:DeleteSecret"],
                  "Resource": {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:"
@@ -73,14 +78,78 @@ def _policy() -> dict[str, Any]:
     }
 
 
+def logical_id(function_name: str) -> str:
+    """The logical id Chalice gives a Lambda function: `task-set-status` → `TaskSetStatus`."""
+    return "".join(part.capitalize() for part in function_name.split("-"))
+
+
+def _state_machine_arn(workflow: str) -> dict[str, Any]:
+    # Built from the name, not a Ref: the functions that start workflows would otherwise
+    # depend on the state machines, which depend on the functions.
+    return {"Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:"
+                       f"stateMachine:${{AWS::StackName}}-{workflow}"}
+
+
+def _workflow_resources() -> dict[str, Any]:
+    """One state machine per statemachines/ file, its task placeholders bound to the Chalice
+    functions, and the role they run as."""
+    resources: dict[str, Any] = {
+        "WorkflowsRole": {"Type": "AWS::IAM::Role", "Properties": {
+            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"},
+                "Action": "sts:AssumeRole"}]},
+            "Policies": [{"PolicyName": "OpenFloatWorkflows", "PolicyDocument": {
+                "Version": "2012-10-17", "Statement": [
+                    {"Effect": "Allow", "Action": "lambda:InvokeFunction",
+                     "Resource": [{"Fn::GetAtt": [logical_id(name), "Arn"]}
+                                  for name in workflows.TASK_FUNCTIONS.values()]},
+                    {"Effect": "Allow", "Action": "sqs:SendMessage",
+                     "Resource": {"Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:"
+                                             "${AWS::AccountId}:openfloat-${AWS::StackName}-*"}},
+                ]}}]}},
+    }
+    for workflow in workflows.WORKFLOWS:
+        resources[f"{logical_id(workflow)}Workflow"] = {
+            "Type": "AWS::StepFunctions::StateMachine",
+            "Properties": {
+                "StateMachineName": {"Fn::Sub": f"${{AWS::StackName}}-{workflow}"},
+                "DefinitionString": workflows.path_of(workflow).read_text(),
+                "DefinitionSubstitutions": {
+                    placeholder: {"Fn::GetAtt": [logical_id(workflows.TASK_FUNCTIONS[placeholder]),
+                                                 "Arn"]}
+                    for placeholder in sorted(workflows.placeholders(workflow))},
+                "RoleArn": {"Fn::GetAtt": ["WorkflowsRole", "Arn"]},
+            },
+        }
+    return resources
+
+
 def merge_template(resources_path: Path = RESOURCES) -> dict[str, Any]:
-    """infra/resources.json plus the wiring of the Chalice function to it."""
+    """infra/resources.json plus the wiring of the Chalice functions to it: their settings,
+    their IAM policy, the workflows, and the queues that feed the event handlers."""
     template = json.loads(resources_path.read_text())
     resources, outputs = template["Resources"], template.get("Outputs", {})
     variables = {env: _value_of(key, resources, outputs) for env, key in RESOURCE_ENV.items()}
-    template["Resources"][FUNCTION] = {"Properties": {"Environment": {"Variables": variables}}}
-    template["Resources"][ROLE] = {"Properties": {"Policies": [_policy()]}}
+    arns = {w: _state_machine_arn(w) for w in workflows.WORKFLOWS}
+    variables["WORKFLOW_ARNS"] = {"Fn::Join": ["", [
+        "{", *[part for index, (w, arn) in enumerate(arns.items()) for part in (
+            ("," if index else "") + f'"{w}":"', arn, '"')], "}"]]}
+    functions = [FUNCTION, *(logical_id(f.name) for f in _chalice_functions())]
+    for function in functions:
+        resources[function] = {"Properties": {"Environment": {"Variables": variables}}}
+    resources[ROLE] = {"Properties": {"Policies": [_policy()]}}
+    resources.update(_workflow_resources())
+    for function, queue in (("Ec2Events", "Ec2EventsQueue"), ("AgentEvents", "AgentEventsQueue")):
+        resources[f"{function}Source"] = {"Type": "AWS::Lambda::EventSourceMapping", "Properties": {
+            "EventSourceArn": {"Fn::GetAtt": [queue, "Arn"]},
+            "FunctionName": {"Ref": function}, "BatchSize": 10}}
     return template
+
+
+def _chalice_functions() -> list[Any]:
+    from app import app
+
+    return list(app.pure_lambda_functions)
 
 
 def main(argv: list[str]) -> int:

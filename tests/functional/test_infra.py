@@ -2,13 +2,15 @@
 
 import json
 
+from app import app
+from chalicelib import workflows
 from chalicelib.auth import login
 from chalicelib.config import RESOURCE_ENV, Config
 from chalicelib.runtime import Runtime
 from chalicelib.store import Store
 from infra.admin import main as create_admin
 from infra.admin import stack_settings
-from infra.package import merge_template
+from infra.package import logical_id, merge_template
 from localmode.provision import TEMPLATE, provision
 
 
@@ -25,8 +27,8 @@ def test_every_table_matches_its_definition_in_infra(runtime, settings):
     template = json.loads(TEMPLATE.read_text())
     tables = _tables(template)
     assert set(tables) == {"JobsTable", "ImagesTable", "UsersTable", "LicensesTable", "UsageTable"}
-    for logical_id, properties in tables.items():
-        env = next(e for e, key in RESOURCE_ENV.items() if key == logical_id)
+    for table_id, properties in tables.items():
+        env = next(e for e, key in RESOURCE_ENV.items() if key == table_id)
         described = runtime.dynamodb.describe_table(TableName=settings[env])["Table"]
         assert _key_schema(described["KeySchema"]) == _key_schema(properties["KeySchema"])
         indexes = {i["IndexName"]: _key_schema(i["KeySchema"])
@@ -50,15 +52,28 @@ def test_a_change_to_the_template_is_what_gets_provisioned(aws, tmp_path):
     assert "byProbe" in {i["IndexName"] for i in described["GlobalSecondaryIndexes"]}
 
 
-def test_deployment_wires_every_setting_to_the_same_resources():
+def test_deployment_wires_every_function_and_workflow_to_the_same_resources():
     merged = merge_template()
-    variables = merged["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
-    assert set(variables) == set(RESOURCE_ENV)
-    for env, logical_id in RESOURCE_ENV.items():
-        if logical_id in merged["Resources"]:
-            assert variables[env] == {"Ref": logical_id}
+    resources = merged["Resources"]
+    names = ["APIHandler", *(logical_id(f.name) for f in app.pure_lambda_functions)]
+    for name in names:
+        variables = resources[name]["Properties"]["Environment"]["Variables"]
+        assert set(variables) == set(RESOURCE_ENV) | {"WORKFLOW_ARNS"}, name
+    variables = resources["APIHandler"]["Properties"]["Environment"]["Variables"]
+    for env, logical in RESOURCE_ENV.items():
+        if logical in resources:
+            assert variables[env] == {"Ref": logical}
         else:
-            assert variables[env] == merged["Outputs"][logical_id]["Value"]
+            assert variables[env] == merged["Outputs"][logical]["Value"]
+    for workflow in workflows.WORKFLOWS:
+        machine = resources[f"{logical_id(workflow)}Workflow"]["Properties"]
+        assert machine["DefinitionString"] == workflows.path_of(workflow).read_text()
+        assert set(machine["DefinitionSubstitutions"]) == workflows.placeholders(workflow)
+        for value in machine["DefinitionSubstitutions"].values():
+            assert value["Fn::GetAtt"][0] in names
+    for function, queue in (("Ec2Events", "Ec2EventsQueue"), ("AgentEvents", "AgentEventsQueue")):
+        source = resources[f"{function}Source"]["Properties"]
+        assert source["EventSourceArn"] == {"Fn::GetAtt": [queue, "Arn"]}
 
 
 def test_the_first_admin_of_a_deployed_stack_can_log_in(aws, monkeypatch, capsys):

@@ -3,6 +3,7 @@ app.py's handlers in-process, and helpers to seed jobs with instances and simula
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -42,6 +43,10 @@ def flows(monkeypatch):
             arns = deploy_workflows(
                 session.client("stepfunctions"),
                 {w: workflows.definition(w, names) for w in workflows.WORKFLOWS}, ROLE, "of-")
+            # Short waits for agents, so workflows nobody answers end within the test.
+            runtime.config = dataclasses.replace(runtime.config, workflow_arns=arns,
+                                                 checkpoint_timeout_seconds=1,
+                                                 start_timeout_seconds=1)
             yield Flows(session, runtime, Store(runtime.dynamodb, runtime.config), arns)
         runtime_module.install(None)
 
