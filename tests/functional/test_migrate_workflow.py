@@ -87,3 +87,14 @@ def test_no_replacement_capacity_ends_in_no_available_host(flows, no_capacity): 
     job = flows.store.get_job("nowhere")
     assert job.status == JobStatus.NO_AVAILABLE_HOST
     assert _running_instances(flows) == []
+
+
+def test_a_failed_upload_falls_back_to_the_last_committed_checkpoint(flows):
+    old, old_seen, new_seen = _move_ready(flows, "flaky", "CheckpointUploadFailed", True)
+    result = _migrate(flows, "flaky")
+    assert result["status"] == "SUCCEEDED", result
+    job = flows.store.get_job("flaky")
+    assert job.status == JobStatus.EXECUTING and job.instanceId != old
+    # The new agent was asked to restore; it restores the newest committed checkpoint.
+    assert [c.kind for c in old_seen] == ["checkpoint"] and [c.kind for c in new_seen] == ["restore"]
+    assert flows.state(old) == "terminated"
