@@ -25,17 +25,8 @@ exec 9>"$CACHE/.lock"
 flock 9
 
 # The bookworm mirror the machine already uses (debootstrap needs one).
-debian_mirror() {
-  local uri=
-  if [ -r /etc/apt/sources.list.d/debian.sources ]; then
-    uri=$(awk '
-      /^URIs:/   { u = $2 }
-      /^Suites:/ { for (i = 2; i <= NF; i++) if ($i == "bookworm") s = 1 }
-      /^[[:space:]]*$/ { if (s && u) { print u; exit } u = ""; s = 0 }
-      END { if (s && u) print u }' /etc/apt/sources.list.d/debian.sources | head -n1)
-  fi
-  echo "${uri:-http://deb.debian.org/debian}"
-}
+# shellcheck source=agent/debian-mirror.sh
+. "$HERE/debian-mirror.sh"
 
 build_busybox() {
   if podman image exists "$BUSYBOX_IMAGE"; then log "$BUSYBOX_IMAGE: present"; return; fi
