@@ -3,12 +3,16 @@ functions, each a few lines into chalicelib."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from chalice import Chalice
 
 from chalicelib import auth, events, images, jobs, openapi, tasks, users
 from chalicelib import runtime as runtime_module
 from chalicelib.errors import BadRequest
 from chalicelib.routing import TEXT, Call, Routes
+from chalicelib.runtime import Runtime
 from chalicelib.store import Store
 from chalicelib.wire.api import (
     API_VERSION,
@@ -176,7 +180,8 @@ def delete_user(call: Call, username: str) -> UserView:
 # ---- Step Functions tasks (names as chalicelib.workflows.TASK_FUNCTIONS lists them) ----------
 
 
-def _run_task(task: tasks.Task, event: dict) -> dict:
+def _run_task(task: Callable[[Runtime, Store, Any], Any], event: Any) -> Any:
+    """Call `task` with this process's runtime and store, as every non-HTTP handler does."""
     rt = runtime_module.current()
     return task(rt, Store(rt.dynamodb, rt.config), event)
 
@@ -230,11 +235,9 @@ def _messages(event: dict) -> list[str]:
 
 @app.lambda_function(name="ec2-events")
 def ec2_events(event: dict, context: object) -> dict:
-    rt = runtime_module.current()
-    return events.handle_ec2_messages(rt, Store(rt.dynamodb, rt.config), _messages(event)).as_dict()
+    return _run_task(events.handle_ec2_messages, _messages(event)).as_dict()
 
 
 @app.lambda_function(name="agent-events")
 def agent_events(event: dict, context: object) -> dict:
-    rt = runtime_module.current()
-    return events.handle_agent_messages(rt, Store(rt.dynamodb, rt.config), _messages(event)).as_dict()
+    return _run_task(events.handle_agent_messages, _messages(event)).as_dict()

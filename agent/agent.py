@@ -6,7 +6,6 @@ its own the moment the instance metadata announces a Spot reclaim.
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -372,6 +371,3 @@ class Agent:
             if time.monotonic() >= next_heartbeat:
                 self.heartbeat()
                 next_heartbeat = time.monotonic() + self.settings.heartbeat_seconds
-
-    def clean_work_dir(self) -> None:
-        shutil.rmtree(self.settings.work_dir, ignore_errors=True)

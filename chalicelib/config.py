@@ -73,6 +73,7 @@ class Config:
         missing = [name for name in RESOURCE_ENV if not env.get(name)]
         if missing:
             raise ConfigError(f"missing settings: {', '.join(missing)}")
+
         def seconds(name: str, default: int) -> int:
             text = env.get(name, str(default))
             if not text.isdigit() or int(text) <= 0:

@@ -184,38 +184,18 @@ class Store:
         writers holding the same version exactly one wins and nothing of the winner is lost.
         """
         check_transition(job.id, job.status, target)
-        names = {"#s": "status", "#v": "version", "#u": "updateTime", "#h": "history"}
         values = {
             ":expected": {"S": job.status.value},
-            ":version": {"N": str(job.version)},
-            ":next": {"N": str(job.version + 1)},
             ":target": {"S": target.value},
             ":now": {"S": entry.time},
             ":entry": {"L": [{"M": _to_item(entry.model_dump(mode="json", by_alias=True))}]},
         }
-        sets = ["#s = :target", "#v = :next", "#u = :now", "#h = list_append(#h, :entry)"]
-        for index, (name, value) in enumerate((set_fields or {}).items()):
-            names[f"#f{index}"] = name
-            values[f":f{index}"] = _serializer.serialize(value)
-            sets.append(f"#f{index} = :f{index}")
-        try:
-            response = self._db.update_item(
-                TableName=self._config.jobs_table,
-                Key={"id": {"S": job.id}},
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression="#s = :expected AND #v = :version",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as error:
-            if _is_conditional_failure(error):
-                raise StaleWrite(
-                    f"job {job.id} changed while it was being moved to {target.value}; "
-                    "read it again and retry"
-                ) from None
-            raise
-        return self._job_record(response["Attributes"])
+        return self._update_job(
+            job, {"status": ":target", "updateTime": ":now"}, values, set_fields or {},
+            extra_sets=["#history = list_append(#history, :entry)"],
+            condition="#status = :expected",
+            refusal=StaleWrite(f"job {job.id} changed while it was being moved to "
+                               f"{target.value}; read it again and retry"))
 
     def job_on_instance(self, instance_id: str) -> JobRecord | None:
         """The job whose current instance is `instance_id`, if any."""
@@ -233,23 +213,36 @@ class Store:
 
     def record_fields(self, job: JobRecord, fields: dict[str, Any]) -> JobRecord:
         """Set fields of a job (not its status) if nobody changed it since it was read."""
-        names = {"#v": "version"}
-        values: dict[str, Any] = {":version": {"N": str(job.version)},
-                                  ":next": {"N": str(job.version + 1)}}
-        sets = ["#v = :next"]
+        return self._update_job(job, {}, {}, fields, refusal=StaleWrite(
+            f"job {job.id} changed while its fields were being set"))
+
+    def _update_job(self, job: JobRecord, named: dict[str, str], values: dict[str, Any],
+                    fields: dict[str, Any], refusal: StaleWrite, extra_sets: tuple[str, ...]
+                    | list[str] = (), condition: str | None = None) -> JobRecord:
+        """One conditional UpdateItem: bump the version, set `named` attributes to the given
+        placeholders and `fields` to their values, only if the version is the one read."""
+        names = {"#version": "version", "#history": "history", "#status": "status"}
+        values = {**values, ":version": {"N": str(job.version)},
+                  ":next": {"N": str(job.version + 1)}}
+        sets = ["#version = :next", *(f"#{name} = {placeholder}" for name, placeholder
+                                      in named.items()), *extra_sets]
+        names.update({f"#{name}": name for name in named})
         for index, (name, value) in enumerate(fields.items()):
             names[f"#f{index}"] = name
             values[f":f{index}"] = _serializer.serialize(value)
             sets.append(f"#f{index} = :f{index}")
+        guard = "#version = :version" + (f" AND {condition}" if condition else "")
+        used = " ".join(sets) + guard
         try:
             response = self._db.update_item(
                 TableName=self._config.jobs_table, Key={"id": {"S": job.id}},
-                UpdateExpression="SET " + ", ".join(sets), ConditionExpression="#v = :version",
-                ExpressionAttributeNames=names, ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW")
+                UpdateExpression="SET " + ", ".join(sets), ConditionExpression=guard,
+                # DynamoDB refuses names an expression does not use.
+                ExpressionAttributeNames={k: v for k, v in names.items() if k in used},
+                ExpressionAttributeValues=values, ReturnValues="ALL_NEW")
         except ClientError as error:
             if _is_conditional_failure(error):
-                raise StaleWrite(f"job {job.id} changed while its fields were being set") from None
+                raise refusal from None
             raise
         return self._job_record(response["Attributes"])
 

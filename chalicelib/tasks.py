@@ -4,7 +4,6 @@ name is the `ErrorEquals` name the workflows catch."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -42,9 +41,6 @@ TASK_ERRORS: dict[str, type[Exception]] = {
         CheckpointUploadFailed, CheckpointNotFound, CheckpointCorrupt, RestoreFailed,
     )
 }
-
-
-Task = Callable[[Runtime, Store, dict[str, Any]], dict[str, Any]]
 
 
 class TaskInput(BaseModel):

@@ -56,7 +56,7 @@ class Flows:
         self.session, self.runtime, self.store, self.arns = session, runtime, store, arns
         self.sfn = session.client("stepfunctions")
 
-    def instance(self, job_id: str, spot: bool = True) -> tuple[str, str]:
+    def instance(self, spot: bool = True) -> tuple[str, str]:
         """A running instance for the job, with its command queue, recorded on the job."""
         extra = {"InstanceMarketOptions": {"MarketType": "spot"}} if spot else {}
         instance = self.runtime.ec2.run_instances(
@@ -82,7 +82,7 @@ class Flows:
 
 
 def seed_running(flows: Flows, job_id: str, status=JobStatus.EXECUTING, spot=True):
-    instance, queue = flows.instance(job_id, spot)
+    instance, queue = flows.instance(spot)
     seed_job(flows.runtime, flows.store, job_id, status, instance=instance)
     # Record the queue as the launch workflow does: a field of the job item.
     flows.runtime.dynamodb.update_item(
