@@ -25,8 +25,11 @@ from chalicelib.wire.api import (
     LogInfo,
     LoginRequest,
     LoginView,
+    MigrateRequest,
     Page,
+    ResumeRequest,
     SubmitRequest,
+    SuspendRequest,
     UserRequest,
     UserView,
     WhoamiView,
@@ -72,7 +75,7 @@ def openapi_document(call: Call) -> dict:
 @routes.route("POST", "/v1/jobs", body=SubmitRequest, response=JobView, status=201)
 def submit_job(call: Call) -> JobView:
     """Submit a job."""
-    return jobs.submit(call.runtime, call.store, call.principal, call.body)
+    return jobs.submit(call.runtime, call.store, call.principal, call.body, call.api_url())
 
 
 @routes.route(
@@ -89,7 +92,7 @@ def list_jobs(call: Call) -> Page[JobView]:
     )
 
 
-@routes.route("GET", "/v1/jobs/{job_id}", response=JobView)
+@routes.route("GET", "/v1/jobs/{job_id}", response=JobView, job_token=True)
 def show_job(call: Call, job_id: str) -> JobView:
     """Show one job with its history."""
     return jobs.show(call.store, call.principal, job_id)
@@ -99,6 +102,27 @@ def show_job(call: Call, job_id: str) -> JobView:
 def cancel_job(call: Call, job_id: str) -> JobView:
     """Cancel a job."""
     return jobs.cancel(call.runtime, call.store, call.principal, job_id, call.body.reason)
+
+
+@routes.route("POST", "/v1/jobs/{job_id}/migrate", body=MigrateRequest, response=JobView,
+              status=202, job_token=True)
+def migrate_job(call: Call, job_id: str) -> JobView:
+    """Move a running job to a new instance (another type or size, or the same again)."""
+    return jobs.migrate(call.runtime, call.store, call.principal, job_id, call.body)
+
+
+@routes.route("POST", "/v1/jobs/{job_id}/suspend", body=SuspendRequest, response=JobView,
+              status=202)
+def suspend_job(call: Call, job_id: str) -> JobView:
+    """Checkpoint a running job and release its instance."""
+    return jobs.suspend(call.runtime, call.store, call.principal, job_id, call.body.reason)
+
+
+@routes.route("POST", "/v1/jobs/{job_id}/resume", body=ResumeRequest, response=JobView,
+              status=202)
+def resume_job(call: Call, job_id: str) -> JobView:
+    """Restore a suspended job on a new instance."""
+    return jobs.resume(call.runtime, call.store, call.principal, job_id, call.body.reason)
 
 
 @routes.route("GET", "/v1/jobs/{job_id}/logs", response=list[LogInfo])

@@ -153,6 +153,13 @@ class Agent:
         data = json.loads(value)
         return Credentials(username=data["username"], token=data["token"])
 
+    def _api_env(self, launch: JobLaunch) -> dict[str, str]:
+        """What `float` needs inside the job to act on it: the API and the job's own token."""
+        if launch.apiUrl is None or launch.apiTokenSecretId is None:
+            return {}
+        token = self.secrets.get_secret_value(SecretId=launch.apiTokenSecretId)["SecretString"]
+        return {"FLOAT_ADDRESS": launch.apiUrl, "FLOAT_TOKEN": token, "FLOAT_JOB_ID": launch.jobId}
+
     def _job_dir(self, job_id: str) -> Path:
         return self.settings.job_root / job_id
 
@@ -183,7 +190,8 @@ class Agent:
                 ["/bin/sh", SCRIPT_IN_CONTAINER]
             self.podman.remove(name)
             self.podman.create(
-                name, launch.imageUri, command, env=launch.env, cpus=launch.cpus,
+                name, launch.imageUri, command, env={**launch.env, **self._api_env(launch)},
+                cpus=launch.cpus,
                 memory_bytes=int(launch.memoryGiB * 2**30) if launch.memoryGiB else None,
                 mounts=mounts)
             # Copied into the container's own files, so the script travels with checkpoints.

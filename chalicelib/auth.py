@@ -16,12 +16,15 @@ from chalicelib.errors import Forbidden, Unauthorized
 from chalicelib.runtime import Runtime
 from chalicelib.store import Store
 from chalicelib.wire.api import LoginView, Role
+from chalicelib.wire.status import TERMINAL_STATUSES
 
 # scrypt (RFC 7914) with n=2**15, r=8, p=1: about 32 MiB and a few tens of ms per check.
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**15, 8, 1
 _SCRYPT_MAXMEM = 64 * 1024 * 1024
 _TOKEN_ISSUER = "openfloat"
 _SIGNING_KEY_CACHE = "token-signing-key"
+# A job's own token outlives any job; it is refused as soon as its job has ended.
+_JOB_TOKEN_DAYS = 366
 
 
 def hash_password(password: str) -> str:
@@ -56,6 +59,8 @@ _DUMMY_HASH = hash_password(secrets.token_hex(16))
 class Principal:
     username: str
     role: Role
+    # Set for a job's own token: the caller is that job, acting for its owner on itself only.
+    job: str | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -63,6 +68,11 @@ class Principal:
 
     def may_touch(self, owner: str) -> bool:
         return self.is_admin or self.username == owner
+
+    def may_touch_job(self, job_id: str, owner: str) -> bool:
+        if self.job is not None:
+            return self.job == job_id
+        return self.may_touch(owner)
 
     def require_admin(self, action: str) -> None:
         if not self.is_admin:
@@ -111,6 +121,33 @@ def login(runtime: Runtime, store: Store, username: str, password: str) -> Login
     )
 
 
+def job_token_secret_id(runtime: Runtime, job_id: str) -> str:
+    return f"{runtime.config.secret_prefix}jobs/{job_id}/api-token"
+
+
+def issue_job_token(runtime: Runtime, job_id: str, owner: str) -> str:
+    """Give the job a token of its own, kept in Secrets Manager for its agent to hand in;
+    the id of the secret. The token acts for the owner on this job only, and stops working
+    when the job ends. Issuing again returns the same secret."""
+    secret_id = job_token_secret_id(runtime, job_id)
+    now = runtime.clock().astimezone(UTC)
+    token = jwt.encode(
+        {"sub": owner, "job": job_id, "iss": _TOKEN_ISSUER, "iat": now,
+         "exp": now + timedelta(days=_JOB_TOKEN_DAYS)},
+        _signing_key(runtime), algorithm="HS256")
+    with contextlib.suppress(runtime.secrets.exceptions.ResourceExistsException):
+        runtime.secrets.create_secret(Name=secret_id, SecretString=token,
+                                      Description=f"OpenFloat API token of job {job_id}")
+    return secret_id
+
+
+def revoke_job_token(runtime: Runtime, job_id: str) -> None:
+    """Delete the job's token secret; nothing to delete is fine."""
+    with contextlib.suppress(runtime.secrets.exceptions.ResourceNotFoundException):
+        runtime.secrets.delete_secret(SecretId=job_token_secret_id(runtime, job_id),
+                                      ForceDeleteWithoutRecovery=True)
+
+
 def authenticate(runtime: Runtime, store: Store, authorization: str | None) -> Principal:
     """The principal behind an `Authorization: Bearer ...` header, or Unauthorized."""
     if not authorization:
@@ -136,4 +173,11 @@ def authenticate(runtime: Runtime, store: Store, authorization: str | None) -> P
     user = store.get_user(str(claims["sub"]))
     if user is None:
         raise Unauthorized(f"user {claims['sub']} no longer exists")
-    return Principal(username=user.username, role=user.role)
+    job_id = claims.get("job")
+    if job_id is None:
+        return Principal(username=user.username, role=user.role)
+    job = store.get_job(str(job_id))
+    if job is None or job.owner != user.username or job.status in TERMINAL_STATUSES:
+        raise Unauthorized(f"the token of job {job_id} no longer works: the job has ended")
+    # A job acts with its owner's rights but never an admin's.
+    return Principal(username=user.username, role="user", job=str(job_id))

@@ -57,6 +57,11 @@ class Config:
     # Spot warning), and to start or restore a job (boot, image pull, download).
     checkpoint_timeout_seconds: int = 110
     start_timeout_seconds: int = 900
+    # How long to wait for an agent's answer to a quick command (stop the container).
+    agent_timeout_seconds: int = 60
+    # Jobs are told the API's address, to call `float` from inside; by default the address
+    # the job was submitted to. Set OPENFLOAT_API_URL when clients reach it by another name.
+    api_url: str | None = None
     # Workflow name → state machine ARN. Deployment sets WORKFLOW_ARNS (JSON) once the state
     # machines exist; the local mode sets it after creating them from statemachines/.
     workflow_arns: dict[str, str] = field(default_factory=dict)
@@ -97,4 +102,6 @@ class Config:
             checkpoint_timeout_seconds=seconds("CHECKPOINT_TIMEOUT_SECONDS",
                                                cls.checkpoint_timeout_seconds),
             start_timeout_seconds=seconds("START_TIMEOUT_SECONDS", cls.start_timeout_seconds),
+            agent_timeout_seconds=seconds("AGENT_TIMEOUT_SECONDS", cls.agent_timeout_seconds),
+            api_url=env.get("OPENFLOAT_API_URL") or None,
         )

@@ -44,12 +44,17 @@ class StaleWrite(Conflict):
     """Another writer changed the item first; re-read and decide again."""
 
 
+class Unavailable(OpenFloatError):
+    """An AWS service the request needs refused or failed; trying again later may work."""
+
+
 HTTP_STATUS: dict[type[OpenFloatError], int] = {
     BadRequest: 400,
     Unauthorized: 401,
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
+    Unavailable: 503,
 }
 
 

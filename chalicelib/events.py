@@ -8,7 +8,6 @@ execution of that name. Events for instances OpenFloat does not run are dropped 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +15,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from chalicelib import executions
 from chalicelib.runtime import Runtime
 from chalicelib.store import JobRecord, Store
 from chalicelib.wire.agent import EventEnvelope, JobExited, ReclaimNoticed
@@ -106,12 +106,6 @@ def decide_agent(event: Any, job: JobRecord | None, timeouts: dict[str, int]) ->
     return Skip(f"{event.kind} needs no action", managed=True)
 
 
-def _timeouts(runtime: Runtime) -> dict[str, int]:
-    config = runtime.config
-    return {"checkpointSeconds": config.checkpoint_timeout_seconds,
-            "startSeconds": config.start_timeout_seconds}
-
-
 @dataclass
 class Tally:
     started: list[str] = field(default_factory=list)
@@ -133,29 +127,11 @@ def _carry_out(runtime: Runtime, action: Action, tally: Tally) -> None:
             tally.dropped += 1
             metrics.add_metric(name="UnmanagedInstanceEvents", unit=MetricUnit.Count, value=1)
         return
-    client = runtime.stepfunctions
-    machine = runtime.config.workflow(action.workflow)
-    execution = machine.replace(":stateMachine:", ":execution:") + f":{action.name}"
-    try:
-        client.describe_execution(executionArn=execution)
-    except client.exceptions.ExecutionDoesNotExist:
-        pass
-    else:
-        # Started before, by another copy of this event or by another report of the same reclaim.
-        tally.duplicates.append(action.name)
-        return
-    try:
-        # Step Functions keeps execution names unique per state machine: of two racing
-        # handlers one starts the workflow, the other gets ExecutionAlreadyExists (or, with the
-        # same input, the same execution back).
-        client.start_execution(stateMachineArn=machine, name=action.name,
-                               input=json.dumps(action.input))
-    except client.exceptions.ExecutionAlreadyExists:
+    if not executions.start(runtime, action.workflow, action.name, action.input):
+        # Started before, by another copy of this event or another report of the same reclaim.
         tally.duplicates.append(action.name)
         return
     tally.started.append(action.name)
-    logger.info("workflow started", extra={"workflow": action.workflow, "execution": action.name,
-                                           "job_id": action.input["jobId"]})
 
 
 def handle_ec2_messages(runtime: Runtime, store: Store, bodies: list[str]) -> Tally:
@@ -169,7 +145,7 @@ def handle_ec2_messages(runtime: Runtime, store: Store, bodies: list[str]) -> Ta
             logger.warning("unreadable EC2 event dropped")
             continue
         job = store.job_on_instance(event.detail.instance_id)
-        _carry_out(runtime, decide_ec2(event, job, _timeouts(runtime)), tally)
+        _carry_out(runtime, decide_ec2(event, job, executions.timeouts(runtime.config)), tally)
     if tally.dropped:
         metrics.flush_metrics()
     return tally
@@ -186,7 +162,7 @@ def handle_agent_messages(runtime: Runtime, store: Store, bodies: list[str]) -> 
             logger.warning("unreadable agent event dropped")
             continue
         job = store.job_on_instance(event.instanceId)
-        _carry_out(runtime, decide_agent(event, job, _timeouts(runtime)), tally)
+        _carry_out(runtime, decide_agent(event, job, executions.timeouts(runtime.config)), tally)
     if tally.dropped:
         metrics.flush_metrics()
     return tally

@@ -6,12 +6,24 @@ is reported as not found, so ids of other users' jobs are not confirmed to exist
 
 from __future__ import annotations
 
-from chalicelib import images
-from chalicelib.auth import Principal
-from chalicelib.errors import Forbidden, NotFound, StaleWrite
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib import executions, images
+from chalicelib.auth import Principal, revoke_job_token
+from chalicelib.errors import Conflict, Forbidden, NotFound, StaleWrite, Unavailable
 from chalicelib.runtime import Runtime
 from chalicelib.store import JobRecord, JobSpec, Store
-from chalicelib.wire.api import LOG_NAMES, HistoryEntry, JobView, LogInfo, Page, SubmitRequest
+from chalicelib.wire.api import (
+    LOG_NAMES,
+    HistoryEntry,
+    JobView,
+    LogInfo,
+    MigrateRequest,
+    Page,
+    SubmitRequest,
+)
 from chalicelib.wire.status import JobStatus
 
 # A job that never got an instance has nothing to tear down and is cancelled at once.
@@ -47,13 +59,16 @@ def view(job: JobRecord) -> JobView:
         dataVolumes=spec.dataVolumes,
         vmPolicy=spec.vmPolicy,
         migratePolicy=spec.migratePolicy,
+        disableRerun=spec.disableRerun,
         submitTime=job.submitTime,
         updateTime=job.updateTime,
         history=job.history,
+        migrations=job.migrations,
     )
 
 
-def submit(runtime: Runtime, store: Store, principal: Principal, request: SubmitRequest) -> JobView:
+def submit(runtime: Runtime, store: Store, principal: Principal, request: SubmitRequest,
+           api_url: str | None = None) -> JobView:
     image_uri = images.resolve(store, request.image)
     job_id = runtime.new_id()
     now = runtime.now_iso()
@@ -75,6 +90,7 @@ def submit(runtime: Runtime, store: Store, principal: Principal, request: Submit
         imageUri=image_uri,
         scriptKey=key,
         spec=JobSpec.from_request(request),
+        apiUrl=api_url,
         submitTime=now,
         updateTime=now,
         history=[HistoryEntry(time=now, to=JobStatus.SUBMITTED, reason=f"submitted by {principal.username}")],
@@ -84,12 +100,23 @@ def submit(runtime: Runtime, store: Store, principal: Principal, request: Submit
     except Exception:
         runtime.s3.delete_object(Bucket=runtime.config.data_bucket, Key=key)
         raise
+    try:
+        executions.start(runtime, "launch", f"{job.id}-launch", {
+            "jobId": job.id, "launchNumber": 1,
+            "timeouts": executions.timeouts(runtime.config)})
+    except (BotoCoreError, ClientError) as error:
+        # Nothing will ever launch it: say so on the job rather than leave it Submitted.
+        failed = HistoryEntry(time=runtime.now_iso(), from_=job.status,
+                              to=JobStatus.FAIL_TO_EXECUTE,
+                              reason=f"the launch workflow could not be started: {error}")
+        store.transition_job(job, JobStatus.FAIL_TO_EXECUTE, failed)
+        raise Unavailable(f"job {job.id} could not be launched: {error}") from error
     return view(job)
 
 
 def get_record(store: Store, principal: Principal, job_id: str) -> JobRecord:
     job = store.get_job(job_id)
-    if job is None or not principal.may_touch(job.owner):
+    if job is None or not principal.may_touch_job(job_id, job.owner):
         raise NotFound(f"job {job_id} does not exist")
     return job
 
@@ -134,11 +161,96 @@ def cancel(
             instance=job.instanceId,
         )
         try:
-            return view(store.transition_job(job, target, entry))
+            job = store.transition_job(job, target, entry)
         except StaleWrite:
             if attempt == _CANCEL_ATTEMPTS - 1:
                 raise
+            continue
+        if target == JobStatus.CANCELLED:
+            revoke_job_token(runtime, job.id)
+        else:
+            # Cancelling: the workflow stops the container, releases the instance, then
+            # Cancelled. A second cancel finds it running and starts nothing.
+            executions.start(runtime, "cancel", f"{job.id}-cancel", {
+                "jobId": job.id, "timeouts": executions.timeouts(runtime.config)})
+        return view(job)
     raise AssertionError("unreachable")
+
+
+def _request(runtime: Runtime, store: Store, principal: Principal, job_id: str,
+             allowed_from: JobStatus, target: JobStatus, action: str, reason: str | None,
+             workflow: str, payload: dict[str, Any],
+             check: Any = None) -> JobView:
+    """Move the job to `target` at once, so the caller sees it, and start the workflow that
+    carries the change out; if the workflow cannot start, put the job back."""
+    job = get_record(store, principal, job_id)
+    if job.status != allowed_from:
+        raise Conflict(f"job {job.id} is {job.status.value}; only a job that is "
+                       f"{allowed_from.value} can be {action}")
+    if check is not None:
+        check(job)
+    who = f"job {principal.job} itself" if principal.job else principal.username
+    entry = HistoryEntry(time=runtime.now_iso(), from_=job.status, to=target,
+                         reason=f"{action} by {who}" + (f": {reason}" if reason else ""),
+                         instance=job.instanceId)
+    moved = store.transition_job(job, target, entry)
+    name = f"{job.id}-{workflow}-{job.instanceId if workflow == 'migrate' else moved.version}"
+    try:
+        executions.start(runtime, workflow, name, {
+            "jobId": job.id, "reason": entry.reason, "launchNumber": moved.version,
+            "noticeTime": entry.time, "timeouts": executions.timeouts(runtime.config),
+            **payload})
+    except (BotoCoreError, ClientError) as error:
+        back = HistoryEntry(time=runtime.now_iso(), from_=target, to=allowed_from,
+                            reason=f"{action} failed: its workflow could not be started",
+                            instance=job.instanceId)
+        store.transition_job(moved, allowed_from, back)
+        raise Unavailable(f"job {job.id} could not be {action}: {error}") from error
+    return view(moved)
+
+
+def suspend(runtime: Runtime, store: Store, principal: Principal, job_id: str,
+            reason: str | None) -> JobView:
+    """Checkpoint the job and release its instance; it keeps its place until resumed."""
+    return _request(runtime, store, principal, job_id, JobStatus.EXECUTING,
+                    JobStatus.SUSPENDING, "suspended", reason, "suspend", {})
+
+
+def resume(runtime: Runtime, store: Store, principal: Principal, job_id: str,
+           reason: str | None) -> JobView:
+    """Launch an instance for a suspended job and restore it there."""
+    return _request(runtime, store, principal, job_id, JobStatus.SUSPENDED,
+                    JobStatus.RESUMING, "resumed", reason, "resume", {})
+
+
+def migrate(runtime: Runtime, store: Store, principal: Principal, job_id: str,
+            request: MigrateRequest) -> JobView:
+    """Move a running job to a new instance: another type, other ranges, or (forced) the
+    same type again. The job's spec takes the new sizes for every later launch."""
+    target = request.model_dump(mode="json", include={"instType", "cpu", "mem", "vmPolicy"},
+                                exclude_none=True)
+
+    def same_place(job: JobRecord) -> None:
+        if request.force or request.instType is None or request.vmPolicy is not None:
+            return
+        current = _instance_type(runtime, job.instanceId)
+        if current == request.instType:
+            raise Conflict(f"job {job.id} already runs on {current}; "
+                           "force the migration to move it to a new instance of that type")
+
+    return _request(runtime, store, principal, job_id, JobStatus.EXECUTING,
+                    JobStatus.CAPTURING, "migrated", request.reason, "migrate",
+                    {"target": target}, check=same_place)
+
+
+def _instance_type(runtime: Runtime, instance_id: str | None) -> str | None:
+    if instance_id is None:
+        return None
+    try:
+        found = runtime.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+    except ClientError:
+        return None
+    return str(found[0]["Instances"][0]["InstanceType"]) if found else None
 
 
 def _log_name(job_id: str, name: str) -> str:

@@ -65,23 +65,42 @@ def candidates(offers: list[Offer], cpu: CpuRange, mem: Range, instance_type: st
     return fitting[:TYPES_PER_ROUND]
 
 
+def _preferring(names: list[str], offers: list[Offer], prefer: str | None, market: Market,
+                cpu: CpuRange, mem: Range, instance_type: str | None) -> list[str]:
+    """`names` with `prefer` first, when that type may serve the job on `market`."""
+    if prefer is None or (instance_type is not None and prefer != instance_type):
+        return names
+    usable = any(o.instance_type == prefer and (instance_type is not None or fits(o, cpu, mem, market))
+                 and market in o.markets for o in offers)
+    if not usable:
+        return names
+    return [prefer] + [n for n in names if n != prefer][:TYPES_PER_ROUND - 1]
+
+
 def launch_plan(offers: list[Offer], cpu: CpuRange, mem: Range, instance_type: str | None,
-                policy: VmPolicy) -> list[Attempt]:
+                policy: VmPolicy, *, prefer: str | None = None,
+                moving: bool = False) -> list[Attempt]:
     """Every launch the job may try, in order, per its vmPolicy.
 
     spotOnly: each Spot candidate once. onDemand: each On-demand candidate once. spotFirst:
     `retryLimit` rounds over the Spot candidates, `retryInterval` seconds apart, then the
     On-demand candidates — the same sizes, so a fallback never asks for more than the job did.
+
+    `prefer` (the type the job ran on) goes first when it still fits: a moved job lands on
+    the same type by default. A job `moving` is frozen while the plan runs, so it gets one
+    Spot round with no waiting before the On-demand fallback.
     """
     spot = [o.instance_type for o in candidates(offers, cpu, mem, instance_type, "spot")]
     on_demand = [o.instance_type for o in candidates(offers, cpu, mem, instance_type, "on-demand")]
+    spot = _preferring(spot, offers, prefer, "spot", cpu, mem, instance_type)
+    on_demand = _preferring(on_demand, offers, prefer, "on-demand", cpu, mem, instance_type)
     plan: list[Attempt] = []
     if policy.onDemand:
         plan = [Attempt(instanceType=t, market="on-demand") for t in on_demand]
     elif policy.spotOnly:
         plan = [Attempt(instanceType=t, market="spot") for t in spot]
     else:
-        rounds = max(policy.retryLimit or 0, 1)
+        rounds = 1 if moving else max(policy.retryLimit or 0, 1)
         for number in range(rounds):
             for index, name in enumerate(spot):
                 wait = (policy.retryInterval or 0) if number > 0 and index == 0 else 0

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from chalicelib import runtime as runtime_module
 from chalicelib.auth import Principal, authenticate
-from chalicelib.errors import BadRequest, OpenFloatError, http_status
+from chalicelib.errors import BadRequest, Forbidden, OpenFloatError, http_status
 from chalicelib.runtime import Runtime
 from chalicelib.store import Store
 from chalicelib.wire.api import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ErrorView, first_problem
@@ -40,6 +40,8 @@ class Operation:
     status: int
     query: tuple[tuple[str, str], ...]
     content_type: str = JSON
+    # May a job's own token (see auth.issue_job_token) call it?
+    job_token: bool = False
 
 
 @dataclass
@@ -55,6 +57,15 @@ class Call:
     def query(self, name: str) -> str | None:
         params = self.request.query_params
         return None if params is None else params.get(name)
+
+    def api_url(self) -> str:
+        """The API's base URL as this caller reached it (or as configured)."""
+        if self.runtime.config.api_url:
+            return self.runtime.config.api_url.rstrip("/")
+        headers = self.request.headers
+        scheme = headers.get("x-forwarded-proto", "http")
+        stage = (self.request.context or {}).get("stage")
+        return f"{scheme}://{headers.get('host', 'localhost')}" + (f"/{stage}" if stage else "")
 
     def page_size(self) -> int:
         text = self.query("limit")
@@ -126,11 +137,13 @@ class Routes:
         status: int = 200,
         query: tuple[tuple[str, str], ...] = (),
         content_type: str = JSON,
+        job_token: bool = False,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def register(view: Callable[..., Any]) -> Callable[..., Any]:
             summary = (view.__doc__ or view.__name__).strip().splitlines()[0]
             self.operations.append(
-                Operation(method, path, summary, body, response, public, status, query, content_type)
+                Operation(method, path, summary, body, response, public, status, query, content_type,
+                          job_token)
             )
 
             @functools.wraps(view)
@@ -145,6 +158,9 @@ class Routes:
                         if public
                         else authenticate(rt, store, request.headers.get("authorization"))
                     )
+                    if principal.job is not None and not job_token:
+                        raise Forbidden(f"the token of job {principal.job} may only show or "
+                                        "migrate that job; log in as a user for anything else")
                     call = Call(rt, store, principal, request)
                     if body is not None:
                         call.body = _parse_body(request, body)

@@ -15,11 +15,12 @@ from typing import Any, TypeVar
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field
+from pydantic_core import to_jsonable_python
 
 from chalicelib.config import Config
 from chalicelib.errors import BadRequest, Conflict, NotFound, StaleWrite
 from chalicelib.status import check_transition
-from chalicelib.wire.api import HistoryEntry, Role, SubmitRequest
+from chalicelib.wire.api import HistoryEntry, MigrationView, Role, SubmitRequest
 from chalicelib.wire.status import JobStatus
 
 _serializer = TypeSerializer()
@@ -46,6 +47,7 @@ class JobSpec(BaseModel):
     dataVolumes: list[Any] = Field(default_factory=list)
     vmPolicy: Any
     migratePolicy: Any = None
+    disableRerun: bool = False
 
     @classmethod
     def from_request(cls, request: SubmitRequest) -> JobSpec:
@@ -68,9 +70,12 @@ class JobRecord(BaseModel):
     # The instance's own command queue, where workflows send the agent its commands.
     commandsQueueUrl: str | None = None
     rc: int | None = None
+    # Where the job reaches the API from inside (`float migrate` in its script).
+    apiUrl: str | None = None
     submitTime: str
     updateTime: str
     history: list[HistoryEntry] = Field(default_factory=list)
+    migrations: list[MigrationView] = Field(default_factory=list)
 
 
 class UsageRecord(BaseModel):
@@ -107,6 +112,13 @@ class UserRecord(BaseModel):
 
 
 R = TypeVar("R", bound=BaseModel)
+# Job attributes kept as one JSON string each: nested, with fractional numbers DynamoDB's
+# number type would need as Decimal, and never used in a key or a filter.
+_JSON_FIELDS = ("spec", "migrations")
+
+
+def _json_field(value: Any) -> str:
+    return json.dumps(to_jsonable_python(value, by_alias=True))
 
 
 def _to_item(values: dict[str, Any]) -> dict[str, Any]:
@@ -227,16 +239,23 @@ class Store:
         sets = ["#version = :next", *(f"#{name} = {placeholder}" for name, placeholder
                                       in named.items()), *extra_sets]
         names.update({f"#{name}": name for name in named})
+        removes = []
         for index, (name, value) in enumerate(fields.items()):
             names[f"#f{index}"] = name
-            values[f":f{index}"] = _serializer.serialize(value)
+            if value is None:
+                # Removed, not set to NULL: an index key (instanceId) must be absent or a string.
+                removes.append(f"#f{index}")
+                continue
+            values[f":f{index}"] = _serializer.serialize(
+                _json_field(value) if name in _JSON_FIELDS else value)
             sets.append(f"#f{index} = :f{index}")
         guard = "#version = :version" + (f" AND {condition}" if condition else "")
-        used = " ".join(sets) + guard
+        update = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        used = update + guard
         try:
             response = self._db.update_item(
                 TableName=self._config.jobs_table, Key={"id": {"S": job.id}},
-                UpdateExpression="SET " + ", ".join(sets), ConditionExpression=guard,
+                UpdateExpression=update, ConditionExpression=guard,
                 # DynamoDB refuses names an expression does not use.
                 ExpressionAttributeNames={k: v for k, v in names.items() if k in used},
                 ExpressionAttributeValues=values, ReturnValues="ALL_NEW")
@@ -431,8 +450,9 @@ class Store:
 
     @staticmethod
     def _job_item(job: JobRecord) -> dict[str, Any]:
-        values = job.model_dump(mode="json", by_alias=True, exclude={"spec", "history"})
-        item = _to_item({**values, "kind": KIND_JOB, "spec": job.spec.model_dump_json()})
+        values = job.model_dump(mode="json", by_alias=True, exclude={"history", *_JSON_FIELDS})
+        item = _to_item({**values, "kind": KIND_JOB,
+                         **{name: _json_field(getattr(job, name)) for name in _JSON_FIELDS}})
         item["history"] = {
             "L": [{"M": _to_item(h.model_dump(mode="json", by_alias=True))} for h in job.history]
         }
@@ -441,5 +461,7 @@ class Store:
     @staticmethod
     def _job_record(item: dict[str, Any]) -> JobRecord:
         values = _from_item(item)
-        values["spec"] = JobSpec.model_validate_json(values["spec"])
+        for name in _JSON_FIELDS:
+            if name in values:
+                values[name] = json.loads(values[name])
         return JobRecord.model_validate(values)

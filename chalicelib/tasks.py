@@ -9,15 +9,17 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from chalicelib import fleet
+from chalicelib.auth import issue_job_token, revoke_job_token
 from chalicelib.errors import IllegalTransition, NotFound, StaleWrite
 from chalicelib.placement import Attempt, NoCandidate, launch_plan
 from chalicelib.runtime import Runtime
 from chalicelib.store import JobRecord, Store, UsageRecord
 from chalicelib.wire.agent import JobLaunch
-from chalicelib.wire.api import HistoryEntry
+from chalicelib.wire.api import HistoryEntry, MigrationView
+from chalicelib.wire.checkpoints import CheckpointManifest
 from chalicelib.wire.failures import (
     CheckpointCorrupt,
     CheckpointFailed,
@@ -51,11 +53,24 @@ class JobRef(TaskInput):
     jobId: str
 
 
+class Moved(TaskInput):
+    """What a workflow knows of a move once the job runs again on its new instance."""
+
+    fromInstance: str | None = None
+    noticeTime: str | None = None
+    instanceType: str | None = None
+    # The checkpoint the job was restored from, as the agent reported it; None for a rerun.
+    checkpoint: dict[str, Any] | None = None
+
+
 class StatusChange(TaskInput):
     jobId: str
     to: JobStatus
     reason: str
     instanceId: str | None = None
+    moved: Moved | None = None
+    # The job has given up its instance (suspended): forget the instance and its queue.
+    released: bool = False
 
 
 class JobExit(TaskInput):
@@ -84,13 +99,54 @@ def _move(runtime: Runtime, store: Store, job: JobRecord, target: JobStatus, rea
         return job  # a retried task: the change is already made
     entry = HistoryEntry(time=runtime.now_iso(), from_=job.status, to=target, reason=reason,
                          instance=instance_id or job.instanceId)
-    return store.transition_job(job, target, entry, fields)
+    moved = store.transition_job(job, target, entry, fields)
+    if target in TERMINAL_STATUSES:
+        revoke_job_token(runtime, job.id)
+    return moved
+
+
+def _seconds_since(runtime: Runtime, iso: str | None) -> float | None:
+    if iso is None:
+        return None
+    try:
+        then = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return round(max(0.0, (runtime.clock() - then.astimezone(UTC)).total_seconds()), 3)
+
+
+def _migration(runtime: Runtime, change: StatusChange, moved: Moved) -> MigrationView:
+    checkpoint: CheckpointManifest | None = None
+    if moved.checkpoint is not None:
+        try:
+            checkpoint = CheckpointManifest.model_validate(moved.checkpoint)
+        except ValidationError:
+            checkpoint = None  # an agent's reply without figures: the move still counts
+    frozen = checkpoint.stats.frozenTimeUs / 1e6 if checkpoint and checkpoint.stats.frozenTimeUs \
+        else None
+    return MigrationView(
+        time=runtime.now_iso(), reason=change.reason, fromInstance=moved.fromInstance,
+        toInstance=change.instanceId or "", instanceType=moved.instanceType,
+        checkpointSeq=checkpoint.seq if checkpoint else None,
+        imageBytes=checkpoint.archiveSize if checkpoint else None,
+        freezeSeconds=frozen,
+        checkpointSeconds=round(checkpoint.checkpointSeconds, 3) if checkpoint else None,
+        uploadSeconds=round(checkpoint.uploadSeconds, 3) if checkpoint else None,
+        secondsToExecuting=_seconds_since(runtime, moved.noticeTime),
+        rerun=moved.checkpoint is None)
 
 
 def set_status(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[str, Any]:
+    """Move the job to a status; a job that moved to a new instance also gets its migration
+    (what the checkpoint cost, how long it was away) recorded in the same write."""
     change = StatusChange.model_validate(event)
-    job = _move(runtime, store, _job(store, change.jobId), change.to, change.reason,
-                change.instanceId)
+    job = _job(store, change.jobId)
+    fields: dict[str, Any] = {}
+    if change.moved is not None and job.status != change.to:
+        fields["migrations"] = [*job.migrations, _migration(runtime, change, change.moved)]
+    if change.released:
+        fields.update(instanceId=None, commandsQueueUrl=None)
+    job = _move(runtime, store, job, change.to, change.reason, change.instanceId, fields)
     return {"jobId": job.id, "status": job.status.value}
 
 
@@ -108,9 +164,19 @@ def finish_job(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[st
 
 
 def job_instance(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[str, Any]:
+    """The job's instance as workflows need it: id, command queue, type, and whether the job
+    may be started again from the beginning when no checkpoint can be restored."""
     job = _job(store, JobRef.model_validate(event).jobId)
+    instance_type = None
+    if job.instanceId is not None:
+        try:
+            found = runtime.ec2.describe_instances(InstanceIds=[job.instanceId])["Reservations"]
+            instance_type = found[0]["Instances"][0]["InstanceType"] if found else None
+        except ClientError:
+            instance_type = None  # gone already: the replacement is planned from the spec
     return {"jobId": job.id, "instanceId": job.instanceId,
-            "commandsQueueUrl": job.commandsQueueUrl}
+            "commandsQueueUrl": job.commandsQueueUrl, "instanceType": instance_type,
+            "rerunAllowed": not job.spec.disableRerun}
 
 
 def terminate_instance(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[str, Any]:
@@ -159,11 +225,22 @@ def record_usage(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[
     return {"recorded": stored, "coreHours": str(core_hours), "seconds": seconds}
 
 
+class PlanRequest(TaskInput):
+    jobId: str
+    # A user's migrate: new sizes or market, kept as the job's own from now on.
+    target: dict[str, Any] | None = None
+    # A move prefers the type the job ran on, and does not wait between Spot rounds.
+    preferType: str | None = None
+    moving: bool = False
+
+
 class LaunchRequest(TaskInput):
     jobId: str
     launchNumber: int
     index: int
     attempt: Attempt
+    # Another instance for the same attempt, after the first could not restore the job.
+    retry: int = 0
 
 
 class FailRequest(TaskInput):
@@ -175,11 +252,24 @@ class FailRequest(TaskInput):
 
 def plan_launch(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[str, Any]:
     """Every launch the job may try, in order (NoCandidate when nothing fits)."""
-    job = _job(store, JobRef.model_validate(event).jobId)
+    request = PlanRequest.model_validate(event)
+    job = _job(store, request.jobId)
     spec = job.spec
+    prefer = request.preferType
+    if request.target:
+        changes = dict(request.target)
+        if "instType" in changes:
+            changes.update(cpu=spec.cpu, mem=spec.mem)
+        elif "cpu" in changes or "mem" in changes:
+            changes["instType"] = None
+        spec = spec.model_copy(update=changes)
+        if spec != job.spec:
+            job = store.record_fields(job, {"spec": spec})
+        prefer = None  # the user asked for something new
     attempts = launch_plan(fleet.offers(runtime), CpuRange.model_validate(spec.cpu),
                            Range.model_validate(spec.mem), spec.instType,
-                           VmPolicy.model_validate(spec.vmPolicy))
+                           VmPolicy.model_validate(spec.vmPolicy), prefer=prefer,
+                           moving=request.moving)
     return {"attempts": [a.model_dump() for a in attempts], "count": len(attempts)}
 
 
@@ -188,11 +278,30 @@ def launch_instance(runtime: Runtime, store: Store, event: dict[str, Any]) -> di
     agent needs to start it. InsufficientCapacity sends the workflow to the next attempt."""
     request = LaunchRequest.model_validate(event)
     job = _job(store, request.jobId)
-    token = f"{job.id}-{request.launchNumber}-{request.index}"
+    expected = job.status
+    token = f"{job.id}-{request.launchNumber}-{request.index}" + (
+        f"-r{request.retry}" if request.retry else "")
     queue = fleet.command_queue(runtime, token)
     instance = fleet.launch(runtime, job.id, token, request.attempt, queue, job.spec.customTags)
     instance_id = str(instance["InstanceId"])
-    job = store.record_fields(job, {"instanceId": instance_id, "commandsQueueUrl": queue})
+    for _ in range(3):
+        if job.status != expected:
+            # Cancelled (or otherwise moved on) while the instance was booting: it must not
+            # be left running without a job.
+            terminate_instance(runtime, store, {"jobId": job.id, "instanceId": instance_id,
+                                                "commandsQueueUrl": queue})
+            raise IllegalTransition(f"job {job.id} became {job.status.value} while "
+                                    f"{instance_id} was launched for it; released it")
+        try:
+            job = store.record_fields(job, {"instanceId": instance_id, "commandsQueueUrl": queue})
+            break
+        except StaleWrite:
+            job = _job(store, job.id)
+    else:
+        terminate_instance(runtime, store, {"jobId": job.id, "instanceId": instance_id,
+                                            "commandsQueueUrl": queue})
+        raise StaleWrite(f"job {job.id} kept changing while {instance_id} was recorded")
+    secret = issue_job_token(runtime, job.id, job.owner) if job.apiUrl else None
     offer = next(o for o in fleet.offers(runtime) if o.instance_type == request.attempt.instanceType)
     mem = Range.model_validate(job.spec.mem)
     entry = store.get_image(job.image)
@@ -200,7 +309,7 @@ def launch_instance(runtime: Runtime, store: Store, event: dict[str, Any]) -> di
         jobId=job.id, imageUri=job.imageUri, scriptKey=job.scriptKey, env=job.spec.env,
         credentialsSecretId=entry.secretId if entry is not None else None,
         cpus=offer.vcpus, memoryGiB=min(mem.max, offer.memory_gib),
-        dataVolumes=job.spec.dataVolumes)
+        dataVolumes=job.spec.dataVolumes, apiUrl=job.apiUrl, apiTokenSecretId=secret)
     return {"instanceId": instance_id, "instanceType": request.attempt.instanceType,
             "market": request.attempt.market, "commandsQueueUrl": queue,
             "job": launch.model_dump(mode="json")}

@@ -58,11 +58,14 @@ class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
 
 
 class Client:
-    """One OpCenter, optionally as one user (a bearer token)."""
+    """One OpCenter, optionally as one user (a bearer token). `refused_hint` follows the server's
+    message when it refuses the token (401)."""
 
-    def __init__(self, address: str, token: str | None = None) -> None:
+    def __init__(self, address: str, token: str | None = None,
+                 refused_hint: str = "; run float login again") -> None:
         self.address = address
         self._token = token
+        self._refused_hint = refused_hint
         handlers: list[urllib.request.BaseHandler] = [_RefuseRedirects()]
         if _is_loopback(urllib.parse.urlsplit(address).hostname or ""):
             handlers.append(urllib.request.ProxyHandler({}))  # a local OpCenter is never proxied
@@ -137,7 +140,7 @@ class Client:
         except (ValueError, OSError, http.client.HTTPException):
             message = f"the OpCenter answered {error.code} {error.reason}"
         if error.code == 401 and self._token:
-            message = f"{message}; run float login again"
+            message = f"{message}{self._refused_hint}"
         return CliError(message)
 
 

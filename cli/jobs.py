@@ -1,22 +1,31 @@
-"""Job commands: submit, list, show, log and cancel, and how a job looks as a table."""
+"""Job commands: submit, list, show, log, cancel, migrate, suspend and resume, and how a job
+looks as a table. Inside a job, show and migrate default -j to the job itself (FLOAT_JOB_ID)."""
 
 from __future__ import annotations
 
 import argparse
 import os
 
+from pydantic import BaseModel
+
 from chalicelib.wire.api import (
     MAX_JOB_SCRIPT_BYTES,
     CancelRequest,
     JobView,
     LogInfo,
+    MigrateRequest,
+    MigrationView,
+    ResumeRequest,
     SubmitRequest,
+    SuspendRequest,
 )
 from chalicelib.wire.specs import VmPolicy
 from cli import filters, output, prompt
 from cli.client import segment
 from cli.errors import CliError, UsageError, validate
-from cli.session import connect
+from cli.session import JOB_ID, connect
+
+MIB = 1024 * 1024
 
 
 def submit(args: argparse.Namespace) -> None:
@@ -46,8 +55,9 @@ def list_jobs(args: argparse.Namespace) -> None:
 
 
 def show(args: argparse.Namespace) -> None:
-    """`float show -j ID`."""
-    job = connect(args).call("GET", f"/v1/jobs/{segment(args.job)}", JobView)
+    """`float show -j ID` (inside a job, -j defaults to the job itself)."""
+    job_id = _this_job(args)
+    job = connect(args).call("GET", f"/v1/jobs/{segment(job_id)}", JobView)
     output.emit(args.format, job, job_table)
 
 
@@ -80,6 +90,48 @@ def cancel(args: argparse.Namespace) -> None:
     output.emit(args.format, job, job_table)
 
 
+def migrate(args: argparse.Namespace) -> None:
+    """`float migrate -j ID [--instType T | -c MIN:MAX -m MIN:MAX] [--vmPolicy [...]] [-f]`:
+    checkpoint the running job and restore it on a new instance. Inside a job, -j defaults to
+    the job itself, so a job script can move itself (`float migrate -f --instType ...`)."""
+    job_id = _this_job(args)
+    given = {"instType": args.instType, "cpu": args.cpu, "mem": args.mem,
+             "vmPolicy": args.vmPolicy, "reason": args.reason}
+    body: dict[str, object] = {key: value for key, value in given.items() if value is not None}
+    if args.force:
+        body["force"] = True
+    validate(MigrateRequest, body)
+    job = connect(args).call("POST", f"/v1/jobs/{segment(job_id)}/migrate", JobView, body=body)
+    output.emit(args.format, job, job_table)
+
+
+def suspend(args: argparse.Namespace) -> None:
+    """`float suspend -j ID`: checkpoint the job and release its instance until resumed."""
+    _act(args, "suspend", SuspendRequest)
+
+
+def resume(args: argparse.Namespace) -> None:
+    """`float resume -j ID`: restore a suspended job on a new instance."""
+    _act(args, "resume", ResumeRequest)
+
+
+def _act(args: argparse.Namespace, action: str, model: type[BaseModel]) -> None:
+    """POST /v1/jobs/ID/ACTION with the optional reason, then the job as it is now."""
+    body = {"reason": args.reason} if args.reason else {}
+    validate(model, body)
+    job = connect(args).call("POST", f"/v1/jobs/{segment(args.job)}/{action}", JobView,
+                             body=body)
+    output.emit(args.format, job, job_table)
+
+
+def _this_job(args: argparse.Namespace) -> str:
+    """-j, or inside a job the job itself (FLOAT_JOB_ID)."""
+    job_id: str = args.job or os.environ.get(JOB_ID, "").strip()
+    if not job_id:
+        raise UsageError(f"give the job with -j ID (or run it inside a job, where {JOB_ID} is set)")
+    return job_id
+
+
 def jobs_table(jobs: list[JobView]) -> str:
     return output.table(
         ("ID", "NAME", "USER", "STATUS", "SUBMIT TIME", "CPU", "MEM"),
@@ -101,11 +153,34 @@ def job_table(job: JobView) -> str:
     if job.portMappings:
         details.append(("PORTS", ", ".join(job.portMappings)))
     details += [("DATA VOLUME", str(volume)) for volume in job.dataVolumes]
+    if job.disableRerun:
+        details.append(("RERUN", "disabled (a failed restore ends the job CheckpointFailed)"))
     history = output.table(
         ("TIME", "CHANGE", "REASON", "INSTANCE"),
         ((h.time, f"{h.from_ or '-'} → {h.to}", h.reason, h.instance) for h in job.history),
     )
-    return f"{output.fields(details)}\n\nHISTORY\n{history}"
+    text = f"{output.fields(details)}\n\nHISTORY\n{history}"
+    if job.migrations:
+        text += f"\n\nMIGRATIONS\n{migrations_table(job.migrations)}"
+    return text
+
+
+def migrations_table(migrations: list[MigrationView]) -> str:
+    """Each move: when, from which instance to which, its type, the checkpoint image's size, how
+    long the job was frozen, how long until it was Executing again, and whether it was rerun
+    from the start instead of restored."""
+    return output.table(
+        ("TIME", "MOVE", "INSTANCE TYPE", "IMAGE MiB", "FREEZE s", "TO EXECUTING s", "RERUN",
+         "REASON"),
+        ((m.time, f"{m.fromInstance or '-'} → {m.toInstance}", m.instanceType,
+          _number(m.imageBytes / MIB if m.imageBytes is not None else None),
+          _number(m.freezeSeconds), _number(m.secondsToExecuting), "yes" if m.rerun else "no",
+          m.reason) for m in migrations),
+    )
+
+
+def _number(value: float | None) -> str | None:
+    return None if value is None else f"{value:.1f}"
 
 
 def _vm_policy(policy: VmPolicy) -> str:

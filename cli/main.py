@@ -12,8 +12,10 @@ from typing import Any, NoReturn
 from cli import images, jobs, session, users
 from cli.errors import CliError, UsageError
 from cli.output import DEFAULT_FORMAT, FORMATS
+from cli.session import JOB_ID
 
 Handler = Callable[[argparse.Namespace], None]
+IN_JOB = f"job ID (default inside a job: ${JOB_ID}, the job itself)"
 
 
 class Parser(argparse.ArgumentParser):
@@ -34,7 +36,8 @@ def add_global_flags(parser: argparse.ArgumentParser, after_command: bool,
     --password); there the global flag is only accepted before the command."""
     default = argparse.SUPPRESS if after_command else None
     parser.add_argument("-a", "--address", default=default,
-                        help="OpCenter address such as http://127.0.0.1:8787 (default: last used)")
+                        help="OpCenter address such as http://127.0.0.1:8787 (default: last used; "
+                        "inside a job, $FLOAT_ADDRESS)")
     if "username" not in own:
         parser.add_argument("-u", "--username", dest="login_user", metavar="USER",
                             default=default, help="log in as this user first")
@@ -84,7 +87,7 @@ def build_parser() -> Parser:
                          help='status=S [or status=S]..., user=U or name=N; repeat to AND')
 
     show = command(commands, "show", jobs.show, "show a job and its history")
-    show.add_argument("-j", "--job", required=True, metavar="ID")
+    show.add_argument("-j", "--job", metavar="ID", help=IN_JOB)
 
     log = command(commands, "log", jobs.log, "list or print a job's logs")
     log.add_argument("-j", "--job", required=True, metavar="ID")
@@ -95,6 +98,27 @@ def build_parser() -> Parser:
     cancel.add_argument("-j", "--job", required=True, metavar="ID")
     cancel.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
     cancel.add_argument("--reason", help="why, kept in the job's history")
+
+    migrate = command(commands, "migrate", jobs.migrate,
+                      "move a running job to another instance (checkpoint and restore)")
+    migrate.add_argument("-j", "--job", metavar="ID", help=IN_JOB)
+    migrate.add_argument("--instType", help="the new instance type, e.g. c5.2xlarge")
+    migrate.add_argument("-c", "--cpu", help="new vCPU range: N or MIN:MAX (not with --instType)")
+    migrate.add_argument("-m", "--mem", help="new memory range in GB: N or MIN:MAX")
+    migrate.add_argument("--vmPolicy", metavar="SPEC",
+                         help="[spotOnly=true], [onDemand=true], [spotFirst=true,...] from now on")
+    migrate.add_argument("-f", "--force", action="store_true",
+                         help="move even onto the same instance type and market")
+    migrate.add_argument("--reason", help="why, kept in the job's history")
+
+    for name, run, text, alias in (
+        ("suspend", jobs.suspend, "checkpoint a running job and release its instance",
+         "hibernate"),
+        ("resume", jobs.resume, "restore a suspended job on a new instance", "restore"),
+    ):
+        sub = command(commands, name, run, text, aliases=[alias])
+        sub.add_argument("-j", "--job", required=True, metavar="ID")
+        sub.add_argument("--reason", help="why, kept in the job's history")
 
     image_group = commands.add_parser("image", help="the Application Library",
                                       description="the Application Library")

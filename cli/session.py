@@ -1,5 +1,12 @@
 """Saved sessions: the session file (`$FLOAT_CONFIG_DIR` or `~/.float`, session.json, mode 0600),
-the login and logout commands, and the authenticated client every other command starts from."""
+the login and logout commands, and the authenticated client every other command starts from.
+
+Inside a job, the OpCenter gives the container FLOAT_ADDRESS (its API base URL), FLOAT_TOKEN (a
+bearer token for that one job) and FLOAT_JOB_ID, so the job script can run `float migrate`
+without logging in. When both FLOAT_ADDRESS and FLOAT_TOKEN are set and no -u/-p is given, they
+are used instead of the session file. FLOAT_ADDRESS is then also the default for -a (so -u/-p log
+in there); an explicit -a still wins, and the job's token is only ever sent to FLOAT_ADDRESS
+(any other -a uses the session file)."""
 
 from __future__ import annotations
 
@@ -13,6 +20,10 @@ from chalicelib.wire.api import LoginRequest, LoginView, WhoamiView
 from cli import output, prompt
 from cli.client import Client, normalize_address
 from cli.errors import CliError, UsageError, validate
+
+JOB_ADDRESS = "FLOAT_ADDRESS"
+JOB_TOKEN = "FLOAT_TOKEN"
+JOB_ID = "FLOAT_JOB_ID"
 
 
 class Session(BaseModel):
@@ -57,9 +68,13 @@ def save(session: Session) -> None:
 
 
 def connect(args: argparse.Namespace) -> Client:
-    """A client for the chosen OpCenter as the saved user, logging in first when -u/-p are given.
+    """A client for the chosen OpCenter: inside a job as that job (FLOAT_ADDRESS, FLOAT_TOKEN),
+    otherwise as the saved user, logging in first when -u/-p are given.
 
-    The saved token is only ever sent to the address it came from."""
+    A token is only ever sent to the address it came from."""
+    job = job_credentials(args)
+    if job is not None:
+        return Client(*job, refused_hint=f"; the token came from {JOB_TOKEN}")
     saved = load()
     address = _address(args, saved)
     if args.login_user or args.login_password:
@@ -75,12 +90,35 @@ def connect(args: argparse.Namespace) -> Client:
     return Client(address, saved.token)
 
 
+def job_credentials(args: argparse.Namespace) -> tuple[str, str] | None:
+    """(address, token) from FLOAT_ADDRESS and FLOAT_TOKEN when running inside a job and the
+    command line does not log in (-u/-p) or point somewhere else (-a)."""
+    job = _job_environment()
+    if job is None or args.login_user or args.login_password:
+        return None
+    if args.address and normalize_address(args.address) != job[0]:
+        return None
+    return job
+
+
+def _job_environment() -> tuple[str, str] | None:
+    """(FLOAT_ADDRESS, FLOAT_TOKEN) when both are set, the address normalized."""
+    text, token = os.environ.get(JOB_ADDRESS, "").strip(), os.environ.get(JOB_TOKEN, "").strip()
+    if not text or not token:
+        return None
+    try:
+        return normalize_address(text), token
+    except UsageError:
+        raise CliError(f"{JOB_ADDRESS}={text!r} is not an OpCenter address such as "
+                       "http://127.0.0.1:8787") from None
+
+
 def login(args: argparse.Namespace) -> None:
     """`float login -a ADDR -u USER -p PASS`, or `float login --info`."""
     if args.info:
         client = connect(args)
         me = client.call("GET", "/v1/whoami", WhoamiView)
-        session = load()
+        session = None if job_credentials(args) else load()
         info = {
             "username": me.username,
             "role": me.role,
@@ -111,6 +149,9 @@ def logout(args: argparse.Namespace) -> None:
 def _address(args: argparse.Namespace, saved: Session | None) -> str | None:
     if args.address:
         return normalize_address(args.address)
+    job = _job_environment()
+    if job is not None:
+        return job[0]
     return saved.address if saved else None
 
 

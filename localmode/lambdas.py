@@ -54,13 +54,3 @@ def local_lambdas(app: Chalice) -> Iterator[dict[str, Handler]]:
         yield handlers
     finally:
         LambdaBackend.invoke = original  # type: ignore[method-assign]
-
-
-def deploy_workflows(stepfunctions: Any, workflows: dict[str, str], role_arn: str,
-                     prefix: str) -> dict[str, str]:
-    """Create each workflow from its ASL text; the state machine ARNs by workflow name."""
-    arns = {}
-    for name, definition in workflows.items():
-        arns[name] = stepfunctions.create_state_machine(
-            name=f"{prefix}{name}", definition=definition, roleArn=role_arn)["stateMachineArn"]
-    return arns

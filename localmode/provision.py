@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+from chalicelib import workflows
 from chalicelib.config import RESOURCE_ENV
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "infra" / "resources.json"
@@ -20,9 +22,24 @@ class ProvisionError(RuntimeError):
 LOCAL_WORKER_IMAGE = "ami-12c6146b"
 
 
+def deploy_workflows(stepfunctions: Any, stack_name: str) -> dict[str, str]:
+    """Create one state machine per statemachines/ file, its tasks named by the app's own
+    function names (the local Lambda runs them in-process); the ARNs by workflow name."""
+    names = dict(workflows.TASK_FUNCTIONS)
+    # moto checks neither the role nor what it may do; AWS gets its role from infra.package.
+    role = f"arn:aws:iam::123456789012:role/{stack_name}-workflows"
+    return {
+        name: stepfunctions.create_state_machine(
+            name=f"{stack_name}-{name}", definition=workflows.definition(name, names),
+            roleArn=role)["stateMachineArn"]
+        for name in workflows.WORKFLOWS
+    }
+
+
 def provision(session: Any, stack_name: str, template: Path = TEMPLATE,
               worker_image: str = LOCAL_WORKER_IMAGE) -> dict[str, str]:
-    """Create the stack from `template` and map its outputs to the control plane's settings."""
+    """Create the stack from `template` and the workflows from statemachines/, and map them
+    to the control plane's settings."""
     cloudformation = session.client("cloudformation")
     cloudformation.create_stack(
         StackName=stack_name, TemplateBody=template.read_text(),
@@ -38,4 +55,7 @@ def provision(session: Any, stack_name: str, template: Path = TEMPLATE,
     missing = [key for key in RESOURCE_ENV.values() if key not in outputs]
     if missing:
         raise ProvisionError(f"{template} has no output for {', '.join(missing)}")
-    return {env: outputs[key] for env, key in RESOURCE_ENV.items()}
+    settings = {env: outputs[key] for env, key in RESOURCE_ENV.items()}
+    settings["WORKFLOW_ARNS"] = json.dumps(
+        deploy_workflows(session.client("stepfunctions"), stack_name))
+    return settings

@@ -31,6 +31,10 @@ class JobLaunch(Message):
     cpus: float | None = Field(default=None, gt=0)
     memoryGiB: float | None = Field(default=None, gt=0)
     dataVolumes: list[DataVolume] = Field(default_factory=list)
+    # The job may call the API on itself (`float migrate`): where, and the secret holding
+    # its own token. Inside the container: FLOAT_ADDRESS, FLOAT_TOKEN, FLOAT_JOB_ID.
+    apiUrl: str | None = None
+    apiTokenSecretId: str | None = None
 
 
 class RunCommand(Message):

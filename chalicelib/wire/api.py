@@ -25,6 +25,12 @@ IMAGE_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,127}$"
 Role = Literal["admin", "user"]
 
 
+def _check_instance_type(value: str | None) -> str | None:
+    if value is not None and not _INSTANCE_TYPE.match(value):
+        raise ValueError(f"{value!r} is not an instance type such as c5.2xlarge")
+    return value
+
+
 class Body(BaseModel):
     """A request body: unknown fields are refused so that a typo is never silently ignored."""
 
@@ -47,6 +53,9 @@ class SubmitRequest(Body):
     dataVolumes: list[DataVolume] = Field(default_factory=list, max_length=16)
     vmPolicy: VmPolicy = Field(default_factory=VmPolicy)
     migratePolicy: MigratePolicy | None = None
+    # When a job cannot be restored from a checkpoint, it is started again from the beginning
+    # unless this is set; then it ends CheckpointFailed.
+    disableRerun: bool = False
 
     @field_validator("jobScript")
     @classmethod
@@ -58,12 +67,7 @@ class SubmitRequest(Body):
             raise ValueError(f"the job script is {size} bytes; the limit is {MAX_JOB_SCRIPT_BYTES}")
         return script
 
-    @field_validator("instType")
-    @classmethod
-    def _instance_type(cls, value: str | None) -> str | None:
-        if value is not None and not _INSTANCE_TYPE.match(value):
-            raise ValueError(f"{value!r} is not an instance type such as c5.2xlarge")
-        return value
+    _instance_type = field_validator("instType")(_check_instance_type)
 
     @field_validator("env")
     @classmethod
@@ -107,6 +111,24 @@ class HistoryEntry(View):
     instance: str | None = None
 
 
+class MigrationView(View):
+    """One move of a job from one instance to another, with what it cost the job."""
+
+    time: str
+    reason: str
+    fromInstance: str | None = None
+    toInstance: str
+    instanceType: str | None = None
+    checkpointSeq: int | None = None
+    imageBytes: int | None = None
+    freezeSeconds: float | None = None
+    checkpointSeconds: float | None = None
+    uploadSeconds: float | None = None
+    # From the warning (or the request) to the job executing again on the new instance.
+    secondsToExecuting: float | None = None
+    rerun: bool = False
+
+
 class JobView(View):
     """A job as `float show -j ID --format json` prints it."""
 
@@ -129,7 +151,9 @@ class JobView(View):
     migratePolicy: MigratePolicy | None = None
     submitTime: str
     updateTime: str
+    disableRerun: bool = False
     history: list[HistoryEntry] = Field(default_factory=list)
+    migrations: list[MigrationView] = Field(default_factory=list)
 
 
 T = TypeVar("T")
@@ -143,6 +167,35 @@ class Page(View, Generic[T]):
 
 
 class CancelRequest(Body):
+    reason: str | None = Field(default=None, max_length=512)
+
+
+class MigrateRequest(Body):
+    """Move a running job: to another instance type, to other cpu/mem ranges, or to the same
+    sizes again; `vmPolicy` changes the market for this and later launches."""
+
+    instType: str | None = None
+    cpu: CpuRange | None = None
+    mem: Range | None = None
+    vmPolicy: VmPolicy | None = None
+    # Move even when the job would land on the same instance type and market it has now.
+    force: bool = False
+    reason: str | None = Field(default=None, max_length=512)
+
+    _instance_type = field_validator("instType")(_check_instance_type)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> MigrateRequest:
+        if self.instType is not None and (self.cpu is not None or self.mem is not None):
+            raise ValueError("give either instType or cpu/mem ranges, not both")
+        return self
+
+
+class SuspendRequest(Body):
+    reason: str | None = Field(default=None, max_length=512)
+
+
+class ResumeRequest(Body):
     reason: str | None = Field(default=None, max_length=512)
 
 

@@ -15,11 +15,12 @@ from tests.cli.fake_opcenter import PASSWORD, TOKEN, FakeOpCenter, serving
 
 @pytest.fixture(autouse=True)
 def float_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Each test gets its own session directory, and no proxy from the environment."""
+    """Each test gets its own session directory, and no proxy or job (FLOAT_ADDRESS, FLOAT_TOKEN,
+    FLOAT_JOB_ID) from the environment."""
     home = tmp_path / "float-config"
     monkeypatch.setenv("FLOAT_CONFIG_DIR", str(home))
     for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy",
-                 "ALL_PROXY"):
+                 "ALL_PROXY", "FLOAT_ADDRESS", "FLOAT_TOKEN", "FLOAT_JOB_ID"):
         monkeypatch.delenv(name, raising=False)
     return home
 

@@ -108,12 +108,27 @@ def job_json(job_id: str = "job-1", status: str = "Executing", **overrides: Any)
                      "retryLimit": 3, "retryInterval": 600},
         "migratePolicy": None,
         "submitTime": "2024-05-01T10:00:00Z", "updateTime": "2024-05-01T10:05:00Z",
+        "disableRerun": False,
         "history": [
             {"time": "2024-05-01T10:00:00Z", "from": None, "to": "Submitted",
              "reason": "submitted", "instance": None},
             {"time": "2024-05-01T10:05:00Z", "from": "Starting", "to": "Executing",
              "reason": "container started", "instance": "i-0abc"},
         ],
+        "migrations": [],
     }
     job.update(overrides)
     return job
+
+
+def migration_json(**overrides: Any) -> dict[str, Any]:
+    """One entry of a job's `migrations`, as the API returns it."""
+    migration = {
+        "time": "2024-05-01T11:00:00Z", "reason": "Spot reclaim", "fromInstance": "i-0abc",
+        "toInstance": "i-0def", "instanceType": "c5.2xlarge", "checkpointSeq": 1,
+        "imageBytes": 512 * 1024 * 1024 + 300 * 1024, "freezeSeconds": 4.3,
+        "checkpointSeconds": 6.0, "uploadSeconds": 12.5, "secondsToExecuting": 95.0,
+        "rerun": False,
+    }
+    migration.update(overrides)
+    return migration

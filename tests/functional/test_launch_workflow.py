@@ -37,7 +37,7 @@ def no_capacity(monkeypatch):
 def _submitted(flows, job_id, **spec):
     job = seed_job(flows.runtime, flows.store, job_id, JobStatus.SUBMITTED)
     if spec:
-        flows.store.record_fields(job, {"spec": job.spec.model_copy(update=spec).model_dump_json()})
+        flows.store.record_fields(job, {"spec": job.spec.model_copy(update=spec)})
     return job
 
 

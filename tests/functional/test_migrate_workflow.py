@@ -80,7 +80,7 @@ def test_no_replacement_capacity_ends_in_no_available_host(flows, no_capacity): 
     old, _, _ = _move_ready(flows, "nowhere", True, True)
     job = flows.store.get_job("nowhere")
     flows.store.record_fields(job, {"spec": job.spec.model_copy(
-        update={"vmPolicy": {"spotOnly": True}}).model_dump_json()})
+        update={"vmPolicy": {"spotOnly": True}})})
     no_capacity.update({("spot", "*"), ("on-demand", "*")})
     result = _migrate(flows, "nowhere")
     assert (result["status"], result.get("error")) == ("FAILED", "NoAvailableHost")

@@ -14,17 +14,14 @@ from moto import mock_aws
 
 from app import app
 from chalicelib import runtime as runtime_module
-from chalicelib import workflows
 from chalicelib.config import Config
 from chalicelib.runtime import Runtime
 from chalicelib.store import Store
 from chalicelib.wire.agent import CommandEnvelope
 from chalicelib.wire.status import JobStatus
-from localmode.lambdas import deploy_workflows, local_lambdas
+from localmode.lambdas import local_lambdas
 from localmode.provision import provision
 from tests.functional.jobs_helpers import seed_job
-
-ROLE = "arn:aws:iam::123456789012:role/openfloat-workflows"
 
 
 @pytest.fixture
@@ -38,14 +35,10 @@ def flows(monkeypatch):
         session = boto3.Session(region_name="us-east-1")
         runtime = Runtime.from_config(Config.from_env(provision(session, "flows")), session)
         runtime_module.install(runtime)
-        names = {placeholder: name for placeholder, name in workflows.TASK_FUNCTIONS.items()}
         with local_lambdas(app):
-            arns = deploy_workflows(
-                session.client("stepfunctions"),
-                {w: workflows.definition(w, names) for w in workflows.WORKFLOWS}, ROLE, "of-")
+            arns = runtime.config.workflow_arns
             # Short waits for agents, so workflows nobody answers end within the test.
-            runtime.config = dataclasses.replace(runtime.config, workflow_arns=arns,
-                                                 checkpoint_timeout_seconds=1,
+            runtime.config = dataclasses.replace(runtime.config, checkpoint_timeout_seconds=1,
                                                  start_timeout_seconds=1)
             yield Flows(session, runtime, Store(runtime.dynamodb, runtime.config), arns)
         runtime_module.install(None)

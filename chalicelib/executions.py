@@ -1,0 +1,52 @@
+"""Starting workflows: one execution per name, whoever asks and however often.
+
+Every start names its execution after the job and what it does (`{job}-migrate-{instance}`,
+`{job}-launch`, ...). Step Functions keeps execution names unique per state machine, so a
+duplicate request — a repeated event, a retried API call, a racing handler — finds the
+execution already there instead of starting a second one.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from chalicelib.config import Config
+from chalicelib.runtime import Runtime
+
+logger = Logger(service="openfloat-executions")
+
+
+def timeouts(config: Config) -> dict[str, int]:
+    """How long workflows wait for agents, passed in every execution's input."""
+    return {"checkpointSeconds": config.checkpoint_timeout_seconds,
+            "startSeconds": config.start_timeout_seconds,
+            "agentSeconds": config.agent_timeout_seconds}
+
+
+def execution_arn(runtime: Runtime, workflow: str, name: str) -> str:
+    machine = runtime.config.workflow(workflow)
+    return machine.replace(":stateMachine:", ":execution:") + f":{name}"
+
+
+def start(runtime: Runtime, workflow: str, name: str, payload: dict[str, Any]) -> bool:
+    """Start `workflow` as execution `name`; False when an execution of that name exists."""
+    client = runtime.stepfunctions
+    try:
+        client.describe_execution(executionArn=execution_arn(runtime, workflow, name))
+    except client.exceptions.ExecutionDoesNotExist:
+        pass
+    else:
+        return False
+    try:
+        # Of two racing starts one wins; the other gets ExecutionAlreadyExists (or, with the
+        # same input, the same execution back).
+        client.start_execution(stateMachineArn=runtime.config.workflow(workflow), name=name,
+                               input=json.dumps(payload))
+    except client.exceptions.ExecutionAlreadyExists:
+        return False
+    logger.info("workflow started", extra={"workflow": workflow, "execution": name,
+                                           "job_id": payload.get("jobId")})
+    return True
