@@ -66,10 +66,12 @@ class Skip:
 Action = StartWorkflow | Skip
 
 
-def _migrate(job: JobRecord, instance_id: str, reason: str,
+def _migrate(job: JobRecord, instance_id: str, reason: str, notice_time: str,
              timeouts: dict[str, int]) -> StartWorkflow:
-    return StartWorkflow("migrate", f"{job.id}-migrate-{instance_id}", {
-        "jobId": job.id, "reason": reason, "launchNumber": job.version, "timeouts": timeouts})
+    name, payload = executions.migrate_start(
+        job.id, instance_id, job.version, reason=reason, notice_time=notice_time, reclaim=True,
+        target=None, timeouts=timeouts)
+    return StartWorkflow("migrate", name, payload)
 
 
 def decide_ec2(event: Ec2Event, job: JobRecord | None, timeouts: dict[str, int]) -> Action:
@@ -81,13 +83,14 @@ def decide_ec2(event: Ec2Event, job: JobRecord | None, timeouts: dict[str, int])
         if job.status not in MOVABLE:
             return Skip(f"job {job.id} is {job.status.value}", managed=True)
         return _migrate(job, instance, f"spot {event.detail.instance_action or 'terminate'} "
-                                       f"warning for {instance}", timeouts)
+                                       f"warning for {instance}", event.time, timeouts)
     if event.detail_type == STATE_CHANGE and event.detail.state in GONE_STATES:
         if job.status not in MOVABLE:
             return Skip(f"job {job.id} is {job.status.value}", managed=True)
         # Same name as the warning's: after a warning this is a duplicate; without one (the
         # instance vanished) the migration restores the last checkpoint or reruns.
-        return _migrate(job, instance, f"{instance} is {event.detail.state}", timeouts)
+        return _migrate(job, instance, f"{instance} is {event.detail.state}", event.time,
+                        timeouts)
     return Skip(f"{event.detail_type} for {instance} needs no action", managed=True)
 
 
@@ -99,7 +102,8 @@ def decide_agent(event: Any, job: JobRecord | None, timeouts: dict[str, int]) ->
         if job.status not in MOVABLE:
             return Skip(f"job {job.id} is {job.status.value}", managed=True)
         return _migrate(job, event.instanceId, f"spot {event.action} notice for "
-                                               f"{event.instanceId} (from its agent)", timeouts)
+                                               f"{event.instanceId} (from its agent)", event.time,
+                        timeouts)
     if isinstance(event, JobExited):
         return StartWorkflow("finish", f"{job.id}-finish-{event.instanceId}", {
             "jobId": job.id, "instanceId": event.instanceId, "exitCode": event.exitCode})

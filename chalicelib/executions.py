@@ -1,7 +1,7 @@
 """Starting workflows: one execution per name, whoever asks and however often.
 
-Every start names its execution after the job and what it does (`{job}-migrate-{instance}`,
-`{job}-launch`, ...). Step Functions keeps execution names unique per state machine, so a
+Every start names its execution after the job and what it does (`{job}-launch`,
+`{job}-migrate-{instance}-{version}`, ...). Step Functions keeps execution names unique per state machine, so a
 duplicate request — a repeated event, a retried API call, a racing handler — finds the
 execution already there instead of starting a second one.
 """
@@ -24,6 +24,22 @@ def timeouts(config: Config) -> dict[str, int]:
     return {"checkpointSeconds": config.checkpoint_timeout_seconds,
             "startSeconds": config.start_timeout_seconds,
             "agentSeconds": config.agent_timeout_seconds}
+
+
+def migrate_start(job_id: str, instance_id: str | None, version: int, *, reason: str,
+                  notice_time: str, reclaim: bool, target: dict[str, Any] | None,
+                  timeouts: dict[str, int]) -> tuple[str, dict[str, Any]]:
+    """The execution name and input of the migrate workflow for the job on `instance_id`.
+
+    The name is the same whoever asks — the Spot warning, the instance's state change, the
+    agent's own notice, a user's `float migrate` — so one move of one instance is one
+    execution. The job's version is part of it: a job left on its instance by a failed move
+    can still be moved off it later. `reclaim` says the old instance is going away: a failed
+    checkpoint then falls back to the last committed one instead of leaving the job where it
+    is. `target` holds a user's new instType, cpu/mem or vmPolicy; None keeps the job's own."""
+    return f"{job_id}-migrate-{instance_id}-{version}", {
+        "jobId": job_id, "reason": reason, "launchNumber": version, "noticeTime": notice_time,
+        "reclaim": reclaim, "target": target, "timeouts": timeouts}
 
 
 def execution_arn(runtime: Runtime, workflow: str, name: str) -> str:

@@ -6,6 +6,7 @@ is reported as not found, so ids of other users' jobs are not confirmed to exist
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -177,12 +178,16 @@ def cancel(
     raise AssertionError("unreachable")
 
 
+Starter = Callable[[JobRecord, HistoryEntry], tuple[str, dict[str, Any]]]
+
+
 def _request(runtime: Runtime, store: Store, principal: Principal, job_id: str,
              allowed_from: JobStatus, target: JobStatus, action: str, reason: str | None,
-             workflow: str, payload: dict[str, Any],
-             check: Any = None) -> JobView:
+             workflow: str, starter: Starter,
+             check: Callable[[JobRecord], None] | None = None) -> JobView:
     """Move the job to `target` at once, so the caller sees it, and start the workflow that
-    carries the change out; if the workflow cannot start, put the job back."""
+    carries the change out (`starter` names its execution and input); if the workflow cannot
+    start, put the job back."""
     job = get_record(store, principal, job_id)
     if job.status != allowed_from:
         raise Conflict(f"job {job.id} is {job.status.value}; only a job that is "
@@ -194,12 +199,9 @@ def _request(runtime: Runtime, store: Store, principal: Principal, job_id: str,
                          reason=f"{action} by {who}" + (f": {reason}" if reason else ""),
                          instance=job.instanceId)
     moved = store.transition_job(job, target, entry)
-    name = f"{job.id}-{workflow}-{job.instanceId if workflow == 'migrate' else moved.version}"
+    name, payload = starter(moved, entry)
     try:
-        executions.start(runtime, workflow, name, {
-            "jobId": job.id, "reason": entry.reason, "launchNumber": moved.version,
-            "noticeTime": entry.time, "timeouts": executions.timeouts(runtime.config),
-            **payload})
+        executions.start(runtime, workflow, name, payload)
     except (BotoCoreError, ClientError) as error:
         back = HistoryEntry(time=runtime.now_iso(), from_=target, to=allowed_from,
                             reason=f"{action} failed: its workflow could not be started",
@@ -209,18 +211,28 @@ def _request(runtime: Runtime, store: Store, principal: Principal, job_id: str,
     return view(moved)
 
 
+def _plain(runtime: Runtime, workflow: str) -> Starter:
+    """Suspend and resume: one execution per request, named after the job's version."""
+    def starter(job: JobRecord, entry: HistoryEntry) -> tuple[str, dict[str, Any]]:
+        return f"{job.id}-{workflow}-{job.version}", {
+            "jobId": job.id, "reason": entry.reason, "launchNumber": job.version,
+            "timeouts": executions.timeouts(runtime.config)}
+    return starter
+
+
 def suspend(runtime: Runtime, store: Store, principal: Principal, job_id: str,
             reason: str | None) -> JobView:
     """Checkpoint the job and release its instance; it keeps its place until resumed."""
     return _request(runtime, store, principal, job_id, JobStatus.EXECUTING,
-                    JobStatus.SUSPENDING, "suspended", reason, "suspend", {})
+                    JobStatus.SUSPENDING, "suspended", reason, "suspend",
+                    _plain(runtime, "suspend"))
 
 
 def resume(runtime: Runtime, store: Store, principal: Principal, job_id: str,
            reason: str | None) -> JobView:
     """Launch an instance for a suspended job and restore it there."""
     return _request(runtime, store, principal, job_id, JobStatus.SUSPENDED,
-                    JobStatus.RESUMING, "resumed", reason, "resume", {})
+                    JobStatus.RESUMING, "resumed", reason, "resume", _plain(runtime, "resume"))
 
 
 def migrate(runtime: Runtime, store: Store, principal: Principal, job_id: str,
@@ -238,9 +250,14 @@ def migrate(runtime: Runtime, store: Store, principal: Principal, job_id: str,
             raise Conflict(f"job {job.id} already runs on {current}; "
                            "force the migration to move it to a new instance of that type")
 
+    def starter(job: JobRecord, entry: HistoryEntry) -> tuple[str, dict[str, Any]]:
+        return executions.migrate_start(
+            job.id, job.instanceId, job.version, reason=entry.reason, notice_time=entry.time,
+            reclaim=False, target=target or None, timeouts=executions.timeouts(runtime.config))
+
     return _request(runtime, store, principal, job_id, JobStatus.EXECUTING,
-                    JobStatus.CAPTURING, "migrated", request.reason, "migrate",
-                    {"target": target}, check=same_place)
+                    JobStatus.CAPTURING, "migrated", request.reason, "migrate", starter,
+                    check=same_place)
 
 
 def _instance_type(runtime: Runtime, instance_id: str | None) -> str | None:

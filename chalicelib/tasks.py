@@ -61,6 +61,8 @@ class Moved(TaskInput):
     instanceType: str | None = None
     # The checkpoint the job was restored from, as the agent reported it; None for a rerun.
     checkpoint: dict[str, Any] | None = None
+    # Whether a new checkpoint was taken for this move; if not, an older one was restored.
+    captured: bool = True
 
 
 class StatusChange(TaskInput):
@@ -71,6 +73,9 @@ class StatusChange(TaskInput):
     moved: Moved | None = None
     # The job has given up its instance (suspended): forget the instance and its queue.
     released: bool = False
+    # The job is back on `instanceId` (a move that did not happen): record it and its queue.
+    assign: bool = False
+    commandsQueueUrl: str | None = None
 
 
 class JobExit(TaskInput):
@@ -95,10 +100,12 @@ def _job(store: Store, job_id: str) -> JobRecord:
 
 def _move(runtime: Runtime, store: Store, job: JobRecord, target: JobStatus, reason: str,
           instance_id: str | None, fields: dict[str, Any] | None = None) -> JobRecord:
-    if job.status == target:
-        return job  # a retried task: the change is already made
+    instance = instance_id or job.instanceId
+    last = job.history[-1] if job.history else None
+    if job.status == target and (last is None or (last.to, last.instance) == (target, instance)):
+        return job  # a retried task, or the API made the change already
     entry = HistoryEntry(time=runtime.now_iso(), from_=job.status, to=target, reason=reason,
-                         instance=instance_id or job.instanceId)
+                         instance=instance)
     moved = store.transition_job(job, target, entry, fields)
     if target in TERMINAL_STATUSES:
         revoke_job_token(runtime, job.id)
@@ -142,11 +149,19 @@ def set_status(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[st
     change = StatusChange.model_validate(event)
     job = _job(store, change.jobId)
     fields: dict[str, Any] = {}
+    reason = change.reason
     if change.moved is not None and job.status != change.to:
-        fields["migrations"] = [*job.migrations, _migration(runtime, change, change.moved)]
+        migration = _migration(runtime, change, change.moved)
+        fields["migrations"] = [*job.migrations, migration]
+        if migration.checkpointSeq is not None:
+            reason += f" (checkpoint {migration.checkpointSeq}" + (
+                "" if change.moved.captured else
+                ", the last committed one: no new checkpoint could be taken") + ")"
     if change.released:
         fields.update(instanceId=None, commandsQueueUrl=None)
-    job = _move(runtime, store, job, change.to, change.reason, change.instanceId, fields)
+    if change.assign:
+        fields.update(instanceId=change.instanceId, commandsQueueUrl=change.commandsQueueUrl)
+    job = _move(runtime, store, job, change.to, reason, change.instanceId, fields)
     return {"jobId": job.id, "status": job.status.value}
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 STATEMACHINES = Path(__file__).resolve().parent.parent / "statemachines"
-WORKFLOWS = ("launch", "migrate", "finish", "cancel")
+WORKFLOWS = ("launch", "migrate", "suspend", "resume", "finish", "cancel")
 # Placeholder in the ASL → name of the Chalice task function (app.py) it stands for.
 TASK_FUNCTIONS: dict[str, str] = {
     "FinishJobFunction": "task-finish-job",

@@ -1,3 +1,3 @@
 """Fixtures of the functional suite beyond the shared ones."""
 
-from tests.functional.workflow_helpers import flows  # noqa: F401 - a fixture, used by name
+from tests.functional.workflow_helpers import flows, no_capacity  # noqa: F401 - fixtures, used by name

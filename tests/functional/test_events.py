@@ -44,8 +44,8 @@ def test_a_reclaim_reported_four_ways_out_of_order_starts_one_migration(flows):
                             action="terminate", actionTime="2026-11-25T10:02:00Z")
     second = events.handle_agent_messages(flows.runtime, flows.store, [_agent(notice)])
     try:
-        assert first.started == [f"popular-migrate-{instance}"]
-        assert len(first.duplicates) == 2 and second.duplicates == [f"popular-migrate-{instance}"]
+        assert first.started == [f"popular-migrate-{instance}-1"]
+        assert len(first.duplicates) == 2 and second.duplicates == [f"popular-migrate-{instance}-1"]
         assert len(_executions(flows, "migrate")) == 1
     finally:
         _finish_all(flows, "migrate")
@@ -79,7 +79,7 @@ def test_eventbridge_delivers_spot_warnings_to_the_handlers_queue(flows):
     assert len(messages) == 1
     tally = events.handle_ec2_messages(flows.runtime, flows.store, [m["Body"] for m in messages])
     try:
-        assert tally.started == [f"routed-migrate-{instance}"]
+        assert tally.started == [f"routed-migrate-{instance}-1"]
     finally:
         _finish_all(flows, "migrate")
 

@@ -3,35 +3,12 @@ every failure ending in a named status with no instance left running."""
 
 from __future__ import annotations
 
-import pytest
-from moto.ec2.exceptions import EC2ClientError
-from moto.ec2.models.instances import InstanceBackend
-
 from chalicelib import fleet
 from chalicelib.placement import launch_plan
 from chalicelib.wire.specs import CpuRange, Range, VmPolicy
 from chalicelib.wire.status import JobStatus
 from tests.functional.jobs_helpers import seed_job
-from tests.functional.workflow_helpers import simulated_agent
-
-
-@pytest.fixture
-def no_capacity(monkeypatch):
-    """EC2 refuses launches matching the (market, type) pairs added to the returned set;
-    ("spot", "*") refuses every Spot launch."""
-    refused: set[tuple[str, str]] = set()
-    original = InstanceBackend.run_instances
-
-    def run_instances(self, image_id, count, user_data, security_group_names, **kwargs):
-        market = "spot" if kwargs.get("instance_market_options") else "on-demand"
-        kind = kwargs.get("instance_type", "m1.small")
-        if (market, kind) in refused or (market, "*") in refused:
-            raise EC2ClientError("InsufficientInstanceCapacity",
-                                 f"We currently do not have sufficient {kind} capacity.")
-        return original(self, image_id, count, user_data, security_group_names, **kwargs)
-
-    monkeypatch.setattr(InstanceBackend, "run_instances", run_instances)
-    return refused
+from tests.functional.workflow_helpers import running_instances, simulated_agent
 
 
 def _submitted(flows, job_id, **spec):
@@ -44,12 +21,6 @@ def _submitted(flows, job_id, **spec):
 def _launch(flows, job_id, start_seconds=10):
     return flows.run("launch", f"{job_id}-launch-1", {
         "jobId": job_id, "launchNumber": 1, "timeouts": {"startSeconds": start_seconds}}, timeout=60)
-
-
-def _running_instances(flows):
-    found = flows.runtime.ec2.describe_instances(Filters=[
-        {"Name": "instance-state-name", "Values": ["pending", "running"]}])
-    return [i for r in found["Reservations"] for i in r["Instances"]]
 
 
 def _types(flows, job_id):
@@ -107,7 +78,7 @@ def test_spot_only_without_capacity_ends_in_no_available_host(flows, no_capacity
     job = flows.store.get_job("stuck")
     assert job.status == JobStatus.NO_AVAILABLE_HOST
     assert job.history[-1].reason.startswith("no instance could be launched")
-    assert _running_instances(flows) == []
+    assert running_instances(flows) == []
 
 
 def test_a_job_no_instance_type_fits_ends_in_no_available_host(flows):
@@ -126,7 +97,7 @@ def test_an_agent_that_never_answers_fails_the_job_and_releases_the_instance(flo
     job = flows.store.get_job("silent")
     assert job.status == JobStatus.FAIL_TO_EXECUTE
     assert "did not start the job in time" in job.history[-1].reason
-    assert _running_instances(flows) == []
+    assert running_instances(flows) == []
 
 
 def test_an_agent_failure_is_named_in_the_history(flows):
@@ -136,4 +107,4 @@ def test_an_agent_failure_is_named_in_the_history(flows):
     job = flows.store.get_job("locked")
     assert job.status == JobStatus.FAIL_TO_EXECUTE
     assert "RegistryAuthFailed" in job.history[-1].reason
-    assert _running_instances(flows) == []
+    assert running_instances(flows) == []

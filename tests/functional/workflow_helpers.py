@@ -11,6 +11,8 @@ import time
 import boto3
 import pytest
 from moto import mock_aws
+from moto.ec2.exceptions import EC2ClientError
+from moto.ec2.models.instances import InstanceBackend
 
 from app import app
 from chalicelib import runtime as runtime_module
@@ -18,6 +20,7 @@ from chalicelib.config import Config
 from chalicelib.runtime import Runtime
 from chalicelib.store import Store
 from chalicelib.wire.agent import CommandEnvelope
+from chalicelib.wire.checkpoints import CheckpointManifest, CriuStats
 from chalicelib.wire.status import JobStatus
 from localmode.lambdas import local_lambdas
 from localmode.provision import provision
@@ -88,7 +91,8 @@ def simulated_agent(flows: Flows, queue: str | None, answer: bool | str | list, 
                     job_id: str | None = None) -> threading.Thread:
     """A simulated agent: reads commands from `queue` (or, for a job being launched, from the
     queue the launch records on the job) and answers each token in turn: success for True,
-    that named failure for a string, never for False. A list answers several commands."""
+    that named failure for a string, never for False, that output for a dict (a checkpoint's
+    manifest, say). A list answers several commands."""
     answers = list(answer) if isinstance(answer, list) else [answer]
 
     def serve() -> None:
@@ -115,9 +119,10 @@ def simulated_agent(flows: Flows, queue: str | None, answer: bool | str | list, 
                                                  ReceiptHandle=message["ReceiptHandle"])
                 seen.append(command)
                 reply = answers.pop(0)
-                if reply is True:
+                if reply is True or isinstance(reply, dict):
+                    output = reply if isinstance(reply, dict) else {"ok": command.kind}
                     flows.sfn.send_task_success(taskToken=command.taskToken,
-                                                output=json.dumps({"ok": command.kind}))
+                                                output=json.dumps(output))
                 elif reply:
                     flows.sfn.send_task_failure(taskToken=command.taskToken, error=reply,
                                                 cause=f"simulated {reply}")
@@ -125,3 +130,38 @@ def simulated_agent(flows: Flows, queue: str | None, answer: bool | str | list, 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     return thread
+
+
+@pytest.fixture
+def no_capacity(monkeypatch):
+    """EC2 refuses launches matching the (market, type) pairs added to the returned set;
+    ("spot", "*") refuses every Spot launch."""
+    refused: set[tuple[str, str]] = set()
+    original = InstanceBackend.run_instances
+
+    def run_instances(self, image_id, count, user_data, security_group_names, **kwargs):
+        market = "spot" if kwargs.get("instance_market_options") else "on-demand"
+        kind = kwargs.get("instance_type", "m1.small")
+        if (market, kind) in refused or (market, "*") in refused:
+            raise EC2ClientError("InsufficientInstanceCapacity",
+                                 f"We currently do not have sufficient {kind} capacity.")
+        return original(self, image_id, count, user_data, security_group_names, **kwargs)
+
+    monkeypatch.setattr(InstanceBackend, "run_instances", run_instances)
+    return refused
+
+
+def running_instances(flows):
+    """The instances still pending or running: after a workflow ends, only its job's own."""
+    found = flows.runtime.ec2.describe_instances(Filters=[
+        {"Name": "instance-state-name", "Values": ["pending", "running"]}])
+    return [i for r in found["Reservations"] for i in r["Instances"]]
+
+
+def manifest(job_id: str, seq: int, instance: str = "i-old", size: int = 64 * 2**20) -> dict:
+    """A committed checkpoint's manifest, as an agent answers a checkpoint or a restore."""
+    return CheckpointManifest(
+        jobId=job_id, seq=seq, instanceId=instance, instanceType="c5.large", image="busybox",
+        createTime="2026-11-25T10:00:30Z", reason="spot reclaim", archiveSize=size,
+        archiveSha256="0" * 64, parts=[], stats=CriuStats(frozenTimeUs=250_000),
+        checkpointSeconds=0.9, uploadSeconds=1.5).model_dump(mode="json")

@@ -1,0 +1,162 @@
+"""`POST /v1/jobs/{id}/migrate|suspend|resume` end to end through the real routes and the real
+workflows, and the token a job gets to call them on itself."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from chalice.test import Client
+
+from app import app
+from chalicelib.auth import issue_job_token
+from chalicelib.users import ensure_admin
+from chalicelib.wire.status import JobStatus
+from tests.conftest import ADMIN, ADMIN_PASSWORD, Caller, log_in
+from tests.functional.jobs_helpers import entry, seed_job
+from tests.functional.workflow_helpers import manifest, seed_running, simulated_agent
+
+
+@pytest.fixture
+def alice(flows):
+    with Client(app) as client:
+        ensure_admin(flows.runtime, flows.store, ADMIN, ADMIN_PASSWORD)
+        admin = log_in(client, ADMIN, ADMIN_PASSWORD)
+        for name in ("alice", "bob"):
+            response = admin.post("/v1/users", {"username": name, "password": f"{name}-password"})
+            assert response.status_code == 201, response.body
+        yield log_in(client, "alice", "alice-password")
+
+
+def _wait_for(flows, job_id, status, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = flows.store.get_job(job_id)
+        if job.status == status:
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} is {job.status.value}, never {status.value}")
+
+
+def _agent_on_next_queue(flows, job_id, answer, seen, known):
+    """An agent for the next instance launched for the job (a queue not in `known`)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        queue = flows.store.get_job(job_id).commandsQueueUrl
+        if queue and queue not in known:
+            return simulated_agent(flows, queue, answer, seen)
+        time.sleep(0.05)
+    raise AssertionError("no instance was launched")
+
+
+def test_float_migrate_moves_an_executing_job_to_the_requested_type(flows, alice):
+    old, queue = seed_running(flows, "grow")
+    simulated_agent(flows, queue, manifest("grow", 1), [])
+    response = alice.post("/v1/jobs/grow/migrate", {"instType": "c5.2xlarge", "reason": "more"})
+    assert response.status_code == 202, response.body
+    assert response.json_body["status"] == "Capturing"
+    assert response.json_body["history"][-1]["reason"] == "migrated by alice: more"
+    _agent_on_next_queue(flows, "grow", manifest("grow", 1), [], {queue})
+    job = _wait_for(flows, "grow", JobStatus.EXECUTING)
+    shown = alice.get("/v1/jobs/grow").json_body
+    assert shown["instanceId"] == job.instanceId != old
+    assert shown["instType"] == "c5.2xlarge"
+    [move] = shown["migrations"]
+    assert (move["fromInstance"], move["toInstance"], move["instanceType"]) == (
+        old, job.instanceId, "c5.2xlarge")
+    assert (move["imageBytes"], move["freezeSeconds"], move["rerun"]) == (64 * 2**20, 0.25, False)
+
+
+def test_suspend_then_resume_brings_the_job_back_on_a_new_instance(flows, alice):
+    old, queue = seed_running(flows, "pause")
+    simulated_agent(flows, queue, manifest("pause", 2), [])
+    response = alice.post("/v1/jobs/pause/suspend", {})
+    assert (response.status_code, response.json_body["status"]) == (202, "Suspending")
+    suspended = _wait_for(flows, "pause", JobStatus.SUSPENDED)
+    assert suspended.instanceId is None and flows.state(old) == "terminated"
+
+    seen: list = []
+    response = alice.post("/v1/jobs/pause/resume", {"reason": "data is ready"})
+    assert (response.status_code, response.json_body["status"]) == (202, "Resuming")
+    _agent_on_next_queue(flows, "pause", manifest("pause", 2), seen, {queue})
+    job = _wait_for(flows, "pause", JobStatus.EXECUTING)
+    assert [c.kind for c in seen] == ["restore"] and flows.state(job.instanceId) == "running"
+    assert [h.to for h in job.history] == [
+        JobStatus.EXECUTING, JobStatus.SUSPENDING, JobStatus.SUSPENDED, JobStatus.RESUMING,
+        JobStatus.EXECUTING]
+    assert job.history[3].reason == "resumed by alice: data is ready"
+
+
+@pytest.mark.parametrize("path, status", [
+    ("migrate", JobStatus.SUSPENDED), ("suspend", JobStatus.SUSPENDED),
+    ("resume", JobStatus.EXECUTING), ("migrate", JobStatus.COMPLETED)])
+def test_a_move_from_the_wrong_status_is_refused_and_changes_nothing(flows, alice, path, status):
+    seed_job(flows.runtime, flows.store, "still", status)
+    response = alice.post(f"/v1/jobs/still/{path}", {})
+    assert response.status_code == 409
+    assert response.json_body["message"].startswith(f"job still is {status.value}; only a job")
+    assert flows.store.get_job("still").version == 1
+
+
+def test_migrating_to_the_type_it_runs_on_needs_force(flows, alice):
+    seed_running(flows, "same")
+    response = alice.post("/v1/jobs/same/migrate", {"instType": "c5.large"})
+    assert response.status_code == 409
+    assert "already runs on c5.large" in response.json_body["message"]
+    assert flows.store.get_job("same").status == JobStatus.EXECUTING
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"instType": "huge"}, "instType"),
+    ({"instType": "c5.large", "cpu": "2:4"}, "instType or cpu/mem"),
+    ({"cpu": "8:2"}, "cpu"),
+    ({"vmPolicy": "[spotOnly=maybe]"}, "vmPolicy"),
+    ({"speed": "fast"}, "speed"),
+])
+def test_a_bad_migrate_body_is_refused_naming_the_problem(flows, alice, body, field):
+    seed_running(flows, "picky")
+    response = alice.post("/v1/jobs/picky/migrate", body)
+    assert response.status_code == 400
+    assert field in response.json_body["message"]
+    assert flows.store.get_job("picky").status == JobStatus.EXECUTING
+
+
+def test_another_users_job_cannot_be_moved(flows, alice):
+    seed_running(flows, "bobs")
+    job = flows.store.get_job("bobs")
+    flows.runtime.dynamodb.update_item(
+        TableName=flows.runtime.config.jobs_table, Key={"id": {"S": job.id}},
+        UpdateExpression="SET #o = :o", ExpressionAttributeNames={"#o": "owner"},
+        ExpressionAttributeValues={":o": {"S": "bob"}})
+    for path in ("migrate", "suspend", "resume"):
+        assert alice.post(f"/v1/jobs/bobs/{path}", {}).status_code == 404
+    assert flows.store.get_job("bobs").status == JobStatus.EXECUTING
+
+
+def test_a_jobs_own_token_may_show_and_migrate_that_job_only(flows, alice):
+    old, queue = seed_running(flows, "self")
+    seed_running(flows, "other")
+    secret = issue_job_token(flows.runtime, "self", "alice")
+    token = flows.runtime.secrets.get_secret_value(SecretId=secret)["SecretString"]
+    job = Caller(alice.client, token)
+
+    assert job.get("/v1/jobs/self").json_body["id"] == "self"
+    assert job.get("/v1/jobs/other").status_code == 404
+    for method, path in (("GET", "/v1/jobs"), ("POST", "/v1/jobs/self/suspend"),
+                         ("GET", "/v1/images"), ("GET", "/v1/jobs/self/logs")):
+        refused = job.request(method, path, body={} if method == "POST" else None)
+        assert refused.status_code == 403, (path, refused.body)
+        assert "may only show or migrate that job" in refused.json_body["message"]
+
+    simulated_agent(flows, queue, manifest("self", 1), [])
+    moved = job.post("/v1/jobs/self/migrate", {"force": True})
+    assert moved.status_code == 202, moved.body
+    assert moved.json_body["history"][-1]["reason"] == "migrated by job self itself"
+    _agent_on_next_queue(flows, "self", manifest("self", 1), [], {queue})
+    _wait_for(flows, "self", JobStatus.EXECUTING)
+
+    ended = flows.store.get_job("self")
+    flows.store.transition_job(ended, JobStatus.COMPLETED,
+                               entry(flows.runtime, ended.status, JobStatus.COMPLETED, "done"))
+    refused = job.get("/v1/jobs/self")
+    assert refused.status_code == 401 and "has ended" in refused.json_body["message"]
