@@ -1,8 +1,8 @@
 """Starting workflows: one execution per name, whoever asks and however often.
 
 Every start names its execution after the job and what it does (`{job}-launch`,
-`{job}-migrate-{instance}-{version}`, ...). Step Functions keeps execution names unique per state machine, so a
-duplicate request — a repeated event, a retried API call, a racing handler — finds the
+`{job}-migrate-{instance}-{version}`, ...). Step Functions keeps execution names unique per
+state machine, so a duplicate request — a repeated event, a retried API call, a racing handler — finds the
 execution already there instead of starting a second one.
 """
 
