@@ -16,8 +16,10 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from agent import jobcalls
 from agent.capsule import DEFAULT_PART_SIZE, CapsuleStore
 from agent.imds import Imds, ImdsUnavailable
+from agent.jobcalls import JobCalls
 from agent.logs import LogShipper
 from agent.podman import Credentials, Podman
 from agent.volumes import S3Access, mount_volumes, unmount_volumes
@@ -80,6 +82,8 @@ class RunningJob:
     shipper: LogShipper
     # Set while the agent itself stops the container (checkpoint, cancel): not a job exit.
     stopping: bool = False
+    # The job's own `float migrate` / `float show`, when its OpCenter allows them.
+    calls: JobCalls | None = None
 
 
 @dataclass
@@ -153,12 +157,14 @@ class Agent:
         data = json.loads(value)
         return Credentials(username=data["username"], token=data["token"])
 
-    def _api_env(self, launch: JobLaunch) -> dict[str, str]:
-        """What `float` needs inside the job to act on it: the API and the job's own token."""
+    def _job_calls(self, launch: JobLaunch) -> JobCalls | None:
+        """What serves the job's own `float` calls, when the OpCenter gave it a token."""
         if launch.apiUrl is None or launch.apiTokenSecretId is None:
-            return {}
-        token = self.secrets.get_secret_value(SecretId=launch.apiTokenSecretId)["SecretString"]
-        return {"FLOAT_ADDRESS": launch.apiUrl, "FLOAT_TOKEN": token, "FLOAT_JOB_ID": launch.jobId}
+            return None
+        secret = launch.apiTokenSecretId
+        return JobCalls(
+            jobcalls.control_dir(self._job_dir(launch.jobId)), launch.jobId, launch.apiUrl,
+            lambda: str(self.secrets.get_secret_value(SecretId=secret)["SecretString"]))
 
     def _job_dir(self, job_id: str) -> Path:
         return self.settings.job_root / job_id
@@ -173,6 +179,9 @@ class Agent:
         except AgentFailure:
             unmount_volumes(job_dir)
             raise
+        if launch.apiUrl is not None:
+            # Created before a restore too: the container comes back with this mount.
+            mounts.append((jobcalls.control_dir(job_dir), jobcalls.CONTROL_IN_CONTAINER))
         return job_dir, mounts
 
     def run(self, launch: JobLaunch) -> dict[str, Any]:
@@ -190,15 +199,19 @@ class Agent:
                 ["/bin/sh", SCRIPT_IN_CONTAINER]
             self.podman.remove(name)
             self.podman.create(
-                name, launch.imageUri, command, env={**launch.env, **self._api_env(launch)},
+                name, launch.imageUri, command, env={**launch.env, "FLOAT_JOB_ID": launch.jobId},
                 cpus=launch.cpus,
                 memory_bytes=int(launch.memoryGiB * 2**30) if launch.memoryGiB else None,
                 mounts=mounts)
             # Copied into the container's own files, so the script travels with checkpoints.
             self.podman.copy_in(name, script, SCRIPT_IN_CONTAINER)
+            if launch.apiUrl is not None:
+                # "DIR/." copies what DIR holds (pathlib would drop the "/.").
+                self.podman.copy_in(name, f"{jobcalls.IN_JOB_TREE}/.", "/")
             self.podman.start(name)
             self.job = RunningJob(launch, LogShipper(self.s3, self.settings.bucket, launch.jobId,
-                                                     self.podman.log_path(name)))
+                                                     self.podman.log_path(name)),
+                                  calls=self._job_calls(launch))
             logger.info("job started", extra={"job_id": launch.jobId})
             return {"container": name}
 
@@ -266,7 +279,8 @@ class Agent:
             finally:
                 archive.unlink(missing_ok=True)
             self.job = RunningJob(launch, LogShipper(self.s3, self.settings.bucket, launch.jobId,
-                                                     self.podman.log_path(name)))
+                                                     self.podman.log_path(name)),
+                                  calls=self._job_calls(launch))
             logger.info("job restored", extra={"job_id": launch.jobId, "seq": manifest.seq})
             return manifest
 
@@ -331,6 +345,13 @@ class Agent:
             self.handle(CheckpointCommand(jobId=job_id,
                                           reason=f"spot {action.action} notice for {action.time}"))
 
+    def serve_job_calls(self) -> None:
+        """Answer the job's own `float` calls. Not under the lock: a `float migrate` leads to a
+        checkpoint command, which must not wait for this call to end."""
+        job = self.job
+        if job is not None and job.calls is not None:
+            job.calls.serve()
+
     def heartbeat(self) -> None:
         job_id = self.job.launch.jobId if self.job else None
         usage = self.podman.usage(container_name(job_id)) if job_id else None
@@ -376,6 +397,7 @@ class Agent:
         while not self._stop.wait(self.settings.imds_poll_seconds):
             self.watch_metadata()
             self.watch_job()
+            self.serve_job_calls()
             if time.monotonic() >= next_heartbeat:
                 self.heartbeat()
                 next_heartbeat = time.monotonic() + self.settings.heartbeat_seconds

@@ -151,7 +151,7 @@ class Podman:
             args += ["--volume", f"{source}:{target}"]
         self._run(*args, image, *command)
 
-    def copy_in(self, name: str, source: Path, target: str) -> None:
+    def copy_in(self, name: str, source: Path | str, target: str) -> None:
         self._run("cp", str(source), f"{name}:{target}")
 
     def log_path(self, name: str) -> Path:

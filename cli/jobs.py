@@ -42,6 +42,8 @@ def submit(args: argparse.Namespace) -> None:
         body["customTags"] = _pairs(args.customTag, ":", "--customTag", "key:value")
     if args.dataVolume:
         body["dataVolumes"] = args.dataVolume
+    if args.disableRerun:
+        body["disableRerun"] = True
     validate(SubmitRequest, body)
     job = connect(args).call("POST", "/v1/jobs", JobView, body=body)
     output.emit(args.format, job, job_table)

@@ -81,6 +81,9 @@ def build_parser() -> Parser:
                         "[spotFirst=true,retryLimit=3,retryInterval=600s]")
     submit.add_argument("--migratePolicy", metavar="SPEC",
                         help="[cpu.upperBoundRatio=90,mem.step=8,evadeOOM=true,...]")
+    submit.add_argument("--disableRerun", action="store_true",
+                        help="never start the job again from the beginning when no checkpoint "
+                        "can be restored (it ends CheckpointFailed instead)")
 
     listing = command(commands, "list", jobs.list_jobs, "list jobs", aliases=["squeue", "ls"])
     listing.add_argument("-f", "--filter", action="append", metavar="FILTER",

@@ -32,7 +32,7 @@ class JobLaunch(Message):
     memoryGiB: float | None = Field(default=None, gt=0)
     dataVolumes: list[DataVolume] = Field(default_factory=list)
     # The job may call the API on itself (`float migrate`): where, and the secret holding
-    # its own token. Inside the container: FLOAT_ADDRESS, FLOAT_TOKEN, FLOAT_JOB_ID.
+    # its own token. The agent makes those calls for it; the container never sees the token.
     apiUrl: str | None = None
     apiTokenSecretId: str | None = None
 

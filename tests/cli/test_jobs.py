@@ -26,7 +26,7 @@ def test_submit_sends_the_script_content_and_the_mmcloud_strings(logged_in, run,
                  "-e", "REF=hg38", "-e", "THREADS=8", "--customTag", "team:genomics",
                  "--dataVolume", "[size=60]:/mnt/x", "--vmPolicy", "[spotFirst=true,retryLimit=5]",
                  "--migratePolicy", "[cpu.upperBoundRatio=80]", "--instType", "c5.2xlarge",
-                 "--format", "json")
+                 "--disableRerun", "--format", "json")
 
     assert result.code == 0, result.err
     assert json.loads(result.out)["id"] == "job-1"
@@ -37,6 +37,7 @@ def test_submit_sends_the_script_content_and_the_mmcloud_strings(logged_in, run,
         "instType": "c5.2xlarge", "name": "align", "vmPolicy": "[spotFirst=true,retryLimit=5]",
         "migratePolicy": "[cpu.upperBoundRatio=80]", "env": {"REF": "hg38", "THREADS": "8"},
         "customTags": {"team": "genomics"}, "dataVolumes": ["[size=60]:/mnt/x"],
+        "disableRerun": True,
     }
 
 
