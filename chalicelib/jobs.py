@@ -178,7 +178,8 @@ def cancel(
     raise AssertionError("unreachable")
 
 
-Starter = Callable[[JobRecord, HistoryEntry], tuple[str, dict[str, Any]]]
+# (the job as it was, the job as moved, the history entry) → execution name and input.
+Starter = Callable[[JobRecord, JobRecord, HistoryEntry], tuple[str, dict[str, Any]]]
 
 
 def _request(runtime: Runtime, store: Store, principal: Principal, job_id: str,
@@ -199,7 +200,7 @@ def _request(runtime: Runtime, store: Store, principal: Principal, job_id: str,
                          reason=f"{action} by {who}" + (f": {reason}" if reason else ""),
                          instance=job.instanceId)
     moved = store.transition_job(job, target, entry)
-    name, payload = starter(moved, entry)
+    name, payload = starter(job, moved, entry)
     try:
         executions.start(runtime, workflow, name, payload)
     except (BotoCoreError, ClientError) as error:
@@ -213,7 +214,7 @@ def _request(runtime: Runtime, store: Store, principal: Principal, job_id: str,
 
 def _plain(runtime: Runtime, workflow: str) -> Starter:
     """Suspend and resume: one execution per request, named after the job's version."""
-    def starter(job: JobRecord, entry: HistoryEntry) -> tuple[str, dict[str, Any]]:
+    def starter(_: JobRecord, job: JobRecord, entry: HistoryEntry) -> tuple[str, dict[str, Any]]:
         return f"{job.id}-{workflow}-{job.version}", {
             "jobId": job.id, "reason": entry.reason, "launchNumber": job.version,
             "timeouts": executions.timeouts(runtime.config)}
@@ -250,9 +251,13 @@ def migrate(runtime: Runtime, store: Store, principal: Principal, job_id: str,
             raise Conflict(f"job {job.id} already runs on {current}; "
                            "force the migration to move it to a new instance of that type")
 
-    def starter(job: JobRecord, entry: HistoryEntry) -> tuple[str, dict[str, Any]]:
+    def starter(executing: JobRecord, _: JobRecord,
+                entry: HistoryEntry) -> tuple[str, dict[str, Any]]:
+        # Named as a reclaim of the same instance would be (the version it had while
+        # Executing), so a request and a reclaim racing each other make one execution.
         return executions.migrate_start(
-            job.id, job.instanceId, job.version, reason=entry.reason, notice_time=entry.time,
+            executing.id, executing.instanceId, executing.version, reason=entry.reason,
+            notice_time=entry.time,
             reclaim=False, target=target or None, timeouts=executions.timeouts(runtime.config))
 
     return _request(runtime, store, principal, job_id, JobStatus.EXECUTING,

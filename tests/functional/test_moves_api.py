@@ -9,6 +9,7 @@ import pytest
 from chalice.test import Client
 
 from app import app
+from chalicelib import events, executions
 from chalicelib.auth import issue_job_token
 from chalicelib.users import ensure_admin
 from chalicelib.wire.status import JobStatus
@@ -160,3 +161,19 @@ def test_a_jobs_own_token_may_show_and_migrate_that_job_only(flows, alice):
                                entry(flows.runtime, ended.status, JobStatus.COMPLETED, "done"))
     refused = job.get("/v1/jobs/self")
     assert refused.status_code == 401 and "has ended" in refused.json_body["message"]
+
+
+def test_a_request_and_a_reclaim_of_the_same_instance_make_one_execution(flows, alice):
+    old, queue = seed_running(flows, "race")
+    executing = flows.store.get_job("race")
+    assert alice.post("/v1/jobs/race/migrate", {"force": True}).status_code == 202
+    # The warning was read while the job was still Executing: it asks for the same execution.
+    warning = events.Ec2Event.model_validate({
+        "id": "evt-1", "detail-type": events.SPOT_WARNING, "source": "aws.ec2",
+        "time": "2026-11-25T10:00:00Z",
+        "detail": {"instance-id": old, "instance-action": "terminate"}})
+    action = events.decide_ec2(warning, executing, executions.timeouts(flows.runtime.config))
+    assert not executions.start(flows.runtime, action.workflow, action.name, action.input)
+    found = flows.sfn.list_executions(stateMachineArn=flows.arns["migrate"])["executions"]
+    assert [e["name"] for e in found] == [action.name] == [f"race-migrate-{old}-1"]
+    flows.sfn.stop_execution(executionArn=found[0]["executionArn"])
