@@ -8,7 +8,7 @@ from typing import Any
 
 from chalice import Chalice
 
-from chalicelib import auth, events, images, jobs, openapi, tasks, users
+from chalicelib import auth, events, images, jobs, openapi, reclaims, tasks, users
 from chalicelib import runtime as runtime_module
 from chalicelib.errors import BadRequest
 from chalicelib.routing import TEXT, Call, Routes
@@ -27,6 +27,8 @@ from chalicelib.wire.api import (
     LoginView,
     MigrateRequest,
     Page,
+    ReclaimRequest,
+    ReclaimView,
     ResumeRequest,
     SubmitRequest,
     SuspendRequest,
@@ -123,6 +125,13 @@ def suspend_job(call: Call, job_id: str) -> JobView:
 def resume_job(call: Call, job_id: str) -> JobView:
     """Restore a suspended job on a new instance."""
     return jobs.resume(call.runtime, call.store, call.principal, job_id, call.body.reason)
+
+
+@routes.route("POST", "/v1/jobs/{job_id}/reclaim", body=ReclaimRequest, response=ReclaimView,
+              status=202)
+def reclaim_job(call: Call, job_id: str) -> ReclaimView:
+    """Reclaim the job's instance as EC2 would (admins, local OpCenter only)."""
+    return reclaims.reclaim(call.runtime, call.store, call.principal, job_id, call.body)
 
 
 @routes.route("GET", "/v1/jobs/{job_id}/logs", response=list[LogInfo])

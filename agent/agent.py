@@ -72,8 +72,10 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def container_name(job_id: str) -> str:
-    return f"openfloat-{job_id}"
+def container_name(job_id: str, instance_id: str) -> str:
+    """The job's container on this instance. Named after both: a local OpCenter runs many
+    instances on one host, and must know which containers die with which instance."""
+    return f"openfloat-{job_id}-{instance_id}"
 
 
 @dataclass
@@ -166,6 +168,9 @@ class Agent:
             jobcalls.control_dir(self._job_dir(launch.jobId)), launch.jobId, launch.apiUrl,
             lambda: str(self.secrets.get_secret_value(SecretId=secret)["SecretString"]))
 
+    def container(self, job_id: str) -> str:
+        return container_name(job_id, self.settings.instance_id)
+
     def _job_dir(self, job_id: str) -> Path:
         return self.settings.job_root / job_id
 
@@ -186,7 +191,7 @@ class Agent:
 
     def run(self, launch: JobLaunch) -> dict[str, Any]:
         with self._lock:
-            name = container_name(launch.jobId)
+            name = self.container(launch.jobId)
             if self.job is not None and self.job.launch.jobId == launch.jobId:
                 return {"container": name, "alreadyRunning": True}
             job_dir, mounts = self._prepare(launch)
@@ -223,7 +228,7 @@ class Agent:
                 if self.last_checkpoint is not None and self.last_checkpoint.jobId == job_id:
                     return self.last_checkpoint
                 raise CheckpointFailed(f"job {job_id} is not running on {self.settings.instance_id}")
-            name = container_name(job_id)
+            name = self.container(job_id)
             self.settings.work_dir.mkdir(parents=True, exist_ok=True)
             archive = self.settings.work_dir / f"{name}.tar.zst"
             archive.unlink(missing_ok=True)
@@ -264,7 +269,7 @@ class Agent:
 
     def restore(self, launch: JobLaunch, seq: int | None = None) -> CheckpointManifest:
         with self._lock:
-            name = container_name(launch.jobId)
+            name = self.container(launch.jobId)
             manifest = self.capsules.require_latest(launch.jobId)
             if seq is not None and manifest.seq != seq:
                 raise CheckpointFailed(f"job {launch.jobId}: checkpoint {seq} is not the newest "
@@ -288,7 +293,7 @@ class Agent:
         with self._lock:
             if self.job is not None and self.job.launch.jobId == job_id:
                 self.job.stopping = True
-                self.podman.remove(container_name(job_id))
+                self.podman.remove(self.container(job_id))
                 self.job.shipper.ship()
                 unmount_volumes(self._job_dir(job_id))
                 self.job = None
@@ -307,7 +312,7 @@ class Agent:
             if job is None:
                 return
             job.shipper.ship()
-            state = self.podman.state(container_name(job.launch.jobId))
+            state = self.podman.state(self.container(job.launch.jobId))
             if job.stopping or state is None or state.running or state.exit_code is None:
                 return
             job.shipper.ship()
@@ -354,7 +359,7 @@ class Agent:
 
     def heartbeat(self) -> None:
         job_id = self.job.launch.jobId if self.job else None
-        usage = self.podman.usage(container_name(job_id)) if job_id else None
+        usage = self.podman.usage(self.container(job_id)) if job_id else None
         self.emit(Heartbeat(instanceId=self.settings.instance_id, time=_now(), jobId=job_id,
                             **(usage or {})))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import tempfile
 import urllib.error
@@ -191,6 +192,12 @@ class Podman:
 
     def remove(self, name: str) -> None:
         self._run("rm", "--force", "--ignore", "--time", "0", name, check=False)
+
+    def containers_named(self, suffix: str) -> list[str]:
+        """Every container, running or not, whose name ends with `suffix`."""
+        result = self._run("ps", "--all", "--filter", f"name={re.escape(suffix)}$",
+                           "--format", "{{.Names}}", check=False)
+        return [name for name in result.stdout.split() if name.endswith(suffix)]
 
     def kill(self, name: str) -> None:
         self._run("kill", name, check=False)

@@ -8,11 +8,14 @@ import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
 from chalicelib.config import Config
+
+if TYPE_CHECKING:
+    from chalicelib.reclaims import Reclaimer
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
@@ -38,6 +41,8 @@ class Runtime:
     clock: Callable[[], datetime] = utc_now
     new_id: Callable[[], str] = new_job_id
     cache: dict[str, Any] = field(default_factory=dict)
+    # Plays EC2's part in a Spot reclaim; only a local OpCenter has one (see reclaims.py).
+    reclaimer: Reclaimer | None = None
 
     @classmethod
     def from_config(cls, config: Config, session: boto3.Session | None = None) -> Runtime:

@@ -15,6 +15,8 @@ from chalicelib.wire.api import (
     LogInfo,
     MigrateRequest,
     MigrationView,
+    ReclaimRequest,
+    ReclaimView,
     ResumeRequest,
     SubmitRequest,
     SuspendRequest,
@@ -115,6 +117,18 @@ def suspend(args: argparse.Namespace) -> None:
 def resume(args: argparse.Namespace) -> None:
     """`float resume -j ID`: restore a suspended job on a new instance."""
     _act(args, "resume", ResumeRequest)
+
+
+def reclaim(args: argparse.Namespace) -> None:
+    """`float reclaim -j ID [--notice SECONDS]` (admins, local OpCenter): EC2's Spot reclaim of
+    the job's instance, played for real: warning, metadata notice, termination."""
+    body = {"notice": args.notice} if args.notice is not None else {}
+    validate(ReclaimRequest, body)
+    result = connect(args).call("POST", f"/v1/jobs/{segment(args.job)}/reclaim", ReclaimView,
+                                body=body)
+    output.emit(args.format, result, lambda r: output.fields([
+        ("JOB", r.jobId), ("INSTANCE", r.instanceId), ("NOTICE", f"{r.noticeSeconds} s"),
+        ("TERMINATED AT", r.terminateTime)]))
 
 
 def _act(args: argparse.Namespace, action: str, model: type[BaseModel]) -> None:

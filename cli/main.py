@@ -123,6 +123,12 @@ def build_parser() -> Parser:
         sub.add_argument("-j", "--job", required=True, metavar="ID")
         sub.add_argument("--reason", help="why, kept in the job's history")
 
+    reclaim = command(commands, "reclaim", jobs.reclaim,
+                      "reclaim a job's instance as EC2 would (admins; local OpCenter only)")
+    reclaim.add_argument("-j", "--job", required=True, metavar="ID")
+    reclaim.add_argument("--notice", type=_seconds, metavar="SECONDS",
+                         help="seconds from the warning to termination (default 120)")
+
     image_group = commands.add_parser("image", help="the Application Library",
                                       description="the Application Library")
     image = image_group.add_subparsers(dest="image_command", required=True, metavar="SUBCOMMAND")
@@ -174,6 +180,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # noqa: BLE001 - a user sees one line, never a traceback
         _fail(f"unexpected error: {type(error).__name__}: {error}")
         return 1
+
+
+def _seconds(text: str) -> int:
+    """A whole number of seconds, written `120` or `120s`."""
+    number = text.strip().removesuffix("s")
+    if not number.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds such as 120 or 120s")
+    return int(number)
 
 
 def _drop_stdout() -> None:

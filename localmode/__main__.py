@@ -1,20 +1,28 @@
 """`python -m localmode`: run the OpCenter on this machine with no AWS account.
 
 moto runs in server mode on a loopback port and stands in for AWS; the resources come from
-infra/ exactly as a deployment creates them; the Chalice app serves the API on another port.
-Everything lives in memory and is gone when the process stops.
+infra/ and statemachines/ exactly as a deployment creates them; the Chalice app serves the API
+on another port. The workflows run in moto's Step Functions interpreter, their Lambda tasks and
+the SQS event sources going to the same handlers Lambda runs; every instance EC2 launches for a
+job becomes a real agent process running real containers (localmode/instances.py). State lives
+in memory and in a scratch directory, and is gone when the process stops.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import secrets
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
+import urllib.request
+from pathlib import Path
 from types import FrameType
 
 import boto3
@@ -27,7 +35,10 @@ from chalicelib.config import Config
 from chalicelib.runtime import Runtime
 from chalicelib.store import Store
 from chalicelib.users import ensure_admin
+from localmode.instances import LocalInstances
+from localmode.lambdas import local_lambdas
 from localmode.provision import provision
+from localmode.queues import QueueFeeder
 
 HOST = "127.0.0.1"
 REGION = "us-east-1"
@@ -56,12 +67,24 @@ def _check_free(port: int) -> None:
                              "stop what uses it or pass --port") from None
 
 
+def _moto_config(endpoint: str, settings: dict[str, object]) -> None:
+    """Change the AWS stand-in's own settings (moto's /moto-api/config)."""
+    request = urllib.request.Request(f"{endpoint}/moto-api/config", method="POST",
+                                     data=json.dumps(settings).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m localmode", description=__doc__)
     parser.add_argument("--port", type=_port, default=int(os.environ.get("OPENFLOAT_PORT", "8787")),
                         help="API port on 127.0.0.1 (default 8787, or $OPENFLOAT_PORT)")
     parser.add_argument("--aws-port", type=_port, default=None,
                         help="port of the local AWS stand-in (default: any free port)")
+    parser.add_argument("--state-dir", type=Path, default=None,
+                        help="where agents keep jobs and checkpoints in flight (default: a new "
+                        "temporary directory, removed on exit)")
     args = parser.parse_args(argv)
     _check_free(args.port)
     aws_port = args.aws_port or _free_port()
@@ -70,8 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     aws = ThreadedMotoServer(ip_address=HOST, port=aws_port, verbose=False)
     aws.start()
     endpoint = f"http://{HOST}:{aws_port}"
+    # Workflows run for real. Set before any state machine exists: moto keeps the machines of
+    # its interpreter apart from those it only records.
+    _moto_config(endpoint, {"stepfunctions": {"execute_state_machine": True}})
     # Every boto3 client made from here on, in this process and in its children, talks to moto.
     os.environ.update(
+        # moto's Step Functions interpreter calls the other services at localhost:MOTO_PORT.
+        MOTO_PORT=str(aws_port),
         AWS_ENDPOINT_URL=endpoint,
         AWS_DEFAULT_REGION=REGION,
         AWS_ACCESS_KEY_ID="local",
@@ -93,12 +121,25 @@ def main(argv: list[str] | None = None) -> int:
 
     from app import app  # imported after the environment is set, as Lambda would
 
+    # The workflows' Lambda tasks go to this process's handlers.
+    lambdas = local_lambdas(app)
+    handlers = lambdas.__enter__()
+    feeders = [
+        QueueFeeder(runtime.sqs, runtime.config.ec2_events_queue, handlers["ec2-events"],
+                    "ec2-events").start(),
+        QueueFeeder(runtime.sqs, runtime.config.agent_events_queue, handlers["agent-events"],
+                    "agent-events").start(),
+    ]
+    state_dir = args.state_dir or Path(tempfile.mkdtemp(prefix="openfloat-local-"))
+    instances = LocalInstances(session, state_dir).start()
+    runtime.reclaimer = instances
+
     server = create_local_server(
         app, ChaliceConfig.create(chalice_stage="dev", app_name="openfloat"), HOST, args.port
     )
     url = f"http://{HOST}:{args.port}"
     print(f"OpenFloat OpCenter is running at {url}", flush=True)
-    print(f"  AWS stand-in (moto) at {endpoint}; everything is kept in memory only", flush=True)
+    print(f"  AWS stand-in (moto) at {endpoint}; state in memory and in {state_dir}", flush=True)
     if generated:
         print(f"  admin user: {admin}   password: {password}   (generated; shown only now)", flush=True)
     else:
@@ -119,7 +160,14 @@ def main(argv: list[str] | None = None) -> int:
         server.server.serve_forever(poll_interval=0.2)
     finally:
         server.server.server_close()
+        for feeder in feeders:
+            feeder.stop()
+        # Every agent and container goes before the AWS stand-in they talk to.
+        instances.stop()
+        lambdas.__exit__(None, None, None)
         aws.stop()
+        if args.state_dir is None:
+            shutil.rmtree(state_dir, ignore_errors=True)
         print("OpenFloat OpCenter stopped; its in-memory state is gone", flush=True)
     return 0
 

@@ -199,6 +199,20 @@ class ResumeRequest(Body):
     reason: str | None = Field(default=None, max_length=512)
 
 
+class ReclaimRequest(Body):
+    """A reclaim drill: how long the instance has between the warning and its end."""
+
+    notice: int = Field(default=120, ge=1, le=3600)
+
+
+class ReclaimView(View):
+    jobId: str
+    instanceId: str
+    noticeSeconds: int
+    # When the instance is terminated, whether or not the job has been moved by then.
+    terminateTime: str
+
+
 class LogInfo(View):
     name: str
     size: int

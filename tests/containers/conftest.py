@@ -110,8 +110,10 @@ def _fleet(aws: Any, tmp_path: Path) -> Iterator[Fleet]:
     for agent in fleet.agents:
         agent.stop()
         if agent.job is not None:
-            agent.podman.remove(f"openfloat-{agent.job.launch.jobId}")
             unmount_volumes(fleet.job_root / agent.job.launch.jobId)
+        # Exited containers too: the instance that would have taken them with it is pretend.
+        for name in agent.podman.containers_named(f"-{agent.settings.instance_id}"):
+            agent.podman.remove(name)
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ def test_a_counter_continues_from_where_it_was_after_moving(fleet):
     wait_for(printed_some, 30, "the counter to reach 8")
     first.handle(CheckpointCommand(taskToken="ckpt-1", jobId="counter", reason="test move"))
     assert fleet.sfn.answers[-1]["token"] == "ckpt-1" and "error" not in fleet.sfn.answers[-1]
-    assert first.podman.state("openfloat-counter") is None  # the container is gone
+    assert first.podman.state(first.container("counter")) is None  # the container is gone
     frozen_at = len(_lines(fleet.stdout("counter")))
 
     second.handle(RestoreCommand(taskToken="restore-1", job=launch))
@@ -100,7 +100,7 @@ def test_restore_refuses_a_corrupted_image_with_a_named_error(fleet):
     second.handle(RestoreCommand(taskToken="restore-bad", job=launch))
     answer = fleet.sfn.answers[-1]
     assert answer["token"] == "restore-bad" and answer["error"] == "CheckpointCorrupt"
-    assert second.podman.state("openfloat-corrupt") is None
+    assert second.podman.state(second.container("corrupt")) is None
     failed = [e for e in fleet.events() if e.kind == "command-failed"]
     assert failed[-1].error == "CheckpointCorrupt"
 

@@ -50,9 +50,9 @@ def test_env_limits_and_volumes_reach_the_job_and_its_exit_code_is_reported(flee
 def test_cancel_stops_the_container_and_answers_its_token(fleet):
     agent = fleet.agent("i-cancel")
     agent.handle(RunCommand(job=fleet.launch("doomed", BUSYBOX, "while true; do sleep 1; done\n")))
-    assert agent.podman.state("openfloat-doomed").running
+    assert agent.podman.state(agent.container("doomed")).running
     agent.handle(CancelCommand(taskToken="cancel", jobId="doomed"))
     assert fleet.sfn.answers[-1] == {"token": "cancel", "output": {"cancelled": "doomed"}}
-    assert agent.podman.state("openfloat-doomed") is None and agent.job is None
+    assert agent.podman.state(agent.container("doomed")) is None and agent.job is None
     agent.watch_job()
     assert not [e for e in fleet.events() if e.kind == "job-exited"]

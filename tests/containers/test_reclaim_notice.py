@@ -68,7 +68,7 @@ def test_a_failed_upload_leaves_the_previous_checkpoint_to_restore_from(fleet):
     first.capsules = CapsuleStore(FailingS3(fleet.aws.client("s3"), allowed=0), fleet.bucket)
     with pytest.raises(CheckpointUploadFailed):
         first.checkpoint("flaky", "reclaim")
-    first.podman.remove("openfloat-flaky")  # the instance is gone
+    first.podman.remove(first.container("flaky"))  # the instance is gone
 
     second = fleet.agent("i-steady")
     restored = second.restore(launch)
