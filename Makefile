@@ -6,7 +6,7 @@ PIP     := $(PY) -m pip
 STAMP   := $(VENV)/.installed
 PORT    ?= 8787
 
-.PHONY: setup containers run test lint package clean
+.PHONY: setup containers run demo test lint package clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,10 @@ containers:
 ## run: start the local OpCenter (moto stands in for AWS; state lives in memory)
 run: $(STAMP)
 	$(PY) -m localmode --port $(PORT)
+
+## demo: a job whose state lives only in memory survives two Spot reclaims on this machine
+demo: $(STAMP) containers
+	$(PY) -m localmode.demo
 
 ## test: the whole test suite
 test: $(STAMP) containers

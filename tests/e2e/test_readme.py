@@ -5,63 +5,19 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import socket
 import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
 import pytest
 
+from tests.e2e.conftest import PASSWORD
+
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
-PASSWORD = "readme-admin-password"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass(frozen=True)
-class LocalOpCenter:
-    url: str
-    aws_endpoint: str
-
-
-@pytest.fixture(scope="module")
-def local() -> Iterator[LocalOpCenter]:
-    """`python -m localmode` (what `make run` runs) on a free port."""
-    port = _free_port()
-    env = {**os.environ, "OPENFLOAT_ADMIN_PASSWORD": PASSWORD, "PYTHONUNBUFFERED": "1"}
-    env.pop("AWS_ENDPOINT_URL", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "localmode", "--port", str(port)], cwd=ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    assert process.stdout is not None
-    deadline = time.monotonic() + 60
-    seen = []
-    while time.monotonic() < deadline and "stop with Ctrl-C" not in "".join(seen):
-        line = process.stdout.readline()
-        if not line:
-            break
-        seen.append(line)
-    banner = "".join(seen)
-    url = re.search(r"running at (http://127\.0\.0\.1:\d+)", banner)
-    aws = re.search(r"\(moto\) at (http://127\.0\.0\.1:\d+)", banner)
-    assert url and aws and url.group(1) == f"http://127.0.0.1:{port}", banner
-    yield LocalOpCenter(url.group(1), aws.group(1))
-    process.send_signal(signal.SIGINT)
-    rest, _ = process.communicate(timeout=30)
-    assert process.returncode == 0, rest
-    assert "stopped" in rest
 
 
 def _readme_walkthrough() -> str:
@@ -71,7 +27,7 @@ def _readme_walkthrough() -> str:
 
 
 @pytest.fixture
-def opcenter(local: LocalOpCenter) -> str:
+def opcenter(local) -> str:
     return local.url
 
 

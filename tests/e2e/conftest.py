@@ -1,0 +1,38 @@
+"""One local OpCenter (`python -m localmode`, what `make run` runs) for the end-to-end suite."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from localmode.demo import Float, LocalOpCenter
+
+PASSWORD = "e2e-admin-password"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def local() -> Iterator[LocalOpCenter]:
+    # Short waits for agents that died with their instance: a test reclaims with notices too
+    # short for a checkpoint, and instances while they restore.
+    opcenter = LocalOpCenter.start(_free_port(), PASSWORD, settings={
+        "CHECKPOINT_TIMEOUT_SECONDS": "20", "START_TIMEOUT_SECONDS": "60"})
+    yield opcenter
+    assert opcenter.stop() == "stopped", "".join(opcenter.output)[-3000:]
+    assert "OpenFloat OpCenter stopped" in "".join(opcenter.output)
+
+
+@pytest.fixture
+def admin_cli(local: LocalOpCenter, tmp_path: Path) -> Float:
+    """`float`, logged in as the admin, printing nothing."""
+    cli = Float(tmp_path / "float-config", echo=False)
+    cli("login", "-a", local.url, "-u", "admin", "-p", PASSWORD)
+    return cli
