@@ -11,6 +11,7 @@ command a user would type, printed as it runs.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -205,14 +206,13 @@ def run_job_through_reclaims(cli: Float, image: str, *, steps: int, mib: int, re
     at_least = 5
     for number in range(1, reclaims + 1):
         job = wait_until("the job to be Executing",
-                         lambda moved=number - 1: _executing(cli, job_id, moved), timeout=300)
+                         functools.partial(_executing, cli, job_id, number - 1), timeout=300)
         before = wait_until(f"the job to reach step {at_least}",
-                            lambda step=at_least: last_step(cli.stdout(job_id)) >= step and
-                            last_step(cli.stdout(job_id)), timeout=120)
+                            functools.partial(_reached, cli, job_id, at_least), timeout=120)
         say(f"reclaim {number}: {job['instanceId']} at step {before}")
         cli("reclaim", "-j", job_id, "--notice", str(notice), "--format", "table")
         moved = wait_until("the job to come back on a new instance",
-                           lambda moves=number: _executing(cli, job_id, moves),
+                           functools.partial(_executing, cli, job_id, number),
                            timeout=notice + 240)
         if moved["instanceId"] == job["instanceId"]:
             raise DemoFailed(f"job {job_id} is still on {job['instanceId']} after the reclaim")
@@ -220,6 +220,12 @@ def run_job_through_reclaims(cli: Float, image: str, *, steps: int, mib: int, re
         at_least = before + 5
     final = wait_until("the job to end", lambda: _final(cli, job_id), timeout=steps * 3 + 300)
     return final
+
+
+def _reached(cli: Float, job_id: str, step: int) -> int | None:
+    """The job's last step, once it is `step` or later."""
+    last = last_step(cli.stdout(job_id))
+    return last if last >= step else None
 
 
 def _executing(cli: Float, job_id: str, migrations: int) -> dict[str, Any] | None:
