@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,9 @@ import pytest
 from localmode.demo import Float, LocalOpCenter
 
 PASSWORD = "e2e-admin-password"
+PYTHON_IMAGE = "localhost/openfloat/python:local"
+FINAL = ("Completed", "FailToComplete", "FailToExecute", "CheckpointFailed", "NoAvailableHost",
+         "Cancelled", "Timedout")
 
 
 def _free_port() -> int:
@@ -36,3 +40,11 @@ def admin_cli(local: LocalOpCenter, tmp_path: Path) -> Float:
     cli = Float(tmp_path / "float-config", echo=False)
     cli("login", "-a", local.url, "-u", "admin", "-p", PASSWORD)
     return cli
+
+
+def python_image(cli: Float) -> str:
+    """The Application Library name of the python test image, added on first use."""
+    listed = json.loads(cli("image", "list", "--format", "json"))
+    if not any(entry["name"] == "e2e-python" for entry in listed):
+        cli("image", "add", "e2e-python", PYTHON_IMAGE)
+    return "e2e-python"

@@ -14,22 +14,12 @@ from localmode.demo import (
     run_job_through_reclaims,
     wait_until,
 )
-
-IMAGE = "localhost/openfloat/python:local"
-FINAL = ("Completed", "FailToComplete", "FailToExecute", "CheckpointFailed", "NoAvailableHost",
-         "Cancelled", "Timedout")
-
-
-def _image(cli) -> str:
-    listed = json.loads(cli("image", "list", "--format", "json"))
-    if not any(entry["name"] == "e2e-python" for entry in listed):
-        cli("image", "add", "e2e-python", IMAGE)
-    return "e2e-python"
+from tests.e2e.conftest import FINAL, python_image
 
 
 def test_a_job_survives_two_reclaims_with_its_result_intact(local, admin_cli):
     steps, mib = 30, 32
-    job = run_job_through_reclaims(admin_cli, _image(admin_cli), steps=steps, mib=mib,
+    job = run_job_through_reclaims(admin_cli, python_image(admin_cli), steps=steps, mib=mib,
                                    reclaims=2, notice=15, say=lambda text: None, name="e2e")
     check_result(admin_cli, job, steps, expected_result(steps, mib), reclaims=2)
     assert [m["checkpointSeq"] for m in job["migrations"]] == [1, 2]
@@ -37,7 +27,8 @@ def test_a_job_survives_two_reclaims_with_its_result_intact(local, admin_cli):
     assert all(m["secondsToExecuting"] < 60 for m in job["migrations"])
     wait_until("the job's instances to be released",
                lambda: not local.live_instances(job["id"]) or None, timeout=30)
-    assert local.containers_of(job["id"]) == []
+    wait_until("the job's containers to be removed",
+               lambda: not local.containers_of(job["id"]) or None, timeout=30)
 
 
 def _submit(cli, image, tmp_path, steps, mib, *extra):
@@ -65,7 +56,7 @@ def _final(cli, job_id, timeout=400):
 def test_a_notice_too_short_for_any_checkpoint_reruns_the_job(local, admin_cli, tmp_path):
     # 256 MiB takes seconds to dump and upload: one second of notice is not enough.
     steps, mib = 25, 256
-    job_id = _submit(admin_cli, _image(admin_cli), tmp_path, steps, mib)
+    job_id = _submit(admin_cli, python_image(admin_cli), tmp_path, steps, mib)
     first = _executing_at_step(admin_cli, job_id, 3)
     admin_cli("reclaim", "-j", job_id, "--notice", "1")
     job = _final(admin_cli, job_id)
@@ -82,7 +73,7 @@ def test_a_notice_too_short_for_any_checkpoint_reruns_the_job(local, admin_cli, 
 
 def test_a_notice_too_short_restores_the_last_committed_checkpoint(local, admin_cli, tmp_path):
     steps, mib = 40, 256
-    job_id = _submit(admin_cli, _image(admin_cli), tmp_path, steps, mib)
+    job_id = _submit(admin_cli, python_image(admin_cli), tmp_path, steps, mib)
     _executing_at_step(admin_cli, job_id, 3)
     admin_cli("reclaim", "-j", job_id, "--notice", "30")  # time enough: checkpoint 1
     _executing_at_step(admin_cli, job_id, 12)
@@ -98,7 +89,7 @@ def test_a_notice_too_short_restores_the_last_committed_checkpoint(local, admin_
 
 
 def test_a_job_that_forbids_reruns_ends_checkpoint_failed_saying_why(local, admin_cli, tmp_path):
-    job_id = _submit(admin_cli, _image(admin_cli), tmp_path, 60, 256, "--disableRerun")
+    job_id = _submit(admin_cli, python_image(admin_cli), tmp_path, 60, 256, "--disableRerun")
     _executing_at_step(admin_cli, job_id, 3)
     admin_cli("reclaim", "-j", job_id, "--notice", "1")
     job = _final(admin_cli, job_id)
