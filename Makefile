@@ -6,7 +6,7 @@ PIP     := $(PY) -m pip
 STAMP   := $(VENV)/.installed
 PORT    ?= 8787
 
-.PHONY: setup containers run demo test lint package clean
+.PHONY: setup containers run demo bench test lint package clean
 
 setup: $(STAMP)
 
@@ -25,12 +25,16 @@ containers:
 	bash agent/images.sh
 
 ## run: start the local OpCenter (moto stands in for AWS; state lives in memory)
-run: $(STAMP)
+run: $(STAMP) containers
 	$(PY) -m localmode --port $(PORT)
 
 ## demo: a job whose state lives only in memory survives two Spot reclaims on this machine
 demo: $(STAMP) containers
 	$(PY) -m localmode.demo
+
+## bench: what a reclaim costs a job (64 MiB to 1 GiB), and wall time against a restart
+bench: $(STAMP) containers
+	$(PY) -m localmode.bench
 
 ## test: the whole test suite
 test: $(STAMP) containers

@@ -41,7 +41,7 @@ from chalicelib.wire.agent import (
     RunCommand,
     TerminateCommand,
 )
-from chalicelib.wire.checkpoints import CheckpointManifest
+from chalicelib.wire.checkpoints import CheckpointManifest, Restored
 from chalicelib.wire.failures import AgentFailure, CheckpointFailed
 
 logger = Logger(service="openfloat-agent")
@@ -267,7 +267,7 @@ class Agent:
                                                        "bytes": manifest.archiveSize})
             return manifest
 
-    def restore(self, launch: JobLaunch, seq: int | None = None) -> CheckpointManifest:
+    def restore(self, launch: JobLaunch, seq: int | None = None) -> Restored:
         with self._lock:
             name = self.container(launch.jobId)
             manifest = self.capsules.require_latest(launch.jobId)
@@ -278,16 +278,20 @@ class Agent:
             self.settings.work_dir.mkdir(parents=True, exist_ok=True)
             archive = self.settings.work_dir / f"{name}.restore.tar.zst"
             try:
+                started = time.monotonic()
                 self.capsules.download(manifest, archive)
+                downloaded = time.monotonic()
                 self.podman.remove(name)
                 self.podman.restore(archive, name)
+                restored = time.monotonic()
             finally:
                 archive.unlink(missing_ok=True)
             self.job = RunningJob(launch, LogShipper(self.s3, self.settings.bucket, launch.jobId,
                                                      self.podman.log_path(name)),
                                   calls=self._job_calls(launch))
             logger.info("job restored", extra={"job_id": launch.jobId, "seq": manifest.seq})
-            return manifest
+            return Restored(manifest=manifest, downloadSeconds=round(downloaded - started, 3),
+                            restoreSeconds=round(restored - downloaded, 3))
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         with self._lock:

@@ -19,7 +19,7 @@ from chalicelib.runtime import Runtime
 from chalicelib.store import JobRecord, Store, UsageRecord
 from chalicelib.wire.agent import JobLaunch
 from chalicelib.wire.api import HistoryEntry, MigrationView
-from chalicelib.wire.checkpoints import CheckpointManifest
+from chalicelib.wire.checkpoints import Restored
 from chalicelib.wire.failures import (
     CheckpointCorrupt,
     CheckpointFailed,
@@ -59,8 +59,10 @@ class Moved(TaskInput):
     fromInstance: str | None = None
     noticeTime: str | None = None
     instanceType: str | None = None
-    # The checkpoint the job was restored from, as the agent reported it; None for a rerun.
-    checkpoint: dict[str, Any] | None = None
+    # When the replacement's launch returned.
+    launchedAt: str | None = None
+    # The agent's answer to the restore (wire.checkpoints.Restored); None for a rerun.
+    restored: dict[str, Any] | None = None
     # Whether a new checkpoint was taken for this move; if not, an older one was restored.
     captured: bool = True
 
@@ -112,25 +114,32 @@ def _move(runtime: Runtime, store: Store, job: JobRecord, target: JobStatus, rea
     return moved
 
 
-def _seconds_since(runtime: Runtime, iso: str | None) -> float | None:
+def _instant(iso: str | None) -> datetime | None:
     if iso is None:
         return None
     try:
-        then = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(UTC)
     except ValueError:
         return None
-    return round(max(0.0, (runtime.clock() - then.astimezone(UTC)).total_seconds()), 3)
+
+
+def _seconds_between(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return round(max(0.0, (end - start).total_seconds()), 3)
 
 
 def _migration(runtime: Runtime, change: StatusChange, moved: Moved) -> MigrationView:
-    checkpoint: CheckpointManifest | None = None
-    if moved.checkpoint is not None:
+    restored: Restored | None = None
+    if moved.restored is not None:
         try:
-            checkpoint = CheckpointManifest.model_validate(moved.checkpoint)
+            restored = Restored.model_validate(moved.restored)
         except ValidationError:
-            checkpoint = None  # an agent's reply without figures: the move still counts
+            restored = None  # an agent's reply without figures: the move still counts
+    checkpoint = restored.manifest if restored else None
     frozen = checkpoint.stats.frozenTimeUs / 1e6 if checkpoint and checkpoint.stats.frozenTimeUs \
         else None
+    notice = _instant(moved.noticeTime)
     return MigrationView(
         time=runtime.now_iso(), reason=change.reason, fromInstance=moved.fromInstance,
         toInstance=change.instanceId or "", instanceType=moved.instanceType,
@@ -139,8 +148,11 @@ def _migration(runtime: Runtime, change: StatusChange, moved: Moved) -> Migratio
         freezeSeconds=frozen,
         checkpointSeconds=round(checkpoint.checkpointSeconds, 3) if checkpoint else None,
         uploadSeconds=round(checkpoint.uploadSeconds, 3) if checkpoint else None,
-        secondsToExecuting=_seconds_since(runtime, moved.noticeTime),
-        rerun=moved.checkpoint is None)
+        launchSeconds=_seconds_between(notice, _instant(moved.launchedAt)),
+        downloadSeconds=restored.downloadSeconds if restored else None,
+        restoreSeconds=restored.restoreSeconds if restored else None,
+        secondsToExecuting=_seconds_between(notice, runtime.clock().astimezone(UTC)),
+        rerun=moved.restored is None)
 
 
 def set_status(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[str, Any]:
@@ -327,7 +339,7 @@ def launch_instance(runtime: Runtime, store: Store, event: dict[str, Any]) -> di
         dataVolumes=job.spec.dataVolumes, apiUrl=job.apiUrl, apiTokenSecretId=secret)
     return {"instanceId": instance_id, "instanceType": request.attempt.instanceType,
             "market": request.attempt.market, "commandsQueueUrl": queue,
-            "job": launch.model_dump(mode="json")}
+            "job": launch.model_dump(mode="json"), "launchedAt": runtime.now_iso()}
 
 
 def fail_job(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[str, Any]:

@@ -34,6 +34,8 @@ from agent.podman import Podman
 ROOT = Path(__file__).resolve().parent.parent
 FLOAT = Path(sys.executable).parent / "float"
 PYTHON_IMAGE = "localhost/openfloat/python:local"
+FINAL = frozenset({"Completed", "FailToComplete", "FailToExecute", "CheckpointFailed",
+                   "NoAvailableHost", "Cancelled", "Timedout"})
 
 # The job: all of its state is in memory. SLEEP=0 runs the same work at full speed, which is
 # how the expected result is computed here.
@@ -193,9 +195,11 @@ def last_step(stdout: str) -> int:
 
 def run_job_through_reclaims(cli: Float, image: str, *, steps: int, mib: int, reclaims: int,
                              notice: int, say: Callable[[str], None] = print,
-                             name: str = "demo") -> dict[str, Any]:
-    """Submit the in-memory job, reclaim its instance `reclaims` times while it runs, and
-    return it once final. Raises DemoFailed when anything is not as it should be."""
+                             name: str = "demo",
+                             at_steps: tuple[int, ...] | None = None) -> dict[str, Any]:
+    """Submit the in-memory job, reclaim its instance `reclaims` times while it runs (at those
+    steps, or 5 steps apart), and return it once final. Raises DemoFailed when anything is not
+    as it should be."""
     with tempfile.TemporaryDirectory(prefix="openfloat-demo-") as scratch:
         script = Path(scratch) / "work.py"
         script.write_text(JOB_SCRIPT)
@@ -203,12 +207,12 @@ def run_job_through_reclaims(cli: Float, image: str, *, steps: int, mib: int, re
                                 "-c", "2", "-m", "4", "-e", f"STEPS={steps}", "-e", f"MIB={mib}",
                                 "--format", "json", quiet=True))["id"]
     say(f"submitted job {job_id}: {steps} steps over a {mib} MiB in-memory state")
-    at_least = 5
+    at_least = at_steps[0] if at_steps else 5
     for number in range(1, reclaims + 1):
         job = wait_until("the job to be Executing",
                          functools.partial(_executing, cli, job_id, number - 1), timeout=300)
         before = wait_until(f"the job to reach step {at_least}",
-                            functools.partial(_reached, cli, job_id, at_least), timeout=120)
+                            functools.partial(reached, cli, job_id, at_least), timeout=120)
         say(f"reclaim {number}: {job['instanceId']} at step {before}")
         cli("reclaim", "-j", job_id, "--notice", str(notice), "--format", "table")
         moved = wait_until("the job to come back on a new instance",
@@ -217,12 +221,11 @@ def run_job_through_reclaims(cli: Float, image: str, *, steps: int, mib: int, re
         if moved["instanceId"] == job["instanceId"]:
             raise DemoFailed(f"job {job_id} is still on {job['instanceId']} after the reclaim")
         say(f"back: Executing on {moved['instanceId']}")
-        at_least = before + 5
-    final = wait_until("the job to end", lambda: _final(cli, job_id), timeout=steps * 3 + 300)
-    return final
+        at_least = at_steps[number] if at_steps and number < len(at_steps) else before + 5
+    return final_job(cli, job_id, timeout=steps * 3 + 300)
 
 
-def _reached(cli: Float, job_id: str, step: int) -> int | None:
+def reached(cli: Float, job_id: str, step: int) -> int | None:
     """The job's last step, once it is `step` or later."""
     last = last_step(cli.stdout(job_id))
     return last if last >= step else None
@@ -230,18 +233,22 @@ def _reached(cli: Float, job_id: str, step: int) -> int | None:
 
 def _executing(cli: Float, job_id: str, migrations: int) -> dict[str, Any] | None:
     job = cli.job(job_id)
-    if job["status"] in ("Completed", "FailToComplete", "FailToExecute", "CheckpointFailed",
-                         "NoAvailableHost", "Cancelled", "Timedout"):
+    if job["status"] in FINAL:
         raise DemoFailed(f"job {job_id} ended {job['status']}: {job['history'][-1]['reason']}")
     if job["status"] == "Executing" and len(job["migrations"]) >= migrations:
         return job
     return None
 
 
-def _final(cli: Float, job_id: str) -> dict[str, Any] | None:
+def _ended(cli: Float, job_id: str) -> dict[str, Any] | None:
     job = cli.job(job_id)
-    return job if job["status"] in ("Completed", "FailToComplete", "FailToExecute",
-                                    "CheckpointFailed", "NoAvailableHost", "Cancelled") else None
+    return job if job["status"] in FINAL else None
+
+
+def final_job(cli: Float, job_id: str, timeout: float) -> dict[str, Any]:
+    """The job once it is in a final status."""
+    return dict(wait_until(f"job {job_id} to end", functools.partial(_ended, cli, job_id),
+                           timeout=timeout))
 
 
 def check_result(cli: Float, job: dict[str, Any], steps: int, expected: str,

@@ -124,6 +124,11 @@ class MigrationView(View):
     freezeSeconds: float | None = None
     checkpointSeconds: float | None = None
     uploadSeconds: float | None = None
+    # From the warning (or the request) until the replacement was launched; it overlaps the
+    # checkpoint and the upload on a reclaim.
+    launchSeconds: float | None = None
+    downloadSeconds: float | None = None
+    restoreSeconds: float | None = None
     # From the warning (or the request) to the job executing again on the new instance.
     secondsToExecuting: float | None = None
     rerun: bool = False

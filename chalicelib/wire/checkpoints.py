@@ -54,3 +54,13 @@ class CheckpointManifest(BaseModel):
     stats: CriuStats = Field(default_factory=CriuStats)
     checkpointSeconds: float = Field(ge=0)
     uploadSeconds: float = Field(ge=0)
+
+
+class Restored(BaseModel):
+    """An agent's answer to a restore: the checkpoint it restored and what that took."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    manifest: CheckpointManifest
+    downloadSeconds: float = Field(ge=0)
+    restoreSeconds: float = Field(ge=0)

@@ -258,3 +258,22 @@ def test_a_malformed_float_address_is_one_line(in_job, run, monkeypatch):
     assert result.err == ("float: FLOAT_ADDRESS='ftp://opcenter' is not an OpCenter address "
                           "such as http://127.0.0.1:8787\n")
     assert in_job.requests == []
+
+
+def test_reclaim_sends_the_notice_and_prints_when_the_instance_goes(logged_in, run):
+    logged_in.reply("POST", "/v1/jobs/job-1/reclaim", {
+        "jobId": "job-1", "instanceId": "i-0abc", "noticeSeconds": 30,
+        "terminateTime": "2024-05-01T11:00:30Z"}, status=202)
+
+    result = run("reclaim", "-j", "job-1", "--notice", "30s", "--format", "table")
+
+    assert result.code == 0, result.err
+    assert logged_in.requests[0].body == {"notice": 30}
+    assert "TERMINATED AT:  2024-05-01T11:00:30Z" in result.out
+
+
+def test_reclaim_with_a_bad_notice_fails_before_any_request(logged_in, run):
+    result = run("reclaim", "-j", "job-1", "--notice", "soon")
+
+    assert result.code != 0 and logged_in.requests == []
+    assert result.err.count("\n") == 1 and "'soon' is not a number of seconds" in result.err

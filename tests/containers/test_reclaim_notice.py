@@ -72,7 +72,7 @@ def test_a_failed_upload_leaves_the_previous_checkpoint_to_restore_from(fleet):
 
     second = fleet.agent("i-steady")
     restored = second.restore(launch)
-    assert restored.seq == safe.seq
+    assert restored.manifest.seq == safe.seq and restored.downloadSeconds >= 0
     wait_for(lambda: second.watch_job() or second.job is None, 60, "the job to finish")
     lines = fleet.stdout("flaky").splitlines()
     assert lines[-1] == "done 40"

@@ -13,8 +13,6 @@ from localmode.demo import Float, LocalOpCenter
 
 PASSWORD = "e2e-admin-password"
 PYTHON_IMAGE = "localhost/openfloat/python:local"
-FINAL = ("Completed", "FailToComplete", "FailToExecute", "CheckpointFailed", "NoAvailableHost",
-         "Cancelled", "Timedout")
 
 
 def _free_port() -> int:

@@ -13,8 +13,8 @@ import random
 import threading
 import time
 
-from localmode.demo import JOB_SCRIPT, DemoFailed, expected_result, wait_until
-from tests.e2e.conftest import FINAL, python_image
+from localmode.demo import FINAL, JOB_SCRIPT, DemoFailed, expected_result, final_job, wait_until
+from tests.e2e.conftest import python_image
 
 STEPS, MIB = 40, 32
 FAILURES = ("CheckpointFailed", "NoAvailableHost", "FailToExecute")
@@ -76,8 +76,7 @@ def test_reclaims_at_random_moments_end_every_job_well(local, admin_cli, tmp_pat
     expected = expected_result(STEPS, MIB)
     story = f"seed {seed}:\n" + "\n".join(log)
     for job_id in job_ids:
-        job = wait_until(f"job {job_id} to end", lambda j=job_id: (lambda shown: shown if shown[
-            "status"] in FINAL else None)(admin_cli.job(j)), timeout=600)
+        job = final_job(admin_cli, job_id, timeout=600)
         if job["status"] == "Completed":
             assert admin_cli.stdout(job_id).strip().endswith(f"result {expected}"), story
         else:

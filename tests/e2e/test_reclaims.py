@@ -7,14 +7,16 @@ from __future__ import annotations
 import json
 
 from localmode.demo import (
+    FINAL,
     JOB_SCRIPT,
     check_result,
     expected_result,
+    final_job,
     last_step,
     run_job_through_reclaims,
     wait_until,
 )
-from tests.e2e.conftest import FINAL, python_image
+from tests.e2e.conftest import python_image
 
 
 def test_a_job_survives_two_reclaims_with_its_result_intact(local, admin_cli):
@@ -47,10 +49,8 @@ def _executing_at_step(cli, job_id, step):
     return wait_until(f"job {job_id} to reach step {step}", ready, timeout=240)
 
 
-def _final(cli, job_id, timeout=400):
-    return wait_until(f"job {job_id} to end",
-                      lambda: (lambda j: j if j["status"] in FINAL else None)(cli.job(job_id)),
-                      timeout=timeout)
+def _final(cli, job_id):
+    return final_job(cli, job_id, timeout=400)
 
 
 def test_a_notice_too_short_for_any_checkpoint_reruns_the_job(local, admin_cli, tmp_path):
@@ -97,3 +97,33 @@ def test_a_job_that_forbids_reruns_ends_checkpoint_failed_saying_why(local, admi
     assert "CheckpointNotFound" in job["history"][-1]["reason"]
     wait_until("the job's instances to be released",
                lambda: not local.live_instances(job_id) or None, timeout=30)
+
+
+MOVES_ITSELF = """\
+#!/bin/sh
+i=0
+while [ "$i" -lt 20 ]; do
+  i=$((i + 1)); echo "step $i"
+  if [ "$i" -eq 4 ]; then float migrate -f --reason "inputs loaded" > /dev/null && echo moving; fi
+  sleep 1
+done
+echo "done $i"
+"""
+
+
+def test_a_job_moves_itself_with_float_migrate(local, admin_cli, tmp_path):
+    listed = json.loads(admin_cli("image", "list", "--format", "json"))
+    if not any(entry["name"] == "e2e-busybox" for entry in listed):
+        admin_cli("image", "add", "e2e-busybox", "localhost/openfloat/busybox:local")
+    script = tmp_path / "moves.sh"
+    script.write_text(MOVES_ITSELF)
+    job_id = json.loads(admin_cli("submit", "-i", "e2e-busybox", "-j", str(script),
+                                  "--format", "json"))["id"]
+    job = final_job(admin_cli, job_id, timeout=300)
+    assert job["status"] == "Completed", job["history"]
+    asked = [h for h in job["history"] if h["to"] == "Capturing"]
+    assert [h["reason"] for h in asked] == [f"migrated by job {job_id} itself: inputs loaded"]
+    [move] = job["migrations"]
+    assert move["rerun"] is False and move["toInstance"] == job["instanceId"]
+    lines = admin_cli.stdout(job_id).splitlines()
+    assert lines.count("moving") == 1 and lines[-1] == "done 20" and lines.count("step 1") == 1

@@ -90,8 +90,10 @@ def test_a_job_exit_reported_by_its_agent_finishes_the_job(flows):
                               exitCode=0))
     tally = events.handle_agent_messages(flows.runtime, flows.store, [exited, exited])
     assert tally.started == [f"exiting-finish-{instance}"] and len(tally.duplicates) == 1
+    # Completed is recorded first, then the instance is released.
     for _ in range(100):
-        if flows.store.get_job("exiting").status.value == "Completed":
+        if flows.store.get_job("exiting").status.value == "Completed" \
+                and flows.state(instance) == "terminated":
             break
         time.sleep(0.1)
     assert flows.store.get_job("exiting").status.value == "Completed"

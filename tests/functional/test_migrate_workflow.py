@@ -11,6 +11,7 @@ from chalicelib import executions
 from chalicelib.wire.status import JobStatus
 from tests.functional.workflow_helpers import (
     manifest,
+    restored,
     running_instances,
     seed_running,
     simulated_agent,
@@ -74,7 +75,7 @@ def _kinds(seen):
 
 def test_a_reclaimed_job_is_restored_elsewhere_and_its_move_is_recorded(flows):
     old, old_seen, new_seen = _move_ready(flows, "mover", manifest("mover", 3),
-                                          manifest("mover", 3))
+                                          restored("mover", 3))
     result = _migrate(flows, "mover")
     assert result["status"] == "SUCCEEDED", result
     job = flows.store.get_job("mover")
@@ -88,11 +89,14 @@ def test_a_reclaimed_job_is_restored_elsewhere_and_its_move_is_recorded(flows):
     assert (move.fromInstance, move.toInstance, move.instanceType) == (old, job.instanceId, "c5.large")
     assert (move.checkpointSeq, move.imageBytes, move.freezeSeconds, move.rerun) == (
         3, 64 * 2**20, 0.25, False)
+    assert (move.checkpointSeconds, move.uploadSeconds, move.downloadSeconds,
+            move.restoreSeconds) == (0.9, 1.5, 0.5, 0.7)
+    assert 0 <= move.launchSeconds <= move.secondsToExecuting
     assert move.secondsToExecuting is not None and move.secondsToExecuting >= 0
 
 
 def test_a_checkpoint_that_times_out_restores_the_last_committed_one(flows):
-    old, old_seen, new_seen = _move_ready(flows, "silent", False, manifest("silent", 2))
+    old, old_seen, new_seen = _move_ready(flows, "silent", False, restored("silent", 2))
     result = _migrate(flows, "silent", checkpoint_seconds=2)
     assert result["status"] == "SUCCEEDED", result
     job = flows.store.get_job("silent")
@@ -104,7 +108,7 @@ def test_a_checkpoint_that_times_out_restores_the_last_committed_one(flows):
 
 def test_a_failed_upload_falls_back_to_the_last_committed_checkpoint(flows):
     old, old_seen, new_seen = _move_ready(flows, "flaky", "CheckpointUploadFailed",
-                                          manifest("flaky", 1))
+                                          restored("flaky", 1))
     result = _migrate(flows, "flaky")
     assert result["status"] == "SUCCEEDED", result
     job = flows.store.get_job("flaky")
@@ -140,7 +144,7 @@ def test_a_job_that_forbids_reruns_ends_checkpoint_failed_when_nothing_can_be_re
 
 
 def test_a_failed_restore_is_tried_again_on_another_instance(flows):
-    old, _, new_seen = _move_ready(flows, "retry", True, "CheckpointCorrupt", manifest("retry", 4))
+    old, _, new_seen = _move_ready(flows, "retry", True, "CheckpointCorrupt", restored("retry", 4))
     result = _migrate(flows, "retry")
     assert result["status"] == "SUCCEEDED", result
     job = flows.store.get_job("retry")
@@ -153,7 +157,7 @@ def test_a_failed_restore_is_tried_again_on_another_instance(flows):
 
 
 def test_a_replacement_whose_agent_never_answers_is_replaced_again(flows):
-    old, _, new_seen = _move_ready(flows, "gone", True, False, manifest("gone", 1))
+    old, _, new_seen = _move_ready(flows, "gone", True, False, restored("gone", 1))
     result = _migrate(flows, "gone", start_seconds=2)
     assert result["status"] == "SUCCEEDED", result
     job = flows.store.get_job("gone")
@@ -197,7 +201,7 @@ def test_no_replacement_capacity_ends_in_no_available_host(flows, no_capacity):
 
 
 def test_spot_gone_on_a_reclaim_moves_the_job_to_on_demand(flows, no_capacity):
-    old, _, _ = _move_ready(flows, "fallback", manifest("fallback", 1), manifest("fallback", 1))
+    old, _, _ = _move_ready(flows, "fallback", manifest("fallback", 1), restored("fallback", 1))
     no_capacity.add(("spot", "*"))
     result = _migrate(flows, "fallback")
     assert result["status"] == "SUCCEEDED", result
@@ -212,7 +216,7 @@ def test_spot_gone_on_a_reclaim_moves_the_job_to_on_demand(flows, no_capacity):
 
 def test_a_requested_move_lands_on_the_requested_type_and_keeps_it(flows):
     old, old_seen, new_seen = _move_ready(flows, "bigger", manifest("bigger", 1),
-                                          manifest("bigger", 1))
+                                          restored("bigger", 1))
     result = _migrate(flows, "bigger", reclaim=False, target={"instType": "c5.2xlarge"})
     assert result["status"] == "SUCCEEDED", result
     job = flows.store.get_job("bigger")

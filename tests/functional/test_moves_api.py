@@ -15,7 +15,7 @@ from chalicelib.users import ensure_admin
 from chalicelib.wire.status import JobStatus
 from tests.conftest import ADMIN, ADMIN_PASSWORD, Caller, log_in
 from tests.functional.jobs_helpers import entry, seed_job
-from tests.functional.workflow_helpers import manifest, seed_running, simulated_agent
+from tests.functional.workflow_helpers import manifest, restored, seed_running, simulated_agent
 
 
 @pytest.fixture
@@ -57,7 +57,7 @@ def test_float_migrate_moves_an_executing_job_to_the_requested_type(flows, alice
     assert response.status_code == 202, response.body
     assert response.json_body["status"] == "Capturing"
     assert response.json_body["history"][-1]["reason"] == "migrated by alice: more"
-    _agent_on_next_queue(flows, "grow", manifest("grow", 1), [], {queue})
+    _agent_on_next_queue(flows, "grow", restored("grow", 1), [], {queue})
     job = _wait_for(flows, "grow", JobStatus.EXECUTING)
     shown = alice.get("/v1/jobs/grow").json_body
     assert shown["instanceId"] == job.instanceId != old
@@ -79,7 +79,7 @@ def test_suspend_then_resume_brings_the_job_back_on_a_new_instance(flows, alice)
     seen: list = []
     response = alice.post("/v1/jobs/pause/resume", {"reason": "data is ready"})
     assert (response.status_code, response.json_body["status"]) == (202, "Resuming")
-    _agent_on_next_queue(flows, "pause", manifest("pause", 2), seen, {queue})
+    _agent_on_next_queue(flows, "pause", restored("pause", 2), seen, {queue})
     job = _wait_for(flows, "pause", JobStatus.EXECUTING)
     assert [c.kind for c in seen] == ["restore"] and flows.state(job.instanceId) == "running"
     assert [h.to for h in job.history] == [
@@ -153,7 +153,7 @@ def test_a_jobs_own_token_may_show_and_migrate_that_job_only(flows, alice):
     moved = job.post("/v1/jobs/self/migrate", {"force": True})
     assert moved.status_code == 202, moved.body
     assert moved.json_body["history"][-1]["reason"] == "migrated by job self itself"
-    _agent_on_next_queue(flows, "self", manifest("self", 1), [], {queue})
+    _agent_on_next_queue(flows, "self", restored("self", 1), [], {queue})
     _wait_for(flows, "self", JobStatus.EXECUTING)
 
     ended = flows.store.get_job("self")
@@ -181,3 +181,15 @@ def test_a_request_and_a_reclaim_of_the_same_instance_make_one_execution(flows, 
     while time.monotonic() < deadline and flows.sfn.describe_execution(
             executionArn=found[0]["executionArn"])["status"] == "RUNNING":
         time.sleep(0.2)
+
+
+def test_reclaim_drills_are_for_admins_of_a_local_opcenter_only(flows, alice):
+    seed_running(flows, "drill")
+    refused = alice.post("/v1/jobs/drill/reclaim", {"notice": 30})
+    assert refused.status_code == 403 and "only an admin" in refused.json_body["message"]
+    admin = log_in(alice.client, ADMIN, ADMIN_PASSWORD)
+    elsewhere = admin.post("/v1/jobs/drill/reclaim", {"notice": 30})
+    assert elsewhere.status_code == 400
+    assert "aws:ec2:send-spot-instance-interruptions" in elsewhere.json_body["message"]
+    assert admin.post("/v1/jobs/drill/reclaim", {"notice": 0}).status_code == 400
+    assert flows.store.get_job("drill").status == JobStatus.EXECUTING

@@ -7,6 +7,7 @@ from chalicelib.wire.status import JobStatus
 from tests.functional.jobs_helpers import seed_job
 from tests.functional.workflow_helpers import (
     manifest,
+    restored,
     running_instances,
     seed_running,
     simulated_agent,
@@ -71,7 +72,7 @@ def test_an_agent_that_never_answers_still_gets_its_instance_released(flows):
 def test_a_resumed_job_is_restored_on_a_new_instance(flows):
     _suspended(flows, "back")
     seen: list = []
-    simulated_agent(flows, None, manifest("back", 5), seen, job_id="back")
+    simulated_agent(flows, None, restored("back", 5), seen, job_id="back")
     result = _resume(flows, "back")
     assert result["status"] == "SUCCEEDED", result
     job = flows.store.get_job("back")

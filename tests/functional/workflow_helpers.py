@@ -165,3 +165,9 @@ def manifest(job_id: str, seq: int, instance: str = "i-old", size: int = 64 * 2*
         createTime="2026-11-25T10:00:30Z", reason="spot reclaim", archiveSize=size,
         archiveSha256="0" * 64, parts=[], stats=CriuStats(frozenTimeUs=250_000),
         checkpointSeconds=0.9, uploadSeconds=1.5).model_dump(mode="json")
+
+
+def restored(job_id: str, seq: int, size: int = 64 * 2**20) -> dict:
+    """An agent's answer to a restore: the checkpoint it restored and what that took."""
+    return {"manifest": manifest(job_id, seq, size=size), "downloadSeconds": 0.5,
+            "restoreSeconds": 0.7}
