@@ -11,6 +11,7 @@ in memory and in a scratch directory, and is gone when the process stops.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -90,87 +91,81 @@ def main(argv: list[str] | None = None) -> int:
     aws_port = args.aws_port or _free_port()
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
-    aws = ThreadedMotoServer(ip_address=HOST, port=aws_port, verbose=False)
-    aws.start()
-    endpoint = f"http://{HOST}:{aws_port}"
-    # Workflows run for real. Set before any state machine exists: moto keeps the machines of
-    # its interpreter apart from those it only records.
-    _moto_config(endpoint, {"stepfunctions": {"execute_state_machine": True}})
-    # Every boto3 client made from here on, in this process and in its children, talks to moto.
-    os.environ.update(
-        # moto's Step Functions interpreter calls the other services at localhost:MOTO_PORT.
-        MOTO_PORT=str(aws_port),
-        AWS_ENDPOINT_URL=endpoint,
-        AWS_DEFAULT_REGION=REGION,
-        AWS_ACCESS_KEY_ID="local",
-        AWS_SECRET_ACCESS_KEY="local",
-    )
-    os.environ.pop("AWS_PROFILE", None)
-    session = boto3.Session(region_name=REGION)
-    settings = provision(session, STACK)
-    os.environ.update(settings)
-    runtime = Runtime.from_config(Config.from_env(), session)
-    runtime_module.install(runtime)
+    # Undone in reverse order on the way out: the API first, the AWS stand-in last.
+    with contextlib.ExitStack() as running:
+        aws = ThreadedMotoServer(ip_address=HOST, port=aws_port, verbose=False)
+        aws.start()
+        running.callback(aws.stop)
+        endpoint = f"http://{HOST}:{aws_port}"
+        # Workflows run for real. Set before any state machine exists: moto keeps the machines
+        # of its interpreter apart from those it only records.
+        _moto_config(endpoint, {"stepfunctions": {"execute_state_machine": True}})
+        # Every boto3 client made from here on, in this process and its children, talks to moto.
+        os.environ.update(
+            # moto's Step Functions interpreter calls the other services at localhost:MOTO_PORT.
+            MOTO_PORT=str(aws_port),
+            AWS_ENDPOINT_URL=endpoint,
+            AWS_DEFAULT_REGION=REGION,
+            AWS_ACCESS_KEY_ID="local",
+            AWS_SECRET_ACCESS_KEY="local",
+        )
+        os.environ.pop("AWS_PROFILE", None)
+        session = boto3.Session(region_name=REGION)
+        settings = provision(session, STACK)
+        os.environ.update(settings)
+        runtime = Runtime.from_config(Config.from_env(), session)
+        runtime_module.install(runtime)
 
-    admin = os.environ.get("OPENFLOAT_ADMIN_USER", "admin")
-    password = os.environ.get("OPENFLOAT_ADMIN_PASSWORD") or ""
-    generated = not password
-    if generated:
-        password = secrets.token_urlsafe(12)
-    ensure_admin(runtime, Store(runtime.dynamodb, runtime.config), admin, password)
+        admin = os.environ.get("OPENFLOAT_ADMIN_USER", "admin")
+        password = os.environ.get("OPENFLOAT_ADMIN_PASSWORD") or ""
+        generated = not password
+        if generated:
+            password = secrets.token_urlsafe(12)
+        ensure_admin(runtime, Store(runtime.dynamodb, runtime.config), admin, password)
 
-    from app import app  # imported after the environment is set, as Lambda would
+        from app import app  # imported after the environment is set, as Lambda would
 
-    # The workflows' Lambda tasks go to this process's handlers.
-    lambdas = local_lambdas(app)
-    handlers = lambdas.__enter__()
-    feeders = [
-        QueueFeeder(runtime.sqs, runtime.config.ec2_events_queue, handlers["ec2-events"],
-                    "ec2-events").start(),
-        QueueFeeder(runtime.sqs, runtime.config.agent_events_queue, handlers["agent-events"],
-                    "agent-events").start(),
-    ]
-    state_dir = args.state_dir or Path(tempfile.mkdtemp(prefix="openfloat-local-"))
-    instances = LocalInstances(session, state_dir).start()
-    runtime.reclaimer = instances
-
-    server = create_local_server(
-        app, ChaliceConfig.create(chalice_stage="dev", app_name="openfloat"), HOST, args.port
-    )
-    url = f"http://{HOST}:{args.port}"
-    print(f"OpenFloat OpCenter is running at {url}", flush=True)
-    print(f"  AWS stand-in (moto) at {endpoint}; state in memory and in {state_dir}", flush=True)
-    if generated:
-        print(f"  admin user: {admin}   password: {password}   (generated; shown only now)", flush=True)
-    else:
-        print(f"  admin user: {admin}   password: from OPENFLOAT_ADMIN_PASSWORD", flush=True)
-    print(f"  log in:  .venv/bin/float login -a {url} -u {admin} -p <password>", flush=True)
-    print("  stop with Ctrl-C", flush=True)
-
-    stopping = threading.Event()
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        if not stopping.is_set():
-            stopping.set()
-            threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    try:
-        server.server.serve_forever(poll_interval=0.2)
-    finally:
-        server.server.server_close()
-        for feeder in feeders:
-            feeder.stop()
-        # Every agent and container goes before the AWS stand-in they talk to.
-        instances.stop()
-        lambdas.__exit__(None, None, None)
-        aws.stop()
+        # The workflows' Lambda tasks and the queues' event sources go to the app's handlers.
+        handlers = running.enter_context(local_lambdas(app))
+        state_dir = args.state_dir or Path(tempfile.mkdtemp(prefix="openfloat-local-"))
         if args.state_dir is None:
-            shutil.rmtree(state_dir, ignore_errors=True)
-        print("OpenFloat OpCenter stopped; its in-memory state is gone", flush=True)
-    return 0
+            running.callback(shutil.rmtree, state_dir, ignore_errors=True)
+        # Every agent and container goes before the AWS stand-in they talk to.
+        instances = LocalInstances(session, state_dir).start()
+        running.callback(instances.stop)
+        runtime.reclaimer = instances
+        for queue, name in ((runtime.config.ec2_events_queue, "ec2-events"),
+                            (runtime.config.agent_events_queue, "agent-events")):
+            running.callback(QueueFeeder(runtime.sqs, queue, handlers[name], name).start().stop)
 
+        server = create_local_server(
+            app, ChaliceConfig.create(chalice_stage="dev", app_name="openfloat"), HOST, args.port
+        )
+        running.callback(server.server.server_close)
+        url = f"http://{HOST}:{args.port}"
+        print(f"OpenFloat OpCenter is running at {url}", flush=True)
+        print(f"  AWS stand-in (moto) at {endpoint}; state in memory and in {state_dir}",
+              flush=True)
+        if generated:
+            print(f"  admin user: {admin}   password: {password}   (generated; shown only now)",
+                  flush=True)
+        else:
+            print(f"  admin user: {admin}   password: from OPENFLOAT_ADMIN_PASSWORD", flush=True)
+        print(f"  log in:  .venv/bin/float login -a {url} -u {admin} -p <password>", flush=True)
+        print("  stop with Ctrl-C", flush=True)
+
+        stopping = threading.Event()
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            if not stopping.is_set():
+                stopping.set()
+                threading.Thread(target=server.shutdown, daemon=True).start()
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        server.server.serve_forever(poll_interval=0.2)
+    print("OpenFloat OpCenter stopped; its in-memory state is gone", flush=True)
+    return 0
 
 if __name__ == "__main__":
     sys.exit(main())
