@@ -303,9 +303,11 @@ def main(argv: list[str] | None = None) -> int:
             print("== computing the result an uninterrupted run gives", flush=True)
             expected = expected_result(args.steps, 64)
             print("== running the job through two reclaims", flush=True)
+            # Reclaimed a third and two thirds of the way through its work.
             job = run_job_through_reclaims(cli, "demo-python", steps=args.steps, mib=64,
                                            reclaims=2, notice=args.notice,
-                                           say=lambda text: print(f"== {text}", flush=True))
+                                           say=lambda text: print(f"== {text}", flush=True),
+                                           at_steps=(args.steps // 3, 2 * args.steps // 3))
             job_id = job["id"]
             check_result(cli, job, args.steps, expected, reclaims=2)
             print(f"== job {job_id} Completed with {expected}, the result of an "
