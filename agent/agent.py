@@ -5,10 +5,11 @@ its own the moment the instance metadata announces a Spot reclaim.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,6 +66,9 @@ class AgentSettings:
     command_wait_seconds: int = 5
     imds_poll_seconds: float = 2.0
     heartbeat_seconds: float = 15.0
+    # While a command with a task token is in hand, the workflow hears from the agent this
+    # often (it gives up on a silent agent after the workflow's heartbeatSeconds).
+    task_heartbeat_seconds: float = 5.0
     part_size: int = DEFAULT_PART_SIZE
 
 
@@ -140,7 +144,8 @@ class Agent:
         }
         job_id = getattr(command, "jobId", None) or getattr(getattr(command, "job", None), "jobId", None)
         try:
-            output = handlers[type(command)](command)
+            with self._heartbeats(command.taskToken):
+                output = handlers[type(command)](command)
         except AgentFailure as failure:
             logger.warning("command failed", extra={"command": command.kind, "job_id": job_id,
                                                      "error": failure.name})
@@ -151,6 +156,32 @@ class Agent:
             return None
         self._answer(command.taskToken, output, None)
         return output
+
+    @contextlib.contextmanager
+    def _heartbeats(self, token: str | None) -> Iterator[None]:
+        """Tell the workflow waiting on `token` that this agent is alive and working, until the
+        block ends. Started before the command takes the lock: a command waiting for another
+        one (the checkpoint a reclaim notice began) is alive too."""
+        if token is None:
+            yield
+            return
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(self.settings.task_heartbeat_seconds):
+                try:
+                    self.sfn.send_task_heartbeat(taskToken=token)
+                except Exception as error:  # noqa: BLE001 - the workflow gave up or moved on
+                    logger.warning("task heartbeat refused", extra={"error": str(error)})
+                    return
+
+        thread = threading.Thread(target=beat, name="task-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join(timeout=5)
 
     def _credentials(self, launch: JobLaunch) -> Credentials | None:
         if launch.credentialsSecretId is None:

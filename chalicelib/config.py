@@ -59,6 +59,9 @@ class Config:
     start_timeout_seconds: int = 900
     # How long to wait for an agent's answer to a quick command (stop the container).
     agent_timeout_seconds: int = 60
+    # An agent working on a checkpoint tells the workflow so every few seconds; silence this
+    # long means the agent is gone (its instance reclaimed), and the workflow moves on.
+    agent_heartbeat_seconds: int = 20
     # Jobs are told the API's address, to call `float` from inside; by default the address
     # the job was submitted to. Set OPENFLOAT_API_URL when clients reach it by another name.
     api_url: str | None = None
@@ -103,5 +106,7 @@ class Config:
                                                cls.checkpoint_timeout_seconds),
             start_timeout_seconds=seconds("START_TIMEOUT_SECONDS", cls.start_timeout_seconds),
             agent_timeout_seconds=seconds("AGENT_TIMEOUT_SECONDS", cls.agent_timeout_seconds),
+            agent_heartbeat_seconds=seconds("AGENT_HEARTBEAT_SECONDS",
+                                            cls.agent_heartbeat_seconds),
             api_url=env.get("OPENFLOAT_API_URL") or None,
         )

@@ -23,7 +23,8 @@ def timeouts(config: Config) -> dict[str, int]:
     """How long workflows wait for agents, passed in every execution's input."""
     return {"checkpointSeconds": config.checkpoint_timeout_seconds,
             "startSeconds": config.start_timeout_seconds,
-            "agentSeconds": config.agent_timeout_seconds}
+            "agentSeconds": config.agent_timeout_seconds,
+            "heartbeatSeconds": config.agent_heartbeat_seconds}
 
 
 def migrate_start(job_id: str, instance_id: str | None, version: int, *, reason: str,

@@ -40,6 +40,7 @@ class RecordingStepFunctions:
 
     client: Any
     answers: list[dict[str, Any]] = field(default_factory=list)
+    heartbeats: list[str] = field(default_factory=list)
 
     def send_task_success(self, taskToken: str, output: str) -> None:  # noqa: N803
         self.client.send_task_success(taskToken=taskToken, output=output)
@@ -48,6 +49,9 @@ class RecordingStepFunctions:
     def send_task_failure(self, taskToken: str, error: str, cause: str) -> None:  # noqa: N803
         self.client.send_task_failure(taskToken=taskToken, error=error, cause=cause)
         self.answers.append({"token": taskToken, "error": error, "cause": cause})
+
+    def send_task_heartbeat(self, taskToken: str) -> None:  # noqa: N803
+        self.heartbeats.append(taskToken)
 
 
 @dataclass
@@ -70,7 +74,7 @@ class Fleet:
                 instance_id=instance_id, bucket=self.bucket, commands_queue_url=commands,
                 events_queue_url=self.events_url, imds_url=imds_url, job_root=self.job_root,
                 work_dir=self.tmp / instance_id, command_wait_seconds=1, imds_poll_seconds=0.3,
-                heartbeat_seconds=3600, part_size=8 * 1024 * 1024),
+                heartbeat_seconds=3600, task_heartbeat_seconds=0.1, part_size=8 * 1024 * 1024),
             s3=self.aws.client("s3"), sqs=sqs, sfn=self.sfn,
             secrets=self.aws.client("secretsmanager"), podman=Podman())
         self.agents.append(agent)

@@ -49,6 +49,8 @@ def test_a_counter_continues_from_where_it_was_after_moving(fleet):
     wait_for(printed_some, 30, "the counter to reach 8")
     first.handle(CheckpointCommand(taskToken="ckpt-1", jobId="counter", reason="test move"))
     assert fleet.sfn.answers[-1]["token"] == "ckpt-1" and "error" not in fleet.sfn.answers[-1]
+    # While it worked, the agent told the waiting workflow it was alive.
+    assert "ckpt-1" in fleet.sfn.heartbeats
     assert first.podman.state(first.container("counter")) is None  # the container is gone
     frozen_at = len(_lines(fleet.stdout("counter")))
 

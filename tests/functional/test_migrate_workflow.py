@@ -18,12 +18,14 @@ from tests.functional.workflow_helpers import (
 )
 
 
-def _migrate(flows, job_id, checkpoint_seconds=10, start_seconds=10, reclaim=True, target=None):
+def _migrate(flows, job_id, checkpoint_seconds=10, start_seconds=10, reclaim=True, target=None,
+             heartbeat_seconds=10, timeout=90):
     name, payload = executions.migrate_start(
         job_id, "i-old", 2, reason="spot reclaim notice", notice_time=flows.runtime.now_iso(),
         reclaim=reclaim, target=target,
-        timeouts={"checkpointSeconds": checkpoint_seconds, "startSeconds": start_seconds})
-    return flows.run("migrate", name, payload, timeout=90)
+        timeouts={"checkpointSeconds": checkpoint_seconds, "startSeconds": start_seconds,
+                  "heartbeatSeconds": heartbeat_seconds})
+    return flows.run("migrate", name, payload, timeout=timeout)
 
 
 def _statuses(job):
@@ -104,6 +106,15 @@ def test_a_checkpoint_that_times_out_restores_the_last_committed_one(flows):
     assert job.history[-1].reason.endswith(
         "(checkpoint 2, the last committed one: no new checkpoint could be taken)")
     assert flows.state(old) == "terminated"
+
+
+def test_an_agent_gone_silent_is_given_up_at_its_heartbeat_not_the_checkpoint_limit(flows):
+    old, _, _ = _move_ready(flows, "dead", False, restored("dead", 1))
+    # Two minutes to checkpoint, but an agent that is working says so every few seconds.
+    result = _migrate(flows, "dead", checkpoint_seconds=120, heartbeat_seconds=2, timeout=40)
+    assert result["status"] == "SUCCEEDED", result
+    job = flows.store.get_job("dead")
+    assert job.status == JobStatus.EXECUTING and "the last committed one" in job.history[-1].reason
 
 
 def test_a_failed_upload_falls_back_to_the_last_committed_checkpoint(flows):

@@ -17,7 +17,8 @@ from tests.functional.workflow_helpers import (
 def _suspend(flows, job_id, checkpoint_seconds=10):
     return flows.run("suspend", f"{job_id}-suspend-2", {
         "jobId": job_id, "reason": "suspended by alice", "launchNumber": 2,
-        "timeouts": {"checkpointSeconds": checkpoint_seconds}}, timeout=60)
+        "timeouts": {"checkpointSeconds": checkpoint_seconds, "heartbeatSeconds": 10}},
+        timeout=60)
 
 
 def _resume(flows, job_id, start_seconds=10):
