@@ -11,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import executions, images
+from chalicelib import executions, fleet, images
 from chalicelib.auth import Principal, revoke_job_token
 from chalicelib.errors import Conflict, Forbidden, NotFound, StaleWrite, Unavailable
 from chalicelib.runtime import Runtime
@@ -246,7 +246,7 @@ def migrate(runtime: Runtime, store: Store, principal: Principal, job_id: str,
     def same_place(job: JobRecord) -> None:
         if request.force or request.instType is None or request.vmPolicy is not None:
             return
-        current = _instance_type(runtime, job.instanceId)
+        current = fleet.instance_type(runtime, job.instanceId)
         if current == request.instType:
             raise Conflict(f"job {job.id} already runs on {current}; "
                            "force the migration to move it to a new instance of that type")
@@ -263,16 +263,6 @@ def migrate(runtime: Runtime, store: Store, principal: Principal, job_id: str,
     return _request(runtime, store, principal, job_id, JobStatus.EXECUTING,
                     JobStatus.CAPTURING, "migrated", request.reason, "migrate", starter,
                     check=same_place)
-
-
-def _instance_type(runtime: Runtime, instance_id: str | None) -> str | None:
-    if instance_id is None:
-        return None
-    try:
-        found = runtime.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
-    except ClientError:
-        return None
-    return str(found[0]["Instances"][0]["InstanceType"]) if found else None
 
 
 def _log_name(job_id: str, name: str) -> str:

@@ -194,15 +194,10 @@ def job_instance(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[
     """The job's instance as workflows need it: id, command queue, type, and whether the job
     may be started again from the beginning when no checkpoint can be restored."""
     job = _job(store, JobRef.model_validate(event).jobId)
-    instance_type = None
-    if job.instanceId is not None:
-        try:
-            found = runtime.ec2.describe_instances(InstanceIds=[job.instanceId])["Reservations"]
-            instance_type = found[0]["Instances"][0]["InstanceType"] if found else None
-        except ClientError:
-            instance_type = None  # gone already: the replacement is planned from the spec
+    # None when the instance is gone already: the replacement is then planned from the spec.
     return {"jobId": job.id, "instanceId": job.instanceId,
-            "commandsQueueUrl": job.commandsQueueUrl, "instanceType": instance_type,
+            "commandsQueueUrl": job.commandsQueueUrl,
+            "instanceType": fleet.instance_type(runtime, job.instanceId),
             "rerunAllowed": not job.spec.disableRerun}
 
 

@@ -31,6 +31,7 @@ from chalice.config import Config as ChaliceConfig
 from chalice.local import create_local_server
 from moto.server import ThreadedMotoServer
 
+from agent.registry import free_port
 from chalicelib import runtime as runtime_module
 from chalicelib.config import Config
 from chalicelib.runtime import Runtime
@@ -50,12 +51,6 @@ def _port(text: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port")
     return int(text)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
 
 
 def _check_free(port: int) -> None:
@@ -88,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                         "temporary directory, removed on exit)")
     args = parser.parse_args(argv)
     _check_free(args.port)
-    aws_port = args.aws_port or _free_port()
+    aws_port = args.aws_port or free_port(HOST)
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
     # Undone in reverse order on the way out: the API first, the AWS stand-in last.

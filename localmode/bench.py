@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from agent.registry import free_port
 from localmode.demo import (
     JOB_SCRIPT,
     PYTHON_IMAGE,
@@ -93,14 +94,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds of work of the wall-time job (default 60)")
     parser.add_argument("--notice", type=int, default=30, help="reclaim notice (default 30 s)")
     args = parser.parse_args(argv)
-    from localmode.__main__ import _free_port
-
     opcenter: LocalOpCenter | None = None
     with tempfile.TemporaryDirectory(prefix="openfloat-bench-") as scratch:
         script = Path(scratch) / "work.py"
         script.write_text(JOB_SCRIPT)
         try:
-            opcenter = LocalOpCenter.start(_free_port(), PASSWORD)
+            opcenter = LocalOpCenter.start(free_port(), PASSWORD)
             cli = Float(Path(scratch) / "config", echo=False)
             cli("login", "-a", opcenter.url, "-u", "admin", "-p", PASSWORD)
             cli("image", "add", "bench-python", PYTHON_IMAGE)

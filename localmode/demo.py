@@ -30,6 +30,7 @@ from typing import Any
 import boto3
 
 from agent.podman import Podman
+from agent.registry import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOAT = Path(sys.executable).parent / "float"
@@ -287,9 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--notice", type=int, default=20,
                         help="seconds between each warning and the instance's end (default 20)")
     args = parser.parse_args(argv)
-    from localmode.__main__ import _free_port
-
-    port = args.port or _free_port()
+    port = args.port or free_port()
     opcenter: LocalOpCenter | None = None
     job_id = ""
     password = "demo-admin-password"

@@ -3,29 +3,23 @@
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from agent.registry import free_port
 from localmode.demo import Float, LocalOpCenter
 
 PASSWORD = "e2e-admin-password"
 PYTHON_IMAGE = "localhost/openfloat/python:local"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def local() -> Iterator[LocalOpCenter]:
     # A short wait for a replacement that died while it restored (a test reclaims those); an
     # agent that dies while it checkpoints is noticed by its missing heartbeats.
-    opcenter = LocalOpCenter.start(_free_port(), PASSWORD, settings={
+    opcenter = LocalOpCenter.start(free_port(), PASSWORD, settings={
         "START_TIMEOUT_SECONDS": "60"})
     yield opcenter
     assert opcenter.stop() == "stopped", "".join(opcenter.output)[-3000:]
