@@ -224,24 +224,14 @@ def task_set_status(event: dict, context: object) -> dict:
     return _run_task(tasks.set_status, event)
 
 
-@app.lambda_function(name="task-finish-job")
-def task_finish_job(event: dict, context: object) -> dict:
-    return _run_task(tasks.finish_job, event)
-
-
 @app.lambda_function(name="task-job-instance")
 def task_job_instance(event: dict, context: object) -> dict:
     return _run_task(tasks.job_instance, event)
 
 
-@app.lambda_function(name="task-terminate-instance")
-def task_terminate_instance(event: dict, context: object) -> dict:
-    return _run_task(tasks.terminate_instance, event)
-
-
-@app.lambda_function(name="task-record-usage")
-def task_record_usage(event: dict, context: object) -> dict:
-    return _run_task(tasks.record_usage, event)
+@app.lambda_function(name="task-release-instance")
+def task_release_instance(event: dict, context: object) -> dict:
+    return _run_task(tasks.release_instance, event)
 
 
 @app.lambda_function(name="task-plan-launch")
@@ -254,9 +244,9 @@ def task_launch_instance(event: dict, context: object) -> dict:
     return _run_task(tasks.launch_instance, event)
 
 
-@app.lambda_function(name="task-fail-job")
-def task_fail_job(event: dict, context: object) -> dict:
-    return _run_task(tasks.fail_job, event)
+@app.lambda_function(name="task-settle-job")
+def task_settle_job(event: dict, context: object) -> dict:
+    return _run_task(tasks.settle_job, event)
 
 
 # ---- event handlers (SQS event sources wired by infra: EC2 events, agent events) -----------

@@ -62,6 +62,9 @@ class Config:
     # An agent working on a checkpoint tells the workflow so every few seconds; silence this
     # long means the agent is gone (its instance reclaimed), and the workflow moves on.
     agent_heartbeat_seconds: int = 20
+    # A start or a restore is sent before the new instance has booted: its agent's first
+    # heartbeat may come this long after the command (boot, agent start, image pull begun).
+    start_heartbeat_seconds: int = 300
     # Jobs are told the API's address, to call `float` from inside; by default the address
     # the job was submitted to. Set OPENFLOAT_API_URL when clients reach it by another name.
     api_url: str | None = None
@@ -108,5 +111,7 @@ class Config:
             agent_timeout_seconds=seconds("AGENT_TIMEOUT_SECONDS", cls.agent_timeout_seconds),
             agent_heartbeat_seconds=seconds("AGENT_HEARTBEAT_SECONDS",
                                             cls.agent_heartbeat_seconds),
+            start_heartbeat_seconds=seconds("START_HEARTBEAT_SECONDS",
+                                            cls.start_heartbeat_seconds),
             api_url=env.get("OPENFLOAT_API_URL") or None,
         )

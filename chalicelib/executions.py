@@ -14,6 +14,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from chalicelib.config import Config
+from chalicelib.errors import Unavailable
 from chalicelib.runtime import Runtime
 
 logger = Logger(service="openfloat-executions")
@@ -24,7 +25,9 @@ def timeouts(config: Config) -> dict[str, int]:
     return {"checkpointSeconds": config.checkpoint_timeout_seconds,
             "startSeconds": config.start_timeout_seconds,
             "agentSeconds": config.agent_timeout_seconds,
-            "heartbeatSeconds": config.agent_heartbeat_seconds}
+            "heartbeatSeconds": config.agent_heartbeat_seconds,
+            "startHeartbeatSeconds": min(config.start_heartbeat_seconds,
+                                         config.start_timeout_seconds)}
 
 
 def migrate_start(job_id: str, instance_id: str | None, version: int, *, reason: str,
@@ -67,3 +70,21 @@ def start(runtime: Runtime, workflow: str, name: str, payload: dict[str, Any]) -
     logger.info("workflow started", extra={"workflow": workflow, "execution": name,
                                            "job_id": payload.get("jobId")})
     return True
+
+
+def start_unless_running(runtime: Runtime, workflow: str, name: str, payload: dict[str, Any],
+                         tries: int = 20) -> str | None:
+    """Start `workflow` unless an execution of it for this purpose runs already: `name`, or
+    `name-2`, `name-3`... when the earlier ones have ended. The name started, or None."""
+    client = runtime.stepfunctions
+    for number in range(1, tries + 1):
+        candidate = name if number == 1 else f"{name}-{number}"
+        try:
+            described = client.describe_execution(
+                executionArn=execution_arn(runtime, workflow, candidate))
+        except client.exceptions.ExecutionDoesNotExist:
+            return candidate if start(runtime, workflow, candidate, payload) else None
+        if described["status"] == "RUNNING":
+            return None
+    raise Unavailable(f"{workflow} was started {tries} times for {name} and never finished; "
+                      "see its executions")

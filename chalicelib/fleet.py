@@ -130,3 +130,65 @@ def launch(runtime: Runtime, job_id: str, launch_token: str, attempt: Attempt,
             raise InsufficientCapacity(
                 f"{attempt.market} {attempt.instanceType}: {code}") from None
         raise
+
+
+# States in which an instance still costs money or may come back.
+_LIVE_STATES = ["pending", "running", "stopping", "stopped"]
+
+
+def job_instances(runtime: Runtime, job_id: str) -> list[dict[str, Any]]:
+    """Every live instance launched for the job (found by its tag, not by what the job
+    records: a launch that failed half-way may have left one the job never heard of)."""
+    found: list[dict[str, Any]] = []
+    for page in runtime.ec2.get_paginator("describe_instances").paginate(Filters=[
+            {"Name": f"tag:{JOB_TAG}", "Values": [job_id]},
+            {"Name": "instance-state-name", "Values": _LIVE_STATES}]):
+        for reservation in page["Reservations"]:
+            found += [dict(instance) for instance in reservation["Instances"]]
+    return found
+
+
+def describe(runtime: Runtime, instance_id: str) -> dict[str, Any] | None:
+    """The instance as EC2 describes it; None when EC2 does not know it."""
+    try:
+        found = runtime.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] in ("InvalidInstanceID.NotFound",
+                                               "InvalidInstanceID.Malformed"):
+            return None
+        raise
+    return dict(found[0]["Instances"][0]) if found and found[0]["Instances"] else None
+
+
+def _launch_queue(runtime: Runtime, instance: dict[str, Any]) -> str | None:
+    """The command queue a launch created for the instance, from its launch tag."""
+    tags = {tag["Key"]: tag["Value"] for tag in instance.get("Tags", [])}
+    token = tags.get(LAUNCH_TAG)
+    if token is None:
+        return None
+    try:
+        return str(runtime.sqs.get_queue_url(
+            QueueName=f"{runtime.config.queue_prefix}cmd-{token}")["QueueUrl"])
+    except ClientError as error:
+        if "NonExistentQueue" in error.response["Error"]["Code"]:
+            return None
+        raise
+
+
+def release(runtime: Runtime, instance_id: str, queue_url: str | None = None) -> None:
+    """Terminate the instance and delete its command queue; nothing left to do is fine."""
+    try:
+        runtime.ec2.terminate_instances(InstanceIds=[instance_id])
+    except ClientError as error:
+        if error.response["Error"]["Code"] not in ("InvalidInstanceID.NotFound",
+                                                   "InvalidInstanceID.Malformed"):
+            raise
+    if queue_url is None:
+        described = describe(runtime, instance_id)
+        queue_url = _launch_queue(runtime, described) if described else None
+    if queue_url:
+        try:
+            runtime.sqs.delete_queue(QueueUrl=queue_url)
+        except ClientError as error:
+            if "NonExistentQueue" not in error.response["Error"]["Code"]:
+                raise

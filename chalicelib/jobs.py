@@ -149,9 +149,13 @@ def list_jobs(
 def cancel(
     runtime: Runtime, store: Store, principal: Principal, job_id: str, reason: str | None
 ) -> JobView:
-    """Cancel the job: Cancelled at once if it has no instance yet, else Cancelling."""
+    """Cancel the job: Cancelled at once if it has no instance yet, else Cancelling. A job
+    still Cancelling gets its cancel workflow again, should the last one have ended."""
     for attempt in range(_CANCEL_ATTEMPTS):
         job = get_record(store, principal, job_id)
+        if job.status == JobStatus.CANCELLING:
+            _start_cancel(runtime, job)
+            return view(job)
         at_once = job.status in _CANCEL_AT_ONCE and job.instanceId is None
         target = JobStatus.CANCELLED if at_once else JobStatus.CANCELLING
         entry = HistoryEntry(
@@ -170,12 +174,16 @@ def cancel(
         if target == JobStatus.CANCELLED:
             revoke_job_token(runtime, job.id)
         else:
-            # Cancelling: the workflow stops the container, releases the instance, then
-            # Cancelled. A second cancel finds it running and starts nothing.
-            executions.start(runtime, "cancel", f"{job.id}-cancel", {
-                "jobId": job.id, "timeouts": executions.timeouts(runtime.config)})
+            _start_cancel(runtime, job)
         return view(job)
     raise AssertionError("unreachable")
+
+
+def _start_cancel(runtime: Runtime, job: JobRecord) -> None:
+    """The cancel workflow stops the container, releases every instance, then Cancelled. A
+    second cancel while it runs starts nothing; after one that ended, it starts anew."""
+    executions.start_unless_running(runtime, "cancel", f"{job.id}-cancel", {
+        "jobId": job.id, "timeouts": executions.timeouts(runtime.config)})
 
 
 # (the job as it was, the job as moved, the history entry) → execution name and input.

@@ -24,8 +24,10 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
         {S.EXECUTING, S.STARTING, S.NO_AVAILABLE_HOST, S.FAIL_TO_EXECUTE, S.TIMEDOUT,
          S.CANCELLING, S.UNKNOWN}
     ),
+    # A status may follow itself where a workflow records something new without a move: a
+    # restore on another instance, a move or a suspend that did not happen.
     S.EXECUTING: frozenset(
-        {S.COMPLETED, S.FAIL_TO_COMPLETE, S.CAPTURING, S.SUSPENDING, S.STARTING,
+        {S.EXECUTING, S.COMPLETED, S.FAIL_TO_COMPLETE, S.CAPTURING, S.SUSPENDING, S.STARTING,
          S.TIMEDOUT, S.CANCELLING, S.UNKNOWN}
     ),
     S.CAPTURING: frozenset(
@@ -40,9 +42,9 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
         {S.SUSPENDED, S.EXECUTING, S.CHECKPOINT_FAILED, S.COMPLETED, S.FAIL_TO_COMPLETE,
          S.CANCELLING, S.UNKNOWN}
     ),
-    S.SUSPENDED: frozenset({S.RESUMING, S.CANCELLING, S.CANCELLED}),
+    S.SUSPENDED: frozenset({S.SUSPENDED, S.RESUMING, S.CANCELLING, S.CANCELLED}),
     S.RESUMING: frozenset(
-        {S.EXECUTING, S.SUSPENDED, S.NO_AVAILABLE_HOST, S.CHECKPOINT_FAILED,
+        {S.EXECUTING, S.RESUMING, S.SUSPENDED, S.NO_AVAILABLE_HOST, S.CHECKPOINT_FAILED,
          S.FAIL_TO_EXECUTE, S.TIMEDOUT, S.CANCELLING, S.UNKNOWN}
     ),
     S.CANCELLING: frozenset({S.CANCELLED}),

@@ -5,18 +5,17 @@ name is the `ErrorEquals` name the workflows catch."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from chalicelib import fleet
+from chalicelib import endings, fleet
 from chalicelib.auth import issue_job_token, revoke_job_token
+from chalicelib.endings import Verdict
 from chalicelib.errors import IllegalTransition, NotFound, StaleWrite
 from chalicelib.placement import Attempt, NoCandidate, launch_plan
 from chalicelib.runtime import Runtime
-from chalicelib.store import JobRecord, Store, UsageRecord
+from chalicelib.store import JobRecord, Store
 from chalicelib.wire.agent import JobLaunch
 from chalicelib.wire.api import HistoryEntry, MigrationView
 from chalicelib.wire.checkpoints import Restored
@@ -48,6 +47,10 @@ TASK_ERRORS: dict[str, type[Exception]] = {
 class TaskInput(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
+    # Which state of which execution calls: every workflow passes them, for the logs.
+    state: str | None = None
+    execution: str | None = None
+
 
 class JobRef(TaskInput):
     jobId: str
@@ -73,17 +76,10 @@ class StatusChange(TaskInput):
     reason: str
     instanceId: str | None = None
     moved: Moved | None = None
-    # The job has given up its instance (suspended): forget the instance and its queue.
-    released: bool = False
-    # The job is back on `instanceId` (a move that did not happen): record it and its queue.
-    assign: bool = False
-    commandsQueueUrl: str | None = None
-
-
-class JobExit(TaskInput):
-    jobId: str
-    instanceId: str | None = None
-    exitCode: int
+    # For a job that moved: the instance it moved to, as its launch described it, and the
+    # restore's answer (None: it was rerun from the start).
+    launched: dict[str, Any] | None = None
+    restored: dict[str, Any] | None = None
 
 
 class InstanceRef(TaskInput):
@@ -91,6 +87,10 @@ class InstanceRef(TaskInput):
     instanceId: str | None = None
     # The instance's command queue, when it is no longer the one recorded on the job.
     commandsQueueUrl: str | None = None
+
+
+class SettleRequest(TaskInput):
+    request: Verdict
 
 
 def _job(store: Store, job_id: str) -> JobRecord:
@@ -162,32 +162,22 @@ def set_status(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[st
     job = _job(store, change.jobId)
     fields: dict[str, Any] = {}
     reason = change.reason
-    if change.moved is not None and job.status != change.to:
-        migration = _migration(runtime, change, change.moved)
+    moved = change.moved
+    if moved is not None:
+        launched = change.launched or {}
+        moved = moved.model_copy(update={
+            "restored": change.restored,
+            "instanceType": launched.get("instanceType", moved.instanceType),
+            "launchedAt": launched.get("launchedAt", moved.launchedAt)})
+    if moved is not None and job.status != change.to:
+        migration = _migration(runtime, change, moved)
         fields["migrations"] = [*job.migrations, migration]
         if migration.checkpointSeq is not None:
             reason += f" (checkpoint {migration.checkpointSeq}" + (
-                "" if change.moved.captured else
+                "" if moved.captured else
                 ", the last committed one: no new checkpoint could be taken") + ")"
-    if change.released:
-        fields.update(instanceId=None, commandsQueueUrl=None)
-    if change.assign:
-        fields.update(instanceId=change.instanceId, commandsQueueUrl=change.commandsQueueUrl)
     job = _move(runtime, store, job, change.to, reason, change.instanceId, fields)
     return {"jobId": job.id, "status": job.status.value}
-
-
-def finish_job(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[str, Any]:
-    """The job's container exited: Completed on exit code 0, else FailToComplete with its rc.
-    A job that already reached a final status (cancelled meanwhile) keeps it."""
-    exit_ = JobExit.model_validate(event)
-    job = _job(store, exit_.jobId)
-    if job.status in TERMINAL_STATUSES:
-        return {"jobId": job.id, "status": job.status.value, "alreadyFinal": True}
-    target = JobStatus.COMPLETED if exit_.exitCode == 0 else JobStatus.FAIL_TO_COMPLETE
-    job = _move(runtime, store, job, target, f"the job exited with code {exit_.exitCode}",
-                exit_.instanceId, {"rc": exit_.exitCode})
-    return {"jobId": job.id, "status": job.status.value, "rc": exit_.exitCode}
 
 
 def job_instance(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[str, Any]:
@@ -201,50 +191,18 @@ def job_instance(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[
             "rerunAllowed": not job.spec.disableRerun}
 
 
-def terminate_instance(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[str, Any]:
-    """Terminate the job's instance and delete its command queue; nothing to do is fine."""
+def release_instance(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[str, Any]:
+    """Terminate one instance of the job, delete its command queue and record its usage."""
     ref = InstanceRef.model_validate(event)
     if ref.instanceId is None:
-        return {"terminated": None}
-    try:
-        runtime.ec2.terminate_instances(InstanceIds=[ref.instanceId])
-    except ClientError as error:
-        if error.response["Error"]["Code"] not in ("InvalidInstanceID.NotFound",
-                                                   "InvalidInstanceID.Malformed"):
-            raise
-    queue = ref.commandsQueueUrl
-    if queue is None:
-        job = store.get_job(ref.jobId)
-        if job is not None and job.instanceId == ref.instanceId:
-            queue = job.commandsQueueUrl
-    if queue:
-        try:
-            runtime.sqs.delete_queue(QueueUrl=queue)
-        except ClientError as error:
-            if "NonExistentQueue" not in error.response["Error"]["Code"]:
-                raise
-    return {"terminated": ref.instanceId}
+        return {"released": None}
+    endings.release(runtime, store, store.get_job(ref.jobId), ref.instanceId, ref.commandsQueueUrl)
+    return {"released": ref.instanceId}
 
 
-def record_usage(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[str, Any]:
-    """Record the instance's core-hours against the job, once per instance."""
-    ref = InstanceRef.model_validate(event)
-    if ref.instanceId is None:
-        return {"recorded": False}
-    job = _job(store, ref.jobId)
-    found = runtime.ec2.describe_instances(InstanceIds=[ref.instanceId])["Reservations"]
-    instance = found[0]["Instances"][0]
-    launched: datetime = instance["LaunchTime"]
-    seconds = max(0, int((runtime.clock() - launched.astimezone(UTC)).total_seconds()))
-    described = runtime.ec2.describe_instance_types(InstanceTypes=[instance["InstanceType"]])
-    vcpus = int(described["InstanceTypes"][0]["VCpuInfo"]["DefaultVCpus"])
-    core_hours = (Decimal(vcpus * seconds) / 3600).quantize(Decimal("0.0001"), ROUND_HALF_UP)
-    stored = store.record_usage(UsageRecord(
-        jobId=job.id, recordTime=f"{launched.astimezone(UTC).isoformat()}#{ref.instanceId}",
-        owner=job.owner, instanceId=ref.instanceId, instanceType=instance["InstanceType"],
-        market="spot" if instance.get("InstanceLifecycle") == "spot" else "on-demand",
-        vcpus=vcpus, seconds=seconds, coreHours=str(core_hours)))
-    return {"recorded": stored, "coreHours": str(core_hours), "seconds": seconds}
+def settle_job(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[str, Any]:
+    """End the workflow's part in the job: its verdict, every other instance released."""
+    return endings.settle(runtime, store, SettleRequest.model_validate(event).request)
 
 
 class PlanRequest(TaskInput):
@@ -263,13 +221,6 @@ class LaunchRequest(TaskInput):
     attempt: Attempt
     # Another instance for the same attempt, after the first could not restore the job.
     retry: int = 0
-
-
-class FailRequest(TaskInput):
-    jobId: str
-    to: JobStatus
-    why: str
-    error: dict[str, Any] | None = None
 
 
 def plan_launch(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[str, Any]:
@@ -310,8 +261,7 @@ def launch_instance(runtime: Runtime, store: Store, event: dict[str, Any]) -> di
         if job.status != expected:
             # Cancelled (or otherwise moved on) while the instance was booting: it must not
             # be left running without a job.
-            terminate_instance(runtime, store, {"jobId": job.id, "instanceId": instance_id,
-                                                "commandsQueueUrl": queue})
+            fleet.release(runtime, instance_id, queue)
             raise IllegalTransition(f"job {job.id} became {job.status.value} while "
                                     f"{instance_id} was launched for it; released it")
         try:
@@ -320,8 +270,7 @@ def launch_instance(runtime: Runtime, store: Store, event: dict[str, Any]) -> di
         except StaleWrite:
             job = _job(store, job.id)
     else:
-        terminate_instance(runtime, store, {"jobId": job.id, "instanceId": instance_id,
-                                            "commandsQueueUrl": queue})
+        fleet.release(runtime, instance_id, queue)
         raise StaleWrite(f"job {job.id} kept changing while {instance_id} was recorded")
     secret = issue_job_token(runtime, job.id, job.owner) if job.apiUrl else None
     offer = next(o for o in fleet.offers(runtime) if o.instance_type == request.attempt.instanceType)
@@ -335,19 +284,3 @@ def launch_instance(runtime: Runtime, store: Store, event: dict[str, Any]) -> di
     return {"instanceId": instance_id, "instanceType": request.attempt.instanceType,
             "market": request.attempt.market, "commandsQueueUrl": queue,
             "job": launch.model_dump(mode="json"), "launchedAt": runtime.now_iso()}
-
-
-def fail_job(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[str, Any]:
-    """Release the job's instance, if it has one, and end the job in a failure status with
-    the reason; a job already final is left as it is."""
-    request = FailRequest.model_validate(event)
-    job = _job(store, request.jobId)
-    if job.instanceId is not None:
-        terminate_instance(runtime, store, {"jobId": job.id, "instanceId": job.instanceId})
-    if job.status in TERMINAL_STATUSES:
-        return {"jobId": job.id, "status": job.status.value, "alreadyFinal": True}
-    cause = ""
-    if request.error:
-        cause = f" ({request.error.get('Error', 'error')}: {request.error.get('Cause', '')})"
-    job = _move(runtime, store, job, request.to, request.why + cause, job.instanceId)
-    return {"jobId": job.id, "status": job.status.value}

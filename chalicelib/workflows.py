@@ -9,17 +9,22 @@ from pathlib import Path
 from typing import Any
 
 STATEMACHINES = Path(__file__).resolve().parent.parent / "statemachines"
-WORKFLOWS = ("launch", "migrate", "suspend", "resume", "finish", "cancel")
+# Children first: the workflows after them run them as nested executions, so they must exist
+# (and their ARNs be known) before those are created.
+WORKFLOWS = ("place", "restore", "launch", "migrate", "suspend", "resume", "finish", "cancel")
 # Placeholder in the ASL → name of the Chalice task function (app.py) it stands for.
 TASK_FUNCTIONS: dict[str, str] = {
-    "FinishJobFunction": "task-finish-job",
     "SetStatusFunction": "task-set-status",
     "JobInstanceFunction": "task-job-instance",
-    "TerminateInstanceFunction": "task-terminate-instance",
-    "RecordUsageFunction": "task-record-usage",
+    "ReleaseInstanceFunction": "task-release-instance",
     "PlanLaunchFunction": "task-plan-launch",
     "LaunchInstanceFunction": "task-launch-instance",
-    "FailJobFunction": "task-fail-job",
+    "SettleJobFunction": "task-settle-job",
+}
+# Placeholder in the ASL → the workflow a nested execution runs.
+CHILD_WORKFLOWS: dict[str, str] = {
+    "PlaceWorkflow": "place",
+    "RestoreWorkflow": "restore",
 }
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)\}")
 

@@ -90,6 +90,18 @@ def _state_machine_arn(workflow: str) -> dict[str, Any]:
                        f"stateMachine:${{AWS::StackName}}-{workflow}"}
 
 
+def _execution_arns(workflow: str) -> dict[str, Any]:
+    return {"Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:"
+                       f"execution:${{AWS::StackName}}-{workflow}:*"}
+
+
+def _substitution(placeholder: str) -> Any:
+    """What a `${Name}` in the ASL becomes: a task function's ARN, or a child workflow's."""
+    if placeholder in workflows.CHILD_WORKFLOWS:
+        return _state_machine_arn(workflows.CHILD_WORKFLOWS[placeholder])
+    return {"Fn::GetAtt": [logical_id(workflows.TASK_FUNCTIONS[placeholder]), "Arn"]}
+
+
 def _workflow_resources() -> dict[str, Any]:
     """One state machine per statemachines/ file, its task placeholders bound to the Chalice
     functions, and the role they run as."""
@@ -106,6 +118,19 @@ def _workflow_resources() -> dict[str, Any]:
                     {"Effect": "Allow", "Action": "sqs:SendMessage",
                      "Resource": {"Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:"
                                              "${AWS::AccountId}:openfloat-${AWS::StackName}-*"}},
+                    # Nested executions (startExecution.sync:2) of the child workflows.
+                    {"Effect": "Allow", "Action": ["states:StartExecution"],
+                     "Resource": [_state_machine_arn(child)
+                                  for child in sorted(set(workflows.CHILD_WORKFLOWS.values()))]},
+                    {"Effect": "Allow",
+                     "Action": ["states:DescribeExecution", "states:StopExecution"],
+                     "Resource": [_execution_arns(child)
+                                  for child in sorted(set(workflows.CHILD_WORKFLOWS.values()))]},
+                    {"Effect": "Allow",
+                     "Action": ["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                     "Resource": {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:"
+                                             "${AWS::AccountId}:rule/"
+                                             "StepFunctionsGetEventsForStepFunctionsExecutionRule"}},
                 ]}}]}},
     }
     for workflow in workflows.WORKFLOWS:
@@ -115,8 +140,7 @@ def _workflow_resources() -> dict[str, Any]:
                 "StateMachineName": {"Fn::Sub": f"${{AWS::StackName}}-{workflow}"},
                 "DefinitionString": workflows.path_of(workflow).read_text(),
                 "DefinitionSubstitutions": {
-                    placeholder: {"Fn::GetAtt": [logical_id(workflows.TASK_FUNCTIONS[placeholder]),
-                                                 "Arn"]}
+                    placeholder: _substitution(placeholder)
                     for placeholder in sorted(workflows.placeholders(workflow))},
                 "RoleArn": {"Fn::GetAtt": ["WorkflowsRole", "Arn"]},
             },

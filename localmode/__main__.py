@@ -41,6 +41,7 @@ from localmode.instances import LocalInstances
 from localmode.lambdas import local_lambdas
 from localmode.provision import provision
 from localmode.queues import QueueFeeder
+from localmode.stepfunctions import faithful_stepfunctions
 
 HOST = "127.0.0.1"
 REGION = "us-east-1"
@@ -122,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # The workflows' Lambda tasks and the queues' event sources go to the app's handlers.
         handlers = running.enter_context(local_lambdas(app))
+        running.enter_context(faithful_stepfunctions())
         state_dir = args.state_dir or Path(tempfile.mkdtemp(prefix="openfloat-local-"))
         if args.state_dir is None:
             running.callback(shutil.rmtree, state_dir, ignore_errors=True)

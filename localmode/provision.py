@@ -24,16 +24,19 @@ LOCAL_WORKER_IMAGE = "ami-12c6146b"
 
 def deploy_workflows(stepfunctions: Any, stack_name: str) -> dict[str, str]:
     """Create one state machine per statemachines/ file, its tasks named by the app's own
-    function names (the local Lambda runs them in-process); the ARNs by workflow name."""
-    names = dict(workflows.TASK_FUNCTIONS)
+    function names (the local Lambda runs them in-process) and its nested executions by the
+    ARNs of the machines created before it; the ARNs by workflow name."""
+    names: dict[str, str] = dict(workflows.TASK_FUNCTIONS)
     # moto checks neither the role nor what it may do; AWS gets its role from infra.package.
     role = f"arn:aws:iam::123456789012:role/{stack_name}-workflows"
-    return {
-        name: stepfunctions.create_state_machine(
+    arns: dict[str, str] = {}
+    for name in workflows.WORKFLOWS:
+        arns[name] = stepfunctions.create_state_machine(
             name=f"{stack_name}-{name}", definition=workflows.definition(name, names),
             roleArn=role)["stateMachineArn"]
-        for name in workflows.WORKFLOWS
-    }
+        names.update({placeholder: arns[child]
+                      for placeholder, child in workflows.CHILD_WORKFLOWS.items() if child == name})
+    return arns
 
 
 def provision(session: Any, stack_name: str, template: Path = TEMPLATE,

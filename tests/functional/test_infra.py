@@ -69,8 +69,14 @@ def test_deployment_wires_every_function_and_workflow_to_the_same_resources():
         machine = resources[f"{logical_id(workflow)}Workflow"]["Properties"]
         assert machine["DefinitionString"] == workflows.path_of(workflow).read_text()
         assert set(machine["DefinitionSubstitutions"]) == workflows.placeholders(workflow)
-        for value in machine["DefinitionSubstitutions"].values():
-            assert value["Fn::GetAtt"][0] in names
+        for placeholder, value in machine["DefinitionSubstitutions"].items():
+            if placeholder in workflows.CHILD_WORKFLOWS:
+                # A nested execution names the state machine the child's file creates.
+                child = workflows.CHILD_WORKFLOWS[placeholder]
+                assert value["Fn::Sub"].endswith(f"stateMachine:${{AWS::StackName}}-{child}")
+                assert f"{logical_id(child)}Workflow" in resources
+            else:
+                assert value["Fn::GetAtt"][0] in names
     for function, queue in (("Ec2Events", "Ec2EventsQueue"), ("AgentEvents", "AgentEventsQueue")):
         source = resources[f"{function}Source"]["Properties"]
         assert source["EventSourceArn"] == {"Fn::GetAtt": [queue, "Arn"]}

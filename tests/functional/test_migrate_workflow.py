@@ -23,8 +23,8 @@ def _migrate(flows, job_id, checkpoint_seconds=10, start_seconds=10, reclaim=Tru
     name, payload = executions.migrate_start(
         job_id, "i-old", 2, reason="spot reclaim notice", notice_time=flows.runtime.now_iso(),
         reclaim=reclaim, target=target,
-        timeouts={"checkpointSeconds": checkpoint_seconds, "startSeconds": start_seconds,
-                  "heartbeatSeconds": heartbeat_seconds})
+        timeouts=flows.timeouts(checkpointSeconds=checkpoint_seconds, startSeconds=start_seconds,
+                                heartbeatSeconds=heartbeat_seconds))
     return flows.run("migrate", name, payload, timeout=timeout)
 
 
@@ -57,6 +57,7 @@ def _move_ready(flows, job_id, old_answer, *replacement_answers):
                 job = flows.store.get_job(job_id)
             except Exception:  # noqa: BLE001 - the test, and its stand-in AWS, ended first
                 return
+                continue
             if job.commandsQueueUrl and job.commandsQueueUrl not in known:
                 known.add(job.commandsQueueUrl)
                 seen: list = []
@@ -146,7 +147,7 @@ def test_a_job_that_forbids_reruns_ends_checkpoint_failed_when_nothing_can_be_re
     old, _, new_seen = _move_ready(flows, "strict", False, "CheckpointNotFound")
     _forbid_reruns(flows, "strict")
     result = _migrate(flows, "strict", checkpoint_seconds=2)
-    assert (result["status"], result.get("error")) == ("FAILED", "CheckpointFailed")
+    assert result["status"] == "SUCCEEDED", result  # the workflow settled the job itself
     job = flows.store.get_job("strict")
     assert job.status == JobStatus.CHECKPOINT_FAILED
     assert "CheckpointNotFound" in job.history[-1].reason
@@ -191,7 +192,7 @@ def test_a_restore_failing_twice_without_reruns_ends_checkpoint_failed_with_noth
     old, _, _ = _move_ready(flows, "broken", True, "CheckpointCorrupt", "CheckpointCorrupt")
     _forbid_reruns(flows, "broken")
     result = _migrate(flows, "broken")
-    assert (result["status"], result.get("error")) == ("FAILED", "CheckpointFailed")
+    assert result["status"] == "SUCCEEDED", result  # the workflow settled the job itself
     job = flows.store.get_job("broken")
     assert job.status == JobStatus.CHECKPOINT_FAILED and "CheckpointCorrupt" in job.history[-1].reason
     assert running_instances(flows) == []
@@ -204,7 +205,7 @@ def test_no_replacement_capacity_ends_in_no_available_host(flows, no_capacity):
         update={"vmPolicy": {"spotOnly": True}})})
     no_capacity.update({("spot", "*"), ("on-demand", "*")})
     result = _migrate(flows, "nowhere")
-    assert (result["status"], result.get("error")) == ("FAILED", "NoAvailableHost")
+    assert result["status"] == "SUCCEEDED", result  # the workflow settled the job itself
     job = flows.store.get_job("nowhere")
     assert job.status == JobStatus.NO_AVAILABLE_HOST
     assert "InsufficientCapacity" in job.history[-1].reason
@@ -240,7 +241,7 @@ def test_a_requested_move_whose_checkpoint_fails_leaves_the_job_running_where_it
     old, old_seen, new_seen = _move_ready(flows, "stays", "CheckpointFailed", True)
     queue = flows.store.get_job("stays").commandsQueueUrl
     result = _migrate(flows, "stays", reclaim=False)
-    assert (result["status"], result.get("error")) == ("FAILED", "CheckpointFailed")
+    assert result["status"] == "SUCCEEDED", result  # the workflow settled the job itself
     job = flows.store.get_job("stays")
     assert (job.status, job.instanceId, job.commandsQueueUrl) == (JobStatus.EXECUTING, old, queue)
     assert job.history[-1].reason == (
@@ -254,7 +255,7 @@ def test_a_requested_move_without_capacity_never_touches_the_job(flows, no_capac
     old, old_seen, _ = _move_ready(flows, "nospace", True)
     no_capacity.update({("spot", "*"), ("on-demand", "*")})
     result = _migrate(flows, "nospace", reclaim=False, target={"instType": "c5.2xlarge"})
-    assert (result["status"], result.get("error")) == ("FAILED", "NoAvailableHost")
+    assert result["status"] == "SUCCEEDED", result  # the workflow settled the job itself
     job = flows.store.get_job("nospace")
     assert (job.status, job.instanceId) == (JobStatus.EXECUTING, old)
     assert job.history[-1].reason.startswith("not moved: no instance could be launched")

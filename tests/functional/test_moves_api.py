@@ -84,8 +84,9 @@ def test_suspend_then_resume_brings_the_job_back_on_a_new_instance(flows, alice)
     assert [c.kind for c in seen] == ["restore"] and flows.state(job.instanceId) == "running"
     assert [h.to for h in job.history] == [
         JobStatus.EXECUTING, JobStatus.SUSPENDING, JobStatus.SUSPENDED, JobStatus.RESUMING,
-        JobStatus.EXECUTING]
+        JobStatus.RESUMING, JobStatus.EXECUTING]
     assert job.history[3].reason == "resumed by alice: data is ready"
+    assert job.history[4].reason == f"restoring on {job.instanceId}"
 
 
 @pytest.mark.parametrize("path, status", [

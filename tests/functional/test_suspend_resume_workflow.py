@@ -17,14 +17,14 @@ from tests.functional.workflow_helpers import (
 def _suspend(flows, job_id, checkpoint_seconds=10):
     return flows.run("suspend", f"{job_id}-suspend-2", {
         "jobId": job_id, "reason": "suspended by alice", "launchNumber": 2,
-        "timeouts": {"checkpointSeconds": checkpoint_seconds, "heartbeatSeconds": 10}},
+        "timeouts": flows.timeouts(checkpointSeconds=checkpoint_seconds, heartbeatSeconds=10)},
         timeout=60)
 
 
 def _resume(flows, job_id, start_seconds=10):
     return flows.run("resume", f"{job_id}-resume-3", {
         "jobId": job_id, "reason": "resumed by alice", "launchNumber": 3,
-        "timeouts": {"startSeconds": start_seconds}}, timeout=60)
+        "timeouts": flows.timeouts(startSeconds=start_seconds)}, timeout=60)
 
 
 def _suspended(flows, job_id, **spec):
@@ -51,7 +51,7 @@ def test_a_refused_checkpoint_leaves_the_job_running_where_it_was(flows):
     instance, queue = seed_running(flows, "awake")
     simulated_agent(flows, queue, "CheckpointFailed", [])
     result = _suspend(flows, "awake")
-    assert (result["status"], result.get("error")) == ("FAILED", "CheckpointFailed")
+    assert result["status"] == "SUCCEEDED", result  # the workflow settled the job itself
     job = flows.store.get_job("awake")
     assert (job.status, job.instanceId) == (JobStatus.EXECUTING, instance)
     assert job.history[-1].reason == (
@@ -88,7 +88,7 @@ def test_resume_without_capacity_leaves_the_job_suspended(flows, no_capacity):
     _suspended(flows, "waiting", vmPolicy={"spotOnly": True})
     no_capacity.update({("spot", "*"), ("on-demand", "*")})
     result = _resume(flows, "waiting")
-    assert (result["status"], result.get("error")) == ("FAILED", "NoAvailableHost")
+    assert result["status"] == "SUCCEEDED", result  # the workflow settled the job itself
     job = flows.store.get_job("waiting")
     assert (job.status, job.instanceId) == (JobStatus.SUSPENDED, None)
     assert job.history[-1].reason.startswith("not resumed: no instance could be launched")
@@ -110,7 +110,7 @@ def test_resume_of_a_job_that_forbids_reruns_and_has_no_checkpoint_fails_cleanly
     _suspended(flows, "lost", disableRerun=True)
     simulated_agent(flows, None, "CheckpointNotFound", [], job_id="lost")
     result = _resume(flows, "lost")
-    assert (result["status"], result.get("error")) == ("FAILED", "CheckpointFailed")
+    assert result["status"] == "SUCCEEDED", result  # the workflow settled the job itself
     job = flows.store.get_job("lost")
     assert job.status == JobStatus.CHECKPOINT_FAILED
     assert "CheckpointNotFound" in job.history[-1].reason

@@ -15,6 +15,7 @@ from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models.instances import InstanceBackend
 
 from app import app
+from chalicelib import executions, fleet
 from chalicelib import runtime as runtime_module
 from chalicelib.config import Config
 from chalicelib.runtime import Runtime
@@ -24,6 +25,7 @@ from chalicelib.wire.checkpoints import CheckpointManifest, CriuStats
 from chalicelib.wire.status import JobStatus
 from localmode.lambdas import local_lambdas
 from localmode.provision import provision
+from localmode.stepfunctions import faithful_stepfunctions
 from tests.functional.jobs_helpers import seed_job
 
 
@@ -38,11 +40,12 @@ def flows(monkeypatch):
         session = boto3.Session(region_name="us-east-1")
         runtime = Runtime.from_config(Config.from_env(provision(session, "flows")), session)
         runtime_module.install(runtime)
-        with local_lambdas(app):
+        with local_lambdas(app), faithful_stepfunctions():
             arns = runtime.config.workflow_arns
             # Short waits for agents, so workflows nobody answers end within the test.
             runtime.config = dataclasses.replace(runtime.config, checkpoint_timeout_seconds=1,
-                                                 start_timeout_seconds=1)
+                                                 start_timeout_seconds=1,
+                                                 start_heartbeat_seconds=1)
             yield Flows(session, runtime, Store(runtime.dynamodb, runtime.config), arns)
         runtime_module.install(None)
 
@@ -52,14 +55,26 @@ class Flows:
         self.session, self.runtime, self.store, self.arns = session, runtime, store, arns
         self.sfn = session.client("stepfunctions")
 
-    def instance(self, spot: bool = True) -> tuple[str, str]:
-        """A running instance for the job, with its command queue, recorded on the job."""
+    def instance(self, job_id: str, spot: bool = True) -> tuple[str, str]:
+        """A running instance for the job, tagged as launches tag it, with its command queue."""
         extra = {"InstanceMarketOptions": {"MarketType": "spot"}} if spot else {}
         instance = self.runtime.ec2.run_instances(
             ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="c5.large", **extra,
+            TagSpecifications=[{"ResourceType": "instance",
+                                "Tags": [{"Key": fleet.JOB_TAG, "Value": job_id}]}],
         )["Instances"][0]["InstanceId"]
         queue = self.runtime.sqs.create_queue(QueueName=f"cmd-{instance}")["QueueUrl"]
         return instance, queue
+
+    def timeouts(self, **seconds: int) -> dict[str, int]:
+        """The waits a workflow's input carries, as the API passes them, with some changed.
+        A start waits for its first heartbeat as long as for its answer: simulated agents
+        answer without heartbeats."""
+        waits = {**executions.timeouts(self.runtime.config), **seconds}
+        waits.setdefault("startHeartbeatSeconds", waits["startSeconds"])
+        if "startSeconds" in seconds:
+            waits["startHeartbeatSeconds"] = seconds["startSeconds"]
+        return waits
 
     def run(self, workflow: str, name: str, payload: dict, timeout: float = 30) -> dict:
         arn = self.sfn.start_execution(stateMachineArn=self.arns[workflow], name=name,
@@ -78,7 +93,7 @@ class Flows:
 
 
 def seed_running(flows: Flows, job_id: str, status=JobStatus.EXECUTING, spot=True):
-    instance, queue = flows.instance(spot)
+    instance, queue = flows.instance(job_id, spot)
     seed_job(flows.runtime, flows.store, job_id, status, instance=instance)
     # Record the queue as the launch workflow does: a field of the job item.
     flows.runtime.dynamodb.update_item(
@@ -118,18 +133,19 @@ def simulated_agent(flows: Flows, queue: str | None, answer: bool | str | list, 
                 flows.runtime.sqs.delete_message(QueueUrl=url,
                                                  ReceiptHandle=message["ReceiptHandle"])
                 seen.append(command)
-                reply = answers.pop(0)
-                if reply is True or isinstance(reply, dict):
-                    output = reply if isinstance(reply, dict) else {"ok": command.kind}
-                    flows.sfn.send_task_success(taskToken=command.taskToken,
-                                                output=json.dumps(output))
-                elif reply:
-                    flows.sfn.send_task_failure(taskToken=command.taskToken, error=reply,
-                                                cause=f"simulated {reply}")
+                _answer(flows, command.taskToken, answers.pop(0), command.kind)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     return thread
+
+
+def _answer(flows: Flows, token: str, reply: bool | str | dict, kind: str) -> None:
+    if reply is True or isinstance(reply, dict):
+        output = reply if isinstance(reply, dict) else {"ok": kind}
+        flows.sfn.send_task_success(taskToken=token, output=json.dumps(output))
+    elif reply:
+        flows.sfn.send_task_failure(taskToken=token, error=reply, cause=f"simulated {reply}")
 
 
 @pytest.fixture

@@ -1,0 +1,145 @@
+"""How a workflow ends a job: its verdict (a status and the reason), every instance launched
+for the job that it no longer runs on released, and what those instances used recorded.
+
+Every workflow ends in `settle`, on success and on every failure alike, so no ending can
+forget an instance: the instances are found by the job's tag, not by what the job records.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ConfigDict
+
+from chalicelib import fleet
+from chalicelib.auth import revoke_job_token
+from chalicelib.runtime import Runtime
+from chalicelib.store import JobRecord, Store, UsageRecord
+from chalicelib.wire.api import HistoryEntry
+from chalicelib.wire.status import TERMINAL_STATUSES, JobStatus
+
+logger = Logger(service="openfloat-endings")
+
+CANCELLED_REASON = "cancelled; its instance was released"
+
+
+class Verdict(BaseModel):
+    """What a workflow decided for its job."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    jobId: str
+    # None with an exit code: Completed on 0, else FailToComplete.
+    to: JobStatus | None = None
+    exitCode: int | None = None
+    # None: nothing new to record when the job already has the status (a move that landed).
+    why: str | None = None
+    # The error a workflow caught ({Error, Cause}), named in the reason.
+    error: dict[str, Any] | None = None
+    # The instance an Executing job stays on; by default the one it records.
+    keep: str | None = None
+    keepQueue: str | None = None
+
+    def status(self) -> JobStatus:
+        if self.to is not None:
+            return self.to
+        return JobStatus.COMPLETED if self.exitCode == 0 else JobStatus.FAIL_TO_COMPLETE
+
+    def reason(self) -> str:
+        text = self.why or ""
+        if self.error:
+            text += f" ({self.error.get('Error', 'error')}: {self.error.get('Cause', '')})"
+        return text
+
+
+def record_usage(runtime: Runtime, store: Store, job: JobRecord, instance_id: str) -> bool:
+    """Record the instance's core-hours against the job, once per instance."""
+    instance = fleet.describe(runtime, instance_id)
+    if instance is None:
+        return False
+    launched: datetime = instance["LaunchTime"]
+    seconds = max(0, int((runtime.clock() - launched.astimezone(UTC)).total_seconds()))
+    described = runtime.ec2.describe_instance_types(InstanceTypes=[instance["InstanceType"]])
+    vcpus = int(described["InstanceTypes"][0]["VCpuInfo"]["DefaultVCpus"])
+    core_hours = (Decimal(vcpus * seconds) / 3600).quantize(Decimal("0.0001"), ROUND_HALF_UP)
+    return store.record_usage(UsageRecord(
+        jobId=job.id, recordTime=f"{launched.astimezone(UTC).isoformat()}#{instance_id}",
+        owner=job.owner, instanceId=instance_id, instanceType=instance["InstanceType"],
+        market="spot" if instance.get("InstanceLifecycle") == "spot" else "on-demand",
+        vcpus=vcpus, seconds=seconds, coreHours=str(core_hours)))
+
+
+def release(runtime: Runtime, store: Store, job: JobRecord | None, instance_id: str,
+            queue_url: str | None = None) -> None:
+    """Terminate one instance of the job, delete its queue, and record what it used."""
+    if queue_url is None and job is not None and job.instanceId == instance_id:
+        queue_url = job.commandsQueueUrl
+    fleet.release(runtime, instance_id, queue_url)
+    if job is None:
+        return
+    try:
+        record_usage(runtime, store, job, instance_id)
+    except (BotoCoreError, ClientError) as error:
+        # Billing is recorded again by the next ending that sees the instance; releasing it
+        # is what must not fail.
+        logger.warning("usage not recorded", extra={"job_id": job.id, "instance_id": instance_id,
+                                                    "error": str(error)})
+
+
+def release_all(runtime: Runtime, store: Store, job_id: str, job: JobRecord | None,
+                keep: str | None) -> list[str]:
+    """Release every live instance launched for the job but `keep`; the ids released."""
+    ids = {str(i["InstanceId"]) for i in fleet.job_instances(runtime, job_id)}
+    if job is not None and job.instanceId is not None:
+        ids.add(job.instanceId)  # recorded but untagged: one made by hand, or by a test
+    released = sorted(ids - {keep} if keep else ids)
+    for instance_id in released:
+        release(runtime, store, job, instance_id)
+    return released
+
+
+def settle(runtime: Runtime, store: Store, verdict: Verdict) -> dict[str, Any]:
+    """Leave the job in the verdict's status on the instance it keeps (an Executing job only),
+    with every other instance released. A job being cancelled ends Cancelled instead; a job
+    already final keeps its status. Safe to run again."""
+    job = store.get_job(verdict.jobId)
+    if job is None:
+        released = release_all(runtime, store, verdict.jobId, None, None)
+        return {"jobId": verdict.jobId, "status": None, "released": released}
+    target = verdict.status()
+    reason = verdict.reason()
+    if job.status == JobStatus.CANCELLING:
+        target, reason = JobStatus.CANCELLED, CANCELLED_REASON
+    final = job.status in TERMINAL_STATUSES
+    keep = None
+    if target == JobStatus.EXECUTING and not final:
+        keep = verdict.keep or job.instanceId
+    released = release_all(runtime, store, job.id, job, keep)
+    answer = {"jobId": job.id, "released": released}
+    if final:
+        return {**answer, "status": job.status.value, "alreadyFinal": True}
+    last = job.history[-1] if job.history else None
+    instance = keep or job.instanceId
+    if job.status == target and (verdict.why is None or (
+            last is not None and (last.to, last.instance, last.reason) == (target, instance, reason))):
+        return {**answer, "status": job.status.value}  # nothing new, or a retry of this write
+    fields: dict[str, Any] = {}
+    if target == JobStatus.EXECUTING:
+        queue = verdict.keepQueue if verdict.keep else job.commandsQueueUrl
+        fields.update(instanceId=keep, commandsQueueUrl=queue)
+    elif target == JobStatus.SUSPENDED:
+        fields.update(instanceId=None, commandsQueueUrl=None)
+    if verdict.exitCode is not None:
+        fields["rc"] = verdict.exitCode
+    entry = HistoryEntry(time=runtime.now_iso(), from_=job.status, to=target, reason=reason,
+                         instance=instance)
+    job = store.transition_job(job, target, entry, fields)
+    if target in TERMINAL_STATUSES:
+        revoke_job_token(runtime, job.id)
+    logger.info("job settled", extra={"job_id": job.id, "status": target.value,
+                                      "reason": reason, "released": released})
+    return {**answer, "status": job.status.value}
