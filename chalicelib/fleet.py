@@ -18,7 +18,7 @@ CAPACITY_ERRORS = frozenset({
 })
 LAUNCH_TAG = "openfloat:launch"
 JOB_TAG = "openfloat:job"
-_OFFERS_CACHE = "ec2-offers"
+OFFERS_CACHE = "ec2-offers"
 
 
 class InsufficientCapacity(Exception):
@@ -27,7 +27,7 @@ class InsufficientCapacity(Exception):
 
 def offers(runtime: Runtime) -> list[Offer]:
     """Every instance type in the region with its latest Spot price, read once per process."""
-    cached = runtime.cache.get(_OFFERS_CACHE)
+    cached = runtime.cache.get(OFFERS_CACHE)
     if cached is not None:
         return list(cached)
     ec2 = runtime.ec2
@@ -56,7 +56,7 @@ def offers(runtime: Runtime) -> list[Offer]:
         )
         for name, described in types.items()
     ]
-    runtime.cache[_OFFERS_CACHE] = tuple(found)
+    runtime.cache[OFFERS_CACHE] = tuple(found)
     return found
 
 

@@ -3,6 +3,8 @@ functions dispatched to app.py's handlers, and a simulated agent answering task 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from app import app
@@ -71,3 +73,49 @@ def test_cancel_stops_the_job_and_releases_its_instance(flows, agent_answers):
     assert [h.to for h in job.history[-2:]] == [JobStatus.CANCELLING, JobStatus.CANCELLED]
     assert flows.state(instance) == "terminated"
     assert len(flows.store.usage_of("doomed")) == 1
+
+
+def _shape(state: dict) -> str:
+    """A state with the names of the states it leads to blanked: alike states, alike text."""
+    body = json.loads(json.dumps(state))
+    for key in ("Next", "Default"):
+        if key in body:
+            body[key] = "→"
+    for rule in body.get("Choices", []) + body.get("Catch", []):
+        if "Next" in rule:
+            rule["Next"] = "→"
+    for key in ("Comment", "Branches", "Iterator", "ItemProcessor"):
+        body.pop(key, None)
+    return json.dumps(body, sort_keys=True)
+
+
+def _next(state: dict) -> set[str]:
+    targets = {state.get("Next"), state.get("Default")}
+    targets |= {rule.get("Next") for rule in state.get("Choices", []) + state.get("Catch", [])}
+    return targets - {None}
+
+
+def _blocks(workflow: str) -> set[str]:
+    """Every run of three states, each leading to the next, as shapes. A block of logic
+    written again elsewhere holds such a run; two states alone are a call of a shared
+    workflow and the check of its answer, written at each call site as a function call and
+    its `if` are."""
+    document = json.loads(workflows.path_of(workflow).read_text())
+    states = dict(workflows.walk_states(document))
+    live = {name for name, state in states.items() if state["Type"] not in ("Succeed", "Fail")}
+    runs = set()
+    for first in live:
+        for second in _next(states[first]) & live:
+            for third in _next(states[second]) & live:
+                runs.add(" ⇒ ".join(_shape(states[n]) for n in (first, second, third)))
+    return runs
+
+
+def test_no_block_of_states_is_written_in_two_workflows():
+    seen: dict[str, str] = {}
+    for workflow in workflows.WORKFLOWS:
+        for run in _blocks(workflow):
+            assert run not in seen, (
+                f"{workflow} and {seen[run]} both hold this run of states; make it one "
+                f"workflow that both run as a nested execution:\n{run}")
+            seen[run] = workflow

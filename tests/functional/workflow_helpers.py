@@ -28,6 +28,10 @@ from localmode.provision import provision
 from localmode.stepfunctions import faithful_stepfunctions
 from tests.functional.jobs_helpers import seed_job
 
+# What EC2 offers in moto, read once for the whole run: moto takes seconds to list it, and it
+# is the same for every test.
+_offers: list = []
+
 
 @pytest.fixture
 def flows(monkeypatch):
@@ -40,13 +44,19 @@ def flows(monkeypatch):
         session = boto3.Session(region_name="us-east-1")
         runtime = Runtime.from_config(Config.from_env(provision(session, "flows")), session)
         runtime_module.install(runtime)
-        with local_lambdas(app), faithful_stepfunctions():
+        with local_lambdas(app) as handlers, faithful_stepfunctions():
             arns = runtime.config.workflow_arns
             # Short waits for agents, so workflows nobody answers end within the test.
             runtime.config = dataclasses.replace(runtime.config, checkpoint_timeout_seconds=1,
                                                  start_timeout_seconds=1,
                                                  start_heartbeat_seconds=1)
-            yield Flows(session, runtime, Store(runtime.dynamodb, runtime.config), arns)
+            if not _offers:
+                _offers.extend(fleet.offers(runtime))
+            runtime.cache[fleet.OFFERS_CACHE] = tuple(_offers)
+            flows = Flows(session, runtime, Store(runtime.dynamodb, runtime.config), arns)
+            # The functions the workflows' Lambda tasks run, by name: a test may wrap them.
+            flows.handlers = handlers
+            yield flows
         runtime_module.install(None)
 
 
