@@ -62,13 +62,8 @@ def offers(runtime: Runtime) -> list[Offer]:
 
 def instance_type(runtime: Runtime, instance_id: str | None) -> str | None:
     """The instance's type; None when there is no instance or EC2 no longer knows it."""
-    if instance_id is None:
-        return None
-    try:
-        found = runtime.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
-    except ClientError:
-        return None
-    return str(found[0]["Instances"][0]["InstanceType"]) if found else None
+    described = describe(runtime, instance_id) if instance_id is not None else None
+    return str(described["InstanceType"]) if described else None
 
 
 def command_queue(runtime: Runtime, launch_token: str) -> str:
