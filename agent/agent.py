@@ -43,12 +43,14 @@ from chalicelib.wire.agent import (
     TerminateCommand,
 )
 from chalicelib.wire.checkpoints import CheckpointManifest, Restored
-from chalicelib.wire.failures import AgentFailure, CheckpointFailed
+from chalicelib.wire.failures import AgentError, AgentFailure, CheckpointFailed
 
 logger = Logger(service="openfloat-agent")
 
 # At the root: the one directory every image has.
 SCRIPT_IN_CONTAINER = "/openfloat-job"
+# How often the agent tries to answer a task token before leaving it to the heartbeat timeout.
+ANSWER_ATTEMPTS = 4
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,18 @@ class Agent:
         if self.imds is None:
             self.imds = Imds(self.settings.imds_url)
         self.capsules = CapsuleStore(self.s3, self.settings.bucket, self.settings.part_size)
+        logger.append_keys(instance_id=self.settings.instance_id)
+
+    def _guarded(self, what: str, step: Callable[[], Any], job_id: str | None = None) -> bool:
+        """Run one step of the agent's own work; an error is logged with the job and the
+        instance, and the agent goes on. False when the step failed."""
+        try:
+            step()
+        except Exception:  # noqa: BLE001 - an agent that stops serving strands its job
+            logger.exception(f"{what} failed", extra={
+                "job_id": job_id or (self.job.launch.jobId if self.job else None)})
+            return False
+        return True
 
     # ---- reporting -------------------------------------------------------------------------
 
@@ -121,14 +135,23 @@ class Agent:
                               MessageBody=EventEnvelope(event=event).model_dump_json())
 
     def _answer(self, token: str | None, output: dict[str, Any] | None,
-                failure: AgentFailure | None) -> None:
+                failure: AgentFailure | None, job_id: str | None) -> None:
+        """Answer a task token. Tried a few times: an unanswered token leaves its workflow to
+        give up on this agent at its heartbeat timeout, which is slower but still an end."""
         if token is None:
             return
-        if failure is None:
-            self.sfn.send_task_success(taskToken=token, output=json.dumps(output or {}))
-        else:
-            self.sfn.send_task_failure(taskToken=token, error=failure.name,
-                                       cause=failure.message[:32000])
+
+        def send() -> None:
+            if failure is None:
+                self.sfn.send_task_success(taskToken=token, output=json.dumps(output or {}))
+            else:
+                self.sfn.send_task_failure(taskToken=token, error=failure.name,
+                                           cause=failure.message[:32000])
+
+        for attempt in range(ANSWER_ATTEMPTS):
+            if self._guarded("answering the task token", send, job_id):
+                return
+            time.sleep(0.5 * 2**attempt)
 
     # ---- commands --------------------------------------------------------------------------
 
@@ -146,16 +169,23 @@ class Agent:
         try:
             with self._heartbeats(command.taskToken):
                 output = handlers[type(command)](command)
-        except AgentFailure as failure:
+        except AgentFailure as named:
+            failure = named
             logger.warning("command failed", extra={"command": command.kind, "job_id": job_id,
                                                      "error": failure.name})
-            self.emit(CommandFailed(instanceId=self.settings.instance_id, time=_now(),
-                                    jobId=job_id, command=command.kind, error=failure.name,
-                                    message=failure.message))
-            self._answer(command.taskToken, None, failure)
-            return None
-        self._answer(command.taskToken, output, None)
-        return output
+        except Exception as error:  # noqa: BLE001 - answered as a named failure, never lost
+            failure = AgentError(f"{command.kind} of job {job_id or '-'} on "
+                                 f"{self.settings.instance_id}: {type(error).__name__}: {error}")
+            logger.exception("command failed unexpectedly",
+                             extra={"command": command.kind, "job_id": job_id})
+        else:
+            self._answer(command.taskToken, output, None, job_id)
+            return output
+        self._guarded("reporting the failure", lambda: self.emit(CommandFailed(
+            instanceId=self.settings.instance_id, time=_now(), jobId=job_id,
+            command=command.kind, error=failure.name, message=failure.message)), job_id)
+        self._answer(command.taskToken, None, failure, job_id)
+        return None
 
     @contextlib.contextmanager
     def _heartbeats(self, token: str | None) -> Iterator[None]:
@@ -271,7 +301,8 @@ class Agent:
                 self.job.stopping = False
                 raise
             seconds = time.monotonic() - started
-            self.job.shipper.ship()
+            # The log travels in the image too; shipping it now only keeps `float log` current.
+            self._guarded("shipping the log", self.job.shipper.ship, job_id)
             launch = self.job.launch
 
             def describe(seq: int, parts: list, sha256: str, upload_seconds: float) -> CheckpointManifest:
@@ -291,9 +322,15 @@ class Agent:
                 unmount_volumes(self._job_dir(job_id))
                 self.job = None
             self.last_checkpoint = manifest
-            self.capsules.prune(job_id, keep=manifest)
-            self.emit(CheckpointCommitted(instanceId=self.settings.instance_id, time=_now(),
-                                          jobId=job_id, manifest=manifest))
+            # Older checkpoints left behind cost storage, not correctness: a restore reads the
+            # newest committed one.
+            self._guarded("pruning older checkpoints",
+                          lambda: self.capsules.prune(job_id, keep=manifest), job_id)
+            # Committed in S3 already, which is what a restore reads: a refused report is
+            # logged, not a failed checkpoint.
+            self._guarded("reporting the checkpoint", lambda: self.emit(CheckpointCommitted(
+                instanceId=self.settings.instance_id, time=_now(), jobId=job_id,
+                manifest=manifest)), job_id)
             logger.info("checkpoint committed", extra={"job_id": job_id, "seq": manifest.seq,
                                                        "bytes": manifest.archiveSize})
             return manifest
@@ -351,10 +388,11 @@ class Agent:
             if job.stopping or state is None or state.running or state.exit_code is None:
                 return
             job.shipper.ship()
-            self.job = None
-            unmount_volumes(self._job_dir(job.launch.jobId))
+            # Reported before the job is let go: a refused report is sent again next tick.
             self.emit(JobExited(instanceId=self.settings.instance_id, time=_now(),
                                 jobId=job.launch.jobId, exitCode=state.exit_code))
+            self.job = None
+            unmount_volumes(self._job_dir(job.launch.jobId))
             logger.info("job exited", extra={"job_id": job.launch.jobId, "rc": state.exit_code})
 
     def watch_metadata(self) -> None:
@@ -371,16 +409,19 @@ class Agent:
             return
         if rebalance is not None:
             # Reported, not acted on: whether to move early is the control plane's decision.
-            self.rebalance_noticed = True
             self.emit(RebalanceNoticed(instanceId=self.settings.instance_id, time=_now(),
                                        jobId=self.job.launch.jobId if self.job else None,
                                        noticeTime=rebalance))
+            self.rebalance_noticed = True
         if action is None:
             return
         self.reclaim_noticed = True
         job_id = self.job.launch.jobId if self.job else None
-        self.emit(ReclaimNoticed(instanceId=self.settings.instance_id, time=_now(), jobId=job_id,
-                                 action=action.action, actionTime=action.time))
+        # The checkpoint goes ahead even if the report is refused: the EC2 warning reaches the
+        # control plane on its own path.
+        self._guarded("reporting the reclaim notice", lambda: self.emit(ReclaimNoticed(
+            instanceId=self.settings.instance_id, time=_now(), jobId=job_id,
+            action=action.action, actionTime=action.time)), job_id)
         if job_id is not None:
             self.handle(CheckpointCommand(jobId=job_id,
                                           reason=f"spot {action.action} notice for {action.time}"))
@@ -401,8 +442,14 @@ class Agent:
     # ---- the process -----------------------------------------------------------------------
 
     def register(self) -> None:
-        self.emit(Registered(instanceId=self.settings.instance_id, time=_now(),
-                             instanceType=self.settings.instance_type))
+        """Announce this instance; tried until it is heard (or the agent is told to stop)."""
+        delay = 1.0
+        while not self._guarded("registering", lambda: self.emit(Registered(
+                instanceId=self.settings.instance_id, time=_now(),
+                instanceType=self.settings.instance_type))):
+            if self._stop.wait(delay):
+                return
+            delay = min(delay * 2, 30.0)
 
     def receive_commands(self) -> None:
         response = self.sqs.receive_message(QueueUrl=self.settings.commands_queue_url,
@@ -426,7 +473,9 @@ class Agent:
         watcher = threading.Thread(target=self._watch_loop, name="watch", daemon=True)
         watcher.start()
         while not self._stop.is_set():
-            self.receive_commands()
+            if not self._guarded("receiving commands", self.receive_commands):
+                # The queue refused: wait a moment rather than spin on it.
+                self._stop.wait(self.settings.imds_poll_seconds)
         watcher.join(timeout=5)
 
     def stop(self) -> None:
@@ -435,9 +484,14 @@ class Agent:
     def _watch_loop(self) -> None:
         next_heartbeat = 0.0
         while not self._stop.wait(self.settings.imds_poll_seconds):
-            self.watch_metadata()
-            self.watch_job()
-            self.serve_job_calls()
-            if time.monotonic() >= next_heartbeat:
-                self.heartbeat()
+            self.watch_tick()
+            # A refused heartbeat is tried again on the next tick.
+            if time.monotonic() >= next_heartbeat and self._guarded("heartbeat", self.heartbeat):
                 next_heartbeat = time.monotonic() + self.settings.heartbeat_seconds
+
+    def watch_tick(self) -> None:
+        """One look at the metadata, the job's container and the job's own calls; each guarded
+        on its own, so a refused log upload does not stop a reclaim notice being heard."""
+        self._guarded("watching the instance metadata", self.watch_metadata)
+        self._guarded("watching the job", self.watch_job)
+        self._guarded("serving the job's calls", self.serve_job_calls)

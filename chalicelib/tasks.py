@@ -20,6 +20,7 @@ from chalicelib.wire.agent import JobLaunch
 from chalicelib.wire.api import HistoryEntry, MigrationView
 from chalicelib.wire.checkpoints import Restored
 from chalicelib.wire.failures import (
+    AgentError,
     CheckpointCorrupt,
     CheckpointFailed,
     CheckpointNotFound,
@@ -40,6 +41,7 @@ TASK_ERRORS: dict[str, type[Exception]] = {
         # reported by agents through SendTaskFailure
         ImagePullFailed, RegistryAuthFailed, JobStartFailed, CheckpointFailed,
         CheckpointUploadFailed, CheckpointNotFound, CheckpointCorrupt, RestoreFailed,
+        AgentError,
     )
 }
 

@@ -46,3 +46,8 @@ class CheckpointCorrupt(AgentFailure):
 
 class RestoreFailed(AgentFailure):
     """podman could not restore the container from a verified image."""
+
+
+class AgentError(AgentFailure):
+    """The agent met an error nobody named (an S3 or SQS call refused, a bug) while carrying out
+    the command; the message says which and where. The agent goes on serving."""

@@ -66,7 +66,9 @@ class Fleet:
     sfn: RecordingStepFunctions
     agents: list[Agent] = field(default_factory=list)
 
-    def agent(self, instance_id: str, imds_url: str = "http://127.0.0.1:9") -> Agent:
+    def agent(self, instance_id: str, imds_url: str = "http://127.0.0.1:9",
+              wrap: Callable[[Any], Any] = lambda client: client) -> Agent:
+        """An agent for a pretend instance; `wrap` may stand between it and its S3 and SQS."""
         sqs = self.aws.client("sqs")
         commands = sqs.create_queue(QueueName=f"commands-{instance_id}")["QueueUrl"]
         agent = Agent(
@@ -75,7 +77,7 @@ class Fleet:
                 events_queue_url=self.events_url, imds_url=imds_url, job_root=self.job_root,
                 work_dir=self.tmp / instance_id, command_wait_seconds=1, imds_poll_seconds=0.3,
                 heartbeat_seconds=3600, task_heartbeat_seconds=0.1, part_size=8 * 1024 * 1024),
-            s3=self.aws.client("s3"), sqs=sqs, sfn=self.sfn,
+            s3=wrap(self.aws.client("s3")), sqs=wrap(sqs), sfn=self.sfn,
             secrets=self.aws.client("secretsmanager"), podman=Podman())
         self.agents.append(agent)
         return agent
