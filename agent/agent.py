@@ -149,7 +149,8 @@ class Agent:
                                            cause=failure.message[:32000])
 
         for attempt in range(ANSWER_ATTEMPTS):
-            if self._guarded("answering the task token", send, job_id):
+            if self._guarded("answering the task token", send, job_id) \
+                    or attempt == ANSWER_ATTEMPTS - 1:
                 return
             time.sleep(0.5 * 2**attempt)
 
