@@ -9,6 +9,7 @@ from typing import Any
 from chalice import Chalice
 
 from chalicelib import auth, events, images, jobs, openapi, reclaims, tasks, users
+from chalicelib import reconcile as reconciler
 from chalicelib import runtime as runtime_module
 from chalicelib.errors import BadRequest
 from chalicelib.routing import TEXT, Call, Routes
@@ -264,3 +265,12 @@ def ec2_events(event: dict, context: object) -> dict:
 @app.lambda_function(name="agent-events")
 def agent_events(event: dict, context: object) -> dict:
     return _run_task(events.handle_agent_messages, _messages(event)).as_dict()
+
+
+# ---- the reconciler (run every minute by an EventBridge schedule that infra defines) ---------
+
+
+@app.lambda_function(name="reconcile")
+def reconcile(event: dict, context: object) -> dict:
+    rt = runtime_module.current()
+    return reconciler.reconcile(rt, Store(rt.dynamodb, rt.config)).as_dict()

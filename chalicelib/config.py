@@ -65,6 +65,12 @@ class Config:
     # A start or a restore is sent before the new instance has booted: its agent's first
     # heartbeat may come this long after the command (boot, agent start, image pull begun).
     start_heartbeat_seconds: int = 300
+    # An Executing job's agent reports every 15 s; after this long without a word the
+    # reconciler takes it as lost and moves the job.
+    agent_silence_seconds: int = 90
+    # No workflow keeps a job in a transitional status longer than this; past it the
+    # reconciler ends the job, and an instance this old that no job runs on is left over.
+    workflow_limit_seconds: int = 3600
     # Jobs are told the API's address, to call `float` from inside; by default the address
     # the job was submitted to. Set OPENFLOAT_API_URL when clients reach it by another name.
     api_url: str | None = None
@@ -113,5 +119,7 @@ class Config:
                                             cls.agent_heartbeat_seconds),
             start_heartbeat_seconds=seconds("START_HEARTBEAT_SECONDS",
                                             cls.start_heartbeat_seconds),
+            agent_silence_seconds=seconds("AGENT_SILENCE_SECONDS", cls.agent_silence_seconds),
+            workflow_limit_seconds=seconds("WORKFLOW_LIMIT_SECONDS", cls.workflow_limit_seconds),
             api_url=env.get("OPENFLOAT_API_URL") or None,
         )

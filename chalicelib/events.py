@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from chalicelib import executions
 from chalicelib.runtime import Runtime
 from chalicelib.store import JobRecord, Store
-from chalicelib.wire.agent import EventEnvelope, JobExited, ReclaimNoticed
+from chalicelib.wire.agent import EventEnvelope, Heartbeat, JobExited, ReclaimNoticed
 from chalicelib.wire.status import JobStatus
 
 logger = Logger(service="openfloat-events")
@@ -63,7 +63,16 @@ class Skip:
     managed: bool
 
 
-Action = StartWorkflow | Skip
+@dataclass(frozen=True)
+class NoteHeartbeat:
+    """The job's agent is alive: the reconciler leaves it alone while these keep coming."""
+
+    job_id: str
+    instance_id: str
+    time: str
+
+
+Action = StartWorkflow | Skip | NoteHeartbeat
 
 
 def _migrate(job: JobRecord, instance_id: str, reason: str, notice_time: str,
@@ -104,6 +113,10 @@ def decide_agent(event: Any, job: JobRecord | None, timeouts: dict[str, int]) ->
         return _migrate(job, event.instanceId, f"spot {event.action} notice for "
                                                f"{event.instanceId} (from its agent)", event.time,
                         timeouts)
+    if isinstance(event, Heartbeat):
+        if event.jobId != job.id:
+            return Skip(f"heartbeat of {event.instanceId} names no job of it", managed=True)
+        return NoteHeartbeat(job.id, event.instanceId, event.time)
     if isinstance(event, JobExited):
         return StartWorkflow("finish", f"{job.id}-finish-{event.instanceId}", {
             "jobId": job.id, "instanceId": event.instanceId, "exitCode": event.exitCode})
@@ -115,15 +128,23 @@ class Tally:
     started: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     skipped: int = 0
+    heartbeats: int = 0
     dropped: int = 0
     unreadable: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {"started": self.started, "duplicates": self.duplicates, "skipped": self.skipped,
-                "dropped": self.dropped, "unreadable": self.unreadable}
+                "heartbeats": self.heartbeats, "dropped": self.dropped,
+                "unreadable": self.unreadable}
 
 
-def _carry_out(runtime: Runtime, action: Action, tally: Tally) -> None:
+def _carry_out(runtime: Runtime, store: Store, action: Action, tally: Tally) -> None:
+    if isinstance(action, NoteHeartbeat):
+        if store.record_heartbeat(action.job_id, action.instance_id, action.time):
+            tally.heartbeats += 1
+        else:
+            tally.skipped += 1  # the job moved off that instance, or a later one was noted
+        return
     if isinstance(action, Skip):
         if action.managed:
             tally.skipped += 1
@@ -149,7 +170,7 @@ def handle_ec2_messages(runtime: Runtime, store: Store, bodies: list[str]) -> Ta
             logger.warning("unreadable EC2 event dropped")
             continue
         job = store.job_on_instance(event.detail.instance_id)
-        _carry_out(runtime, decide_ec2(event, job, executions.timeouts(runtime.config)), tally)
+        _carry_out(runtime, store, decide_ec2(event, job, executions.timeouts(runtime.config)), tally)
     if tally.dropped:
         metrics.flush_metrics()
     return tally
@@ -166,7 +187,7 @@ def handle_agent_messages(runtime: Runtime, store: Store, bodies: list[str]) -> 
             logger.warning("unreadable agent event dropped")
             continue
         job = store.job_on_instance(event.instanceId)
-        _carry_out(runtime, decide_agent(event, job, executions.timeouts(runtime.config)), tally)
+        _carry_out(runtime, store, decide_agent(event, job, executions.timeouts(runtime.config)), tally)
     if tally.dropped:
         metrics.flush_metrics()
     return tally

@@ -32,7 +32,8 @@ def timeouts(config: Config) -> dict[str, int]:
 
 def migrate_start(job_id: str, instance_id: str | None, version: int, *, reason: str,
                   notice_time: str, reclaim: bool, target: dict[str, Any] | None,
-                  timeouts: dict[str, int]) -> tuple[str, dict[str, Any]]:
+                  timeouts: dict[str, int], agent_lost: bool = False
+                  ) -> tuple[str, dict[str, Any]]:
     """The execution name and input of the migrate workflow for the job on `instance_id`.
 
     The name is the same whoever asks — the Spot warning, the instance's state change, the
@@ -40,10 +41,12 @@ def migrate_start(job_id: str, instance_id: str | None, version: int, *, reason:
     execution. The job's version is part of it: a job left on its instance by a failed move
     can still be moved off it later. `reclaim` says the old instance is going away: a failed
     checkpoint then falls back to the last committed one instead of leaving the job where it
-    is. `target` holds a user's new instType, cpu/mem or vmPolicy; None keeps the job's own."""
+    is. `target` holds a user's new instType, cpu/mem or vmPolicy; None keeps the job's own.
+    `agent_lost` says nobody is left on the old instance to take a checkpoint: the move
+    restores the last committed one (or reruns) without waiting for an answer."""
     return f"{job_id}-migrate-{instance_id}-{version}", {
         "jobId": job_id, "reason": reason, "launchNumber": version, "noticeTime": notice_time,
-        "reclaim": reclaim, "target": target, "timeouts": timeouts}
+        "reclaim": reclaim, "agentLost": agent_lost, "target": target, "timeouts": timeouts}
 
 
 def execution_arn(runtime: Runtime, workflow: str, name: str) -> str:

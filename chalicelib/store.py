@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -72,6 +73,9 @@ class JobRecord(BaseModel):
     rc: int | None = None
     # Where the job reaches the API from inside (`float migrate` in its script).
     apiUrl: str | None = None
+    # When the agent on `instanceId` last reported in (its heartbeat's own time); the
+    # reconciler reads an Executing job whose agent fell silent as lost.
+    heartbeatTime: str | None = None
     submitTime: str
     updateTime: str
     history: list[HistoryEntry] = Field(default_factory=list)
@@ -222,6 +226,37 @@ class Store:
             if job is not None and job.instanceId == instance_id:
                 return job
         return None
+
+    def record_heartbeat(self, job_id: str, instance_id: str, time: str) -> bool:
+        """Note that the agent on `instance_id` was heard at `time`, if the job still runs
+        there and nothing later was noted; True if noted. Not a change of the job: its version
+        stays, so a heartbeat never makes a workflow's write stale."""
+        try:
+            self._db.update_item(
+                TableName=self._config.jobs_table, Key={"id": {"S": job_id}},
+                UpdateExpression="SET heartbeatTime = :t",
+                ConditionExpression="instanceId = :i AND (attribute_not_exists(heartbeatTime)"
+                                    " OR heartbeatTime < :t)",
+                ExpressionAttributeValues={":t": {"S": time}, ":i": {"S": instance_id}})
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                return False
+            raise
+        return True
+
+    def jobs_with_status(self, status: JobStatus) -> Iterator[JobRecord]:
+        """Every job in `status`, oldest first, read from the status index page by page."""
+        query: dict[str, Any] = {
+            "TableName": self._config.jobs_table, "IndexName": "byStatus",
+            "KeyConditionExpression": "#s = :s", "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {":s": {"S": status.value}}}
+        while True:
+            response = self._db.query(**query)
+            for item in response.get("Items", []):
+                yield self._job_record(item)
+            if "LastEvaluatedKey" not in response:
+                return
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def record_fields(self, job: JobRecord, fields: dict[str, Any]) -> JobRecord:
         """Set fields of a job (not its status) if nobody changed it since it was read."""

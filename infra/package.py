@@ -167,7 +167,26 @@ def merge_template(resources_path: Path = RESOURCES) -> dict[str, Any]:
         resources[f"{function}Source"] = {"Type": "AWS::Lambda::EventSourceMapping", "Properties": {
             "EventSourceArn": {"Fn::GetAtt": [queue, "Arn"]},
             "FunctionName": {"Ref": function}, "BatchSize": 10}}
+    resources.update(_reconciler_schedule())
     return template
+
+
+# How often the reconciler looks for jobs and instances no event told about.
+RECONCILE_SCHEDULE = "rate(1 minute)"
+
+
+def _reconciler_schedule() -> dict[str, Any]:
+    function = logical_id("reconcile")
+    return {
+        "ReconcileSchedule": {"Type": "AWS::Events::Rule", "Properties": {
+            "Description": "OpenFloat's reconciler: jobs and instances no event told about",
+            "ScheduleExpression": RECONCILE_SCHEDULE, "State": "ENABLED",
+            "Targets": [{"Id": "reconcile", "Arn": {"Fn::GetAtt": [function, "Arn"]}}]}},
+        "ReconcileSchedulePermission": {"Type": "AWS::Lambda::Permission", "Properties": {
+            "Action": "lambda:InvokeFunction", "FunctionName": {"Ref": function},
+            "Principal": "events.amazonaws.com",
+            "SourceArn": {"Fn::GetAtt": ["ReconcileSchedule", "Arn"]}}},
+    }
 
 
 def _chalice_functions() -> list[Any]:

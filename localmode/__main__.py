@@ -38,7 +38,7 @@ from chalicelib.runtime import Runtime
 from chalicelib.store import Store
 from chalicelib.users import ensure_admin
 from localmode.instances import LocalInstances
-from localmode.lambdas import local_lambdas
+from localmode.lambdas import Schedule, local_lambdas
 from localmode.provision import provision
 from localmode.queues import QueueFeeder
 from localmode.stepfunctions import faithful_stepfunctions
@@ -52,6 +52,18 @@ def _port(text: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port")
     return int(text)
+
+
+def _seconds(name: str, default: int) -> float:
+    """A positive number of seconds from the environment; exit naming the setting if not."""
+    text = os.environ.get(name, str(default))
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0
+    if not value > 0:
+        raise SystemExit(f"localmode: {name} must be a positive number of seconds, not {text!r}")
+    return value
 
 
 def _check_free(port: int) -> None:
@@ -134,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         for queue, name in ((runtime.config.ec2_events_queue, "ec2-events"),
                             (runtime.config.agent_events_queue, "agent-events")):
             running.callback(QueueFeeder(runtime.sqs, queue, handlers[name], name).start().stop)
+        running.callback(Schedule(handlers["reconcile"], "reconcile",
+                                  _seconds("OPENFLOAT_RECONCILE_SECONDS", 60)).start().stop)
 
         server = create_local_server(
             app, ChaliceConfig.create(chalice_stage="dev", app_name="openfloat"), HOST, args.port

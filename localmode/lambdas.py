@@ -5,13 +5,17 @@ the function runs on AWS, in this process, with Lambda's error shape on failure.
 from __future__ import annotations
 
 import json
+import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from chalice import Chalice
 from moto.awslambda.models import LambdaBackend
+
+logger = Logger(service="openfloat-local-lambdas")
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -54,3 +58,29 @@ def local_lambdas(app: Chalice) -> Iterator[dict[str, Handler]]:
         yield handlers
     finally:
         LambdaBackend.invoke = original  # type: ignore[method-assign]
+
+
+class Schedule:
+    """An EventBridge schedule, locally: the handler invoked every `seconds`, as the rule in
+    infra/ invokes it on AWS. A failed run is logged; the next one comes all the same."""
+
+    def __init__(self, handler: Handler, name: str, seconds: float) -> None:
+        self.handler, self.name, self.seconds = handler, name, seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"schedule-{name}", daemon=True)
+
+    def start(self) -> Schedule:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.seconds):
+            try:
+                self.handler({"source": "aws.events", "detail-type": "Scheduled Event",
+                              "detail": {}}, None)
+            except Exception:  # noqa: BLE001 - the schedule fires again; so does this
+                logger.exception("scheduled run failed", extra={"function": self.name})

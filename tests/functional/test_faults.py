@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from moto.stepfunctions.exceptions import ValidationException
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
 from chalicelib import executions, workflows
+from chalicelib.reconcile import reconcile
 from chalicelib.wire.agent import CommandEnvelope
 from chalicelib.wire.status import TERMINAL_STATUSES, JobStatus
 from tests.functional.jobs_helpers import entry, seed_job
@@ -248,6 +250,17 @@ def _assert_settled(flows, job_id: str, what: str) -> None:
     assert running == expected, f"{what}: {job.status.value} with {running} still running"
 
 
+def _reconcile_later(flows, job_id: str) -> None:
+    """Run the reconciler once the workflow limit has passed, the job's agent (if it has an
+    instance) still reporting: what a workflow could not end, the reconciler ends."""
+    later = flows.runtime.clock() + timedelta(seconds=flows.runtime.config.workflow_limit_seconds + 1)
+    flows.runtime.clock = lambda: later
+    job = flows.store.get_job(job_id)
+    if job.instanceId:
+        flows.store.record_heartbeat(job_id, job.instanceId, flows.runtime.now_iso())
+    reconcile(flows.runtime, flows.store)
+
+
 def _targets() -> list[tuple[str, str, str]]:
     """(workflow, state, what happens to it) for every Task state in statemachines/."""
     found = []
@@ -284,6 +297,8 @@ def test_every_task_state_ends_its_job_well_whatever_fails(flows, monkeypatch, w
         if state == "Settle" and injected:
             # The one step whose failure a workflow cannot answer itself.
             assert (described["status"], described.get("error")) == ("FAILED", "Unsettled"), what
+            _reconcile_later(flows, job_id)
+            _assert_settled(flows, job_id, f"{what}, then reconciled")
             return
         assert described["status"] == "SUCCEEDED", f"{what}: {described}"
         _assert_settled(flows, job_id, what)

@@ -80,6 +80,13 @@ def test_deployment_wires_every_function_and_workflow_to_the_same_resources():
     for function, queue in (("Ec2Events", "Ec2EventsQueue"), ("AgentEvents", "AgentEventsQueue")):
         source = resources[f"{function}Source"]["Properties"]
         assert source["EventSourceArn"] == {"Fn::GetAtt": [queue, "Arn"]}
+    # The reconciler runs every minute, invoked by its schedule.
+    rule = resources["ReconcileSchedule"]["Properties"]
+    assert rule["ScheduleExpression"] == "rate(1 minute)" and rule["State"] == "ENABLED"
+    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["Reconcile", "Arn"]}
+    permission = resources["ReconcileSchedulePermission"]["Properties"]
+    assert (permission["FunctionName"], permission["Principal"]) == (
+        {"Ref": "Reconcile"}, "events.amazonaws.com")
 
 
 def test_the_first_admin_of_a_deployed_stack_can_log_in(aws, monkeypatch, capsys):
