@@ -51,6 +51,8 @@ logger = Logger(service="openfloat-agent")
 SCRIPT_IN_CONTAINER = "/openfloat-job"
 # How often the agent tries to answer a task token before leaving it to the heartbeat timeout.
 ANSWER_ATTEMPTS = 4
+# A job past its time limit gets SIGTERM, and SIGKILL this long after, as `docker stop` does.
+STOP_GRACE_SECONDS = 10
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,10 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _deadline(seconds: float | None) -> float | None:
+    return None if seconds is None else time.monotonic() + seconds
+
+
 def container_name(job_id: str, instance_id: str) -> str:
     """The job's container on this instance. Named after both: a local OpCenter runs many
     instances on one host, and must know which containers die with which instance."""
@@ -92,6 +98,10 @@ class RunningJob:
     stopping: bool = False
     # The job's own `float migrate` / `float show`, when its OpCenter allows them.
     calls: JobCalls | None = None
+    # When (time.monotonic) the job has used up its time limit on this instance; None: no limit.
+    deadline: float | None = None
+    # Set once the agent stopped the container at its deadline: its exit is a time-out.
+    timed_out: bool = False
 
 
 @dataclass
@@ -278,7 +288,8 @@ class Agent:
             self.podman.start(name)
             self.job = RunningJob(launch, LogShipper(self.s3, self.settings.bucket, launch.jobId,
                                                      self.podman.log_path(name)),
-                                  calls=self._job_calls(launch))
+                                  calls=self._job_calls(launch),
+                                  deadline=_deadline(launch.timeLimitSeconds))
             logger.info("job started", extra={"job_id": launch.jobId})
             return {"container": name}
 
@@ -296,6 +307,10 @@ class Agent:
             archive.unlink(missing_ok=True)
             self.job.stopping = not leave_running
             started = time.monotonic()
+            # What is left of the limit is carried in the checkpoint: a restore elsewhere goes
+            # on with it, so the move itself is not charged.
+            deadline = self.job.deadline
+            remaining = None if deadline is None else round(max(0.0, deadline - started), 3)
             try:
                 stats = self.podman.checkpoint(name, archive, leave_running=leave_running)
             except CheckpointFailed:
@@ -312,7 +327,7 @@ class Agent:
                     instanceType=self.settings.instance_type, image=launch.imageUri,
                     createTime=_now(), reason=reason, archiveSize=archive.stat().st_size,
                     archiveSha256=sha256, parts=parts, stats=stats, checkpointSeconds=seconds,
-                    uploadSeconds=upload_seconds)
+                    uploadSeconds=upload_seconds, remainingSeconds=remaining)
 
             try:
                 manifest = self.capsules.upload(archive, describe, job_id)
@@ -355,9 +370,14 @@ class Agent:
                 restored = time.monotonic()
             finally:
                 archive.unlink(missing_ok=True)
+            # The launch's figure counts the job's Executing time up to its launch; the
+            # checkpoint's, up to its freeze. The smaller is the truer: a requested move runs
+            # on after its replacement is launched.
+            left = [s for s in (launch.timeLimitSeconds, manifest.remainingSeconds) if s is not None]
             self.job = RunningJob(launch, LogShipper(self.s3, self.settings.bucket, launch.jobId,
                                                      self.podman.log_path(name)),
-                                  calls=self._job_calls(launch))
+                                  calls=self._job_calls(launch),
+                                  deadline=_deadline(min(left) if left else None))
             logger.info("job restored", extra={"job_id": launch.jobId, "seq": manifest.seq})
             return Restored(manifest=manifest, downloadSeconds=round(downloaded - started, 3),
                             restoreSeconds=round(restored - downloaded, 3))
@@ -385,13 +405,22 @@ class Agent:
             if job is None:
                 return
             job.shipper.ship()
-            state = self.podman.state(self.container(job.launch.jobId))
+            name = self.container(job.launch.jobId)
+            state = self.podman.state(name)
+            if (job.deadline is not None and not job.stopping and state is not None
+                    and state.running and time.monotonic() >= job.deadline):
+                logger.info("time limit used up; stopping the job",
+                            extra={"job_id": job.launch.jobId})
+                job.timed_out = True
+                self.podman.stop(name, STOP_GRACE_SECONDS)
+                state = self.podman.state(name)
             if job.stopping or state is None or state.running or state.exit_code is None:
                 return
             job.shipper.ship()
             # Reported before the job is let go: a refused report is sent again next tick.
             self.emit(JobExited(instanceId=self.settings.instance_id, time=_now(),
-                                jobId=job.launch.jobId, exitCode=state.exit_code))
+                                jobId=job.launch.jobId, exitCode=state.exit_code,
+                                timedOut=job.timed_out))
             self.job = None
             unmount_volumes(self._job_dir(job.launch.jobId))
             logger.info("job exited", extra={"job_id": job.launch.jobId, "rc": state.exit_code})

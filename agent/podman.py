@@ -199,6 +199,11 @@ class Podman:
                            "--format", "{{.Names}}", check=False)
         return [name for name in result.stdout.split() if name.endswith(suffix)]
 
+    def stop(self, name: str, grace_seconds: int) -> None:
+        """SIGTERM to the container's processes, SIGKILL after `grace_seconds`."""
+        self._run("stop", "--time", str(grace_seconds), name, check=False,
+                  timeout=grace_seconds + 60)
+
     def kill(self, name: str) -> None:
         self._run("kill", name, check=False)
 

@@ -118,8 +118,10 @@ def decide_agent(event: Any, job: JobRecord | None, timeouts: dict[str, int]) ->
             return Skip(f"heartbeat of {event.instanceId} names no job of it", managed=True)
         return NoteHeartbeat(job.id, event.instanceId, event.time)
     if isinstance(event, JobExited):
-        return StartWorkflow("finish", f"{job.id}-finish-{event.instanceId}", {
-            "jobId": job.id, "instanceId": event.instanceId, "exitCode": event.exitCode})
+        name, payload = executions.finish_start(
+            job.id, event.instanceId, event.exitCode,
+            time_limit=(job.spec.timeLimit or 0) if event.timedOut else None)
+        return StartWorkflow("finish", name, payload)
     return Skip(f"{event.kind} needs no action", managed=True)
 
 

@@ -49,6 +49,19 @@ def migrate_start(job_id: str, instance_id: str | None, version: int, *, reason:
         "reclaim": reclaim, "agentLost": agent_lost, "target": target, "timeouts": timeouts}
 
 
+def finish_start(job_id: str, instance_id: str, exit_code: int, *,
+                 time_limit: int | None = None) -> tuple[str, dict[str, Any]]:
+    """The execution name and input of the finish workflow for a container that exited on
+    `instance_id`; with `time_limit`, its agent stopped it there and the job ends Timedout."""
+    if time_limit is not None:
+        to: str | None = "Timedout"
+        why = f"stopped: it ran for its time limit of {time_limit} s"
+    else:
+        to, why = None, f"the job exited with code {exit_code}"
+    return f"{job_id}-finish-{instance_id}", {
+        "jobId": job_id, "instanceId": instance_id, "exitCode": exit_code, "to": to, "why": why}
+
+
 def execution_arn(runtime: Runtime, workflow: str, name: str) -> str:
     machine = runtime.config.workflow(workflow)
     return machine.replace(":stateMachine:", ":execution:") + f":{name}"

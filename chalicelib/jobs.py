@@ -61,6 +61,7 @@ def view(job: JobRecord) -> JobView:
         vmPolicy=spec.vmPolicy,
         migratePolicy=spec.migratePolicy,
         disableRerun=spec.disableRerun,
+        timeLimit=spec.timeLimit,
         submitTime=job.submitTime,
         updateTime=job.updateTime,
         history=job.history,

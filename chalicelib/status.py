@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from chalicelib.errors import IllegalTransition
+from chalicelib.wire.api import HistoryEntry
 from chalicelib.wire.status import TERMINAL_STATUSES, JobStatus
 
 S = JobStatus
@@ -72,3 +75,18 @@ def check_transition(job_id: str, current: JobStatus, target: JobStatus) -> None
         raise IllegalTransition(
             f"job {job_id} cannot go from {current.value} to {target.value}: {detail}"
         )
+
+
+def executed_seconds(history: list[HistoryEntry], now: datetime) -> float:
+    """How long the job has been Executing, summed over its history up to `now`: what its time
+    limit counts. Capturing, Floating, Suspending and Suspended (a move, a pause) do not."""
+    total = 0.0
+    since: datetime | None = None
+    for entry in history:
+        at = datetime.fromisoformat(entry.time.replace("Z", "+00:00"))
+        if since is not None:
+            total += max(0.0, (at - since).total_seconds())
+        since = at if entry.to == JobStatus.EXECUTING else None
+    if since is not None:
+        total += max(0.0, (now - since).total_seconds())
+    return total

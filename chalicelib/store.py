@@ -49,6 +49,7 @@ class JobSpec(BaseModel):
     vmPolicy: Any
     migratePolicy: Any = None
     disableRerun: bool = False
+    timeLimit: int | None = None
 
     @classmethod
     def from_request(cls, request: SubmitRequest) -> JobSpec:

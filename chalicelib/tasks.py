@@ -15,6 +15,7 @@ from chalicelib.endings import Verdict
 from chalicelib.errors import IllegalTransition, NotFound, StaleWrite
 from chalicelib.placement import Attempt, NoCandidate, launch_plan
 from chalicelib.runtime import Runtime
+from chalicelib.status import executed_seconds
 from chalicelib.store import JobRecord, Store
 from chalicelib.wire.agent import JobLaunch
 from chalicelib.wire.api import HistoryEntry, MigrationView
@@ -248,6 +249,13 @@ def plan_launch(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[s
     return {"attempts": [a.model_dump() for a in attempts], "count": len(attempts)}
 
 
+def _time_left(runtime: Runtime, job: JobRecord) -> float | None:
+    """What is left of the job's time limit, counting only the time it was Executing."""
+    if job.spec.timeLimit is None:
+        return None
+    return round(max(0.0, job.spec.timeLimit - executed_seconds(job.history, runtime.clock())), 3)
+
+
 def launch_instance(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[str, Any]:
     """Launch one planned attempt, record the instance on the job, and hand back what the
     agent needs to start it. InsufficientCapacity sends the workflow to the next attempt."""
@@ -282,7 +290,8 @@ def launch_instance(runtime: Runtime, store: Store, event: dict[str, Any]) -> di
         jobId=job.id, imageUri=job.imageUri, scriptKey=job.scriptKey, env=job.spec.env,
         credentialsSecretId=entry.secretId if entry is not None else None,
         cpus=offer.vcpus, memoryGiB=min(mem.max, offer.memory_gib),
-        dataVolumes=job.spec.dataVolumes, apiUrl=job.apiUrl, apiTokenSecretId=secret)
+        dataVolumes=job.spec.dataVolumes, apiUrl=job.apiUrl, apiTokenSecretId=secret,
+        timeLimitSeconds=_time_left(runtime, job))
     return {"instanceId": instance_id, "instanceType": request.attempt.instanceType,
             "market": request.attempt.market, "commandsQueueUrl": queue,
             "job": launch.model_dump(mode="json"), "launchedAt": runtime.now_iso()}

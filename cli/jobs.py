@@ -46,6 +46,8 @@ def submit(args: argparse.Namespace) -> None:
         body["dataVolumes"] = args.dataVolume
     if args.disableRerun:
         body["disableRerun"] = True
+    if args.timeLimit is not None:
+        body["timeLimit"] = args.timeLimit
     validate(SubmitRequest, body)
     job = connect(args).call("POST", "/v1/jobs", JobView, body=body)
     output.emit(args.format, job, job_table)
@@ -169,6 +171,9 @@ def job_table(job: JobView) -> str:
     if job.portMappings:
         details.append(("PORTS", ", ".join(job.portMappings)))
     details += [("DATA VOLUME", str(volume)) for volume in job.dataVolumes]
+    if job.timeLimit is not None:
+        details.append(("TIME LIMIT", f"{job.timeLimit} s of running (moves and suspensions "
+                                      "not counted)"))
     if job.disableRerun:
         details.append(("RERUN", "disabled (a failed restore ends the job CheckpointFailed)"))
     history = output.table(

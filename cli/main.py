@@ -84,6 +84,9 @@ def build_parser() -> Parser:
     submit.add_argument("--disableRerun", action="store_true",
                         help="never start the job again from the beginning when no checkpoint "
                         "can be restored (it ends CheckpointFailed instead)")
+    submit.add_argument("--timeLimit", metavar="DURATION",
+                        help="stop the job once it has run this long (3600, 90s, 30m, 2h) and "
+                        "end it Timedout; time spent moving or suspended does not count")
 
     listing = command(commands, "list", jobs.list_jobs, "list jobs", aliases=["squeue", "ls"])
     listing.add_argument("-f", "--filter", action="append", metavar="FILTER",

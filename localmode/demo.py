@@ -197,16 +197,17 @@ def last_step(stdout: str) -> int:
 def run_job_through_reclaims(cli: Float, image: str, *, steps: int, mib: int, reclaims: int,
                              notice: int, say: Callable[[str], None] = print,
                              name: str = "demo",
-                             at_steps: tuple[int, ...] | None = None) -> dict[str, Any]:
-    """Submit the in-memory job, reclaim its instance `reclaims` times while it runs (at those
-    steps, or 5 steps apart), and return it once final. Raises DemoFailed when anything is not
-    as it should be."""
+                             at_steps: tuple[int, ...] | None = None,
+                             submit_flags: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Submit the in-memory job (with `submit_flags` added), reclaim its instance `reclaims`
+    times while it runs (at those steps, or 5 steps apart), and return it once final. Raises
+    DemoFailed when anything is not as it should be."""
     with tempfile.TemporaryDirectory(prefix="openfloat-demo-") as scratch:
         script = Path(scratch) / "work.py"
         script.write_text(JOB_SCRIPT)
         job_id = json.loads(cli("submit", "-i", image, "-j", str(script), "-n", name,
                                 "-c", "2", "-m", "4", "-e", f"STEPS={steps}", "-e", f"MIB={mib}",
-                                "--format", "json", quiet=True))["id"]
+                                *submit_flags, "--format", "json", quiet=True))["id"]
     say(f"submitted job {job_id}: {steps} steps over a {mib} MiB in-memory state")
     at_least = at_steps[0] if at_steps else 5
     for number in range(1, reclaims + 1):

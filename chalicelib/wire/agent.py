@@ -35,6 +35,9 @@ class JobLaunch(Message):
     # its own token. The agent makes those calls for it; the container never sees the token.
     apiUrl: str | None = None
     apiTokenSecretId: str | None = None
+    # What is left of the job's time limit when this launch was made; the agent stops the
+    # container once it has run that long here (or what its checkpoint says is left, if less).
+    timeLimitSeconds: float | None = Field(default=None, ge=0)
 
 
 class RunCommand(Message):
@@ -125,6 +128,8 @@ class JobExited(Event):
     kind: Literal["job-exited"] = "job-exited"
     jobId: str
     exitCode: int
+    # The agent stopped the container because the job used up its time limit.
+    timedOut: bool = False
 
 
 class CommandFailed(Event):

@@ -7,7 +7,7 @@ from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from chalicelib.wire.specs import CpuRange, DataVolume, MigratePolicy, Range, VmPolicy
+from chalicelib.wire.specs import CpuRange, DataVolume, MigratePolicy, Range, VmPolicy, parse_duration
 from chalicelib.wire.status import JobStatus
 
 API_VERSION = "v1"
@@ -56,6 +56,19 @@ class SubmitRequest(Body):
     # When a job cannot be restored from a checkpoint, it is started again from the beginning
     # unless this is set; then it ends CheckpointFailed.
     disableRerun: bool = False
+    # Seconds the job may run (`3600`, `"90s"`, `"30m"`, `"2h"`); past it the job is stopped
+    # and ends Timedout. Only Executing counts: a move or a suspension does not use it up.
+    timeLimit: int | None = None
+
+    @field_validator("timeLimit", mode="before")
+    @classmethod
+    def _time_limit(cls, value: object) -> int | None:
+        if value is None:
+            return None
+        seconds = parse_duration(value)
+        if seconds <= 0:
+            raise ValueError(f"a time limit must be longer than zero, got {value!r}")
+        return seconds
 
     @field_validator("jobScript")
     @classmethod
@@ -157,6 +170,7 @@ class JobView(View):
     submitTime: str
     updateTime: str
     disableRerun: bool = False
+    timeLimit: int | None = None
     history: list[HistoryEntry] = Field(default_factory=list)
     migrations: list[MigrationView] = Field(default_factory=list)
 

@@ -54,6 +54,8 @@ class CheckpointManifest(BaseModel):
     stats: CriuStats = Field(default_factory=CriuStats)
     checkpointSeconds: float = Field(ge=0)
     uploadSeconds: float = Field(ge=0)
+    # What was left of the job's time limit when the container was frozen; None: no limit.
+    remainingSeconds: float | None = Field(default=None, ge=0)
 
 
 class Restored(BaseModel):

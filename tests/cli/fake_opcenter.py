@@ -109,6 +109,7 @@ def job_json(job_id: str = "job-1", status: str = "Executing", **overrides: Any)
         "migratePolicy": None,
         "submitTime": "2024-05-01T10:00:00Z", "updateTime": "2024-05-01T10:05:00Z",
         "disableRerun": False,
+        "timeLimit": None,
         "history": [
             {"time": "2024-05-01T10:00:00Z", "from": None, "to": "Submitted",
              "reason": "submitted", "instance": None},

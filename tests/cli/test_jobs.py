@@ -26,7 +26,7 @@ def test_submit_sends_the_script_content_and_the_mmcloud_strings(logged_in, run,
                  "-e", "REF=hg38", "-e", "THREADS=8", "--customTag", "team:genomics",
                  "--dataVolume", "[size=60]:/mnt/x", "--vmPolicy", "[spotFirst=true,retryLimit=5]",
                  "--migratePolicy", "[cpu.upperBoundRatio=80]", "--instType", "c5.2xlarge",
-                 "--disableRerun", "--format", "json")
+                 "--disableRerun", "--timeLimit", "30m", "--format", "json")
 
     assert result.code == 0, result.err
     assert json.loads(result.out)["id"] == "job-1"
@@ -37,7 +37,7 @@ def test_submit_sends_the_script_content_and_the_mmcloud_strings(logged_in, run,
         "instType": "c5.2xlarge", "name": "align", "vmPolicy": "[spotFirst=true,retryLimit=5]",
         "migratePolicy": "[cpu.upperBoundRatio=80]", "env": {"REF": "hg38", "THREADS": "8"},
         "customTags": {"team": "genomics"}, "dataVolumes": ["[size=60]:/mnt/x"],
-        "disableRerun": True,
+        "disableRerun": True, "timeLimit": "30m",
     }
 
 
@@ -206,3 +206,12 @@ def test_a_conflict_from_the_server_is_its_message_on_one_line(logged_in, run):
     assert result.code == 1
     assert result.err == "float: job job-1 is Completed and cannot be cancelled\n"
     assert result.out == ""
+
+
+def test_a_malformed_time_limit_names_it_and_sends_nothing(logged_in, run, script: Path):
+    result = run("submit", "-i", "bwa", "-j", str(script), "--timeLimit", "an hour")
+
+    assert result.code == 1
+    assert result.err.count("\n") == 1
+    assert "timeLimit" in result.err and "duration such as" in result.err
+    assert logged_in.requests == []

@@ -91,7 +91,7 @@ def _start(flows, scenario: Scenario, job_id: str) -> str:
             flows.store.transition_job(job, JobStatus.CANCELLING, entry(
                 flows.runtime, job.status, JobStatus.CANCELLING, "cancelled by alice"))
         payload = {"jobId": job_id, "reason": "drill", "launchNumber": 2, "timeouts": waits,
-                   "instanceId": instance, "exitCode": 0}
+                   **executions.finish_start(job_id, instance, 0)[1]}
         name = f"{job_id}-{scenario.workflow}"
     return str(flows.sfn.start_execution(stateMachineArn=flows.arns[scenario.workflow], name=name,
                                          input=json.dumps(payload))["executionArn"])

@@ -18,6 +18,7 @@ FULL_SUBMIT = {
                     "nfs://fs-1.local/export:/mnt/shared"],
     "vmPolicy": "[spotFirst=true,retryLimit=10,retryInterval=900s]",
     "migratePolicy": "[cpu.upperBoundRatio=80,mem.step=8,evadeOOM=true]",
+    "timeLimit": "2h",
 }
 
 
@@ -35,6 +36,7 @@ def test_a_submitted_job_shows_everything_that_was_asked_for(alice, runtime):
     assert job["migratePolicy"]["cpu"]["upperBoundRatio"] == 80
     assert job["migratePolicy"]["evadeOOM"] is True
     assert job["portMappings"] == [] and job["name"] == "answer"
+    assert job["timeLimit"] == 7200
     assert [(h["from"], h["to"]) for h in job["history"]] == [(None, "Submitted")]
     script = runtime.s3.get_object(Bucket=runtime.config.data_bucket, Key=f"jobs/{job['id']}/script")
     assert script["Body"].read().decode() == FULL_SUBMIT["jobScript"]
@@ -49,6 +51,9 @@ def test_a_submitted_job_shows_everything_that_was_asked_for(alice, runtime):
     ({"env": {"1BAD": "x"}}, "env", "'1BAD'"),
     ({"customTags": {"aws:owner": "x"}}, "customTags", "aws:"),
     ({"instType": "big"}, "instType", "instance type"),
+    ({"timeLimit": "soon"}, "timeLimit", "duration such as"),
+    ({"timeLimit": "0s"}, "timeLimit", "longer than zero"),
+    ({"timeLimit": -5}, "timeLimit", "cannot be negative"),
     ({"image": ""}, "image", "at least 1"),
     ({"jobScript": ""}, "jobScript", "empty"),
     ({"cpus": 2}, "cpus", "not a known field"),

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from app import app
-from chalicelib import workflows
+from chalicelib import executions, workflows
 from chalicelib.tasks import TASK_ERRORS
 from chalicelib.wire.status import JobStatus
 from tests.functional.jobs_helpers import entry
@@ -36,8 +36,7 @@ def test_every_error_name_and_task_in_the_workflows_resolves():
 @pytest.mark.parametrize("code, status", [(0, "Completed"), (3, "FailToComplete")])
 def test_finish_records_the_exit_releases_the_instance_and_records_usage(flows, code, status):
     instance, _ = seed_running(flows, "done")
-    result = flows.run("finish", "done-finish", {"jobId": "done", "instanceId": instance,
-                                                 "exitCode": code})
+    result = flows.run("finish", *executions.finish_start("done", instance, code))
     assert result["status"] == "SUCCEEDED", result
     job = flows.store.get_job("done")
     assert (job.status.value, job.rc) == (status, code)
@@ -49,8 +48,7 @@ def test_finish_records_the_exit_releases_the_instance_and_records_usage(flows, 
 
 def test_finish_leaves_a_job_cancelled_meanwhile_cancelled_and_still_releases(flows):
     instance, _ = seed_running(flows, "raced", status=JobStatus.CANCELLED)
-    result = flows.run("finish", "raced-finish", {"jobId": "raced", "instanceId": instance,
-                                                  "exitCode": 0})
+    result = flows.run("finish", *executions.finish_start("raced", instance, 0))
     assert result["status"] == "SUCCEEDED"
     assert flows.store.get_job("raced").status == JobStatus.CANCELLED
     assert flows.state(instance) == "terminated"
@@ -119,3 +117,13 @@ def test_no_block_of_states_is_written_in_two_workflows():
                 f"{workflow} and {seen[run]} both hold this run of states; make it one "
                 f"workflow that both run as a nested execution:\n{run}")
             seen[run] = workflow
+
+
+def test_a_job_its_agent_stopped_at_its_time_limit_ends_timedout(flows):
+    instance, _ = seed_running(flows, "late")
+    result = flows.run("finish", *executions.finish_start("late", instance, 137, time_limit=20))
+    assert result["status"] == "SUCCEEDED", result
+    job = flows.store.get_job("late")
+    assert (job.status, job.rc) == (JobStatus.TIMEDOUT, 137)
+    assert job.history[-1].reason == "stopped: it ran for its time limit of 20 s"
+    assert flows.state(instance) == "terminated"

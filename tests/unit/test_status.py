@@ -60,3 +60,21 @@ def test_every_transition_outside_the_table_is_refused(current):
 def test_refusal_of_a_final_status_says_it_is_final():
     with pytest.raises(IllegalTransition, match="Completed is final"):
         check_transition("j1", JobStatus.COMPLETED, JobStatus.CANCELLING)
+
+
+def test_only_executing_time_counts_toward_a_time_limit():
+    from datetime import UTC, datetime
+
+    from chalicelib.status import executed_seconds
+    from chalicelib.wire.api import HistoryEntry
+
+    def at(second: int, to: JobStatus) -> HistoryEntry:
+        return HistoryEntry(time=f"2026-12-02T10:00:{second:02d}Z", to=to, reason="r")
+
+    S = JobStatus
+    history = [at(0, S.SUBMITTED), at(5, S.STARTING), at(10, S.EXECUTING), at(20, S.CAPTURING),
+               at(30, S.FLOATING), at(40, S.EXECUTING), at(45, S.EXECUTING),  # restored elsewhere
+               at(50, S.SUSPENDING), at(52, S.SUSPENDED), at(55, S.RESUMING)]
+    now = datetime(2026, 12, 2, 10, 1, 0, tzinfo=UTC)
+    assert executed_seconds(history, now) == 10 + 10
+    assert executed_seconds([*history, at(58, S.EXECUTING)], now) == 10 + 10 + 2
