@@ -23,6 +23,14 @@ class Reclaimer(Protocol):
         """Start the reclaim; the time (ISO 8601) the instance will be terminated."""
         ...
 
+    def vanish(self, instance_id: str) -> str:
+        """Terminate the instance now, with no warning and no event; the time it went."""
+        ...
+
+    def kill_agent(self, instance_id: str) -> None:
+        """Kill the instance's agent process; the instance and its containers live on."""
+        ...
+
 
 def reclaim(runtime: Runtime, store: Store, principal: Principal, job_id: str,
             request: ReclaimRequest) -> ReclaimView:
@@ -33,6 +41,12 @@ def reclaim(runtime: Runtime, store: Store, principal: Principal, job_id: str,
     job = jobs.get_record(store, principal, job_id)
     if job.instanceId is None:
         raise Conflict(f"job {job.id} is {job.status.value} and has no instance to reclaim")
+    if request.kind == "vanish":
+        return ReclaimView(jobId=job.id, instanceId=job.instanceId, kind="vanish",
+                           terminateTime=runtime.reclaimer.vanish(job.instanceId))
+    if request.kind == "agent":
+        runtime.reclaimer.kill_agent(job.instanceId)
+        return ReclaimView(jobId=job.id, instanceId=job.instanceId, kind="agent")
     when = runtime.reclaimer.reclaim(job.instanceId, request.notice)
     return ReclaimView(jobId=job.id, instanceId=job.instanceId, noticeSeconds=request.notice,
                        terminateTime=when)

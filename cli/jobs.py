@@ -122,15 +122,19 @@ def resume(args: argparse.Namespace) -> None:
 
 
 def reclaim(args: argparse.Namespace) -> None:
-    """`float reclaim -j ID [--notice SECONDS]` (admins, local OpCenter): EC2's Spot reclaim of
-    the job's instance, played for real: warning, metadata notice, termination."""
-    body = {"notice": args.notice} if args.notice is not None else {}
+    """`float reclaim -j ID [--kind spot|vanish|agent] [--notice SECONDS]` (admins, local
+    OpCenter): the job's instance lost, played for real. spot: EC2's warning, metadata notice,
+    termination; vanish: terminated with no warning or event; agent: its agent killed."""
+    body: dict[str, object] = {"notice": args.notice} if args.notice is not None else {}
+    if args.kind is not None:
+        body["kind"] = args.kind
     validate(ReclaimRequest, body)
     result = connect(args).call("POST", f"/v1/jobs/{segment(args.job)}/reclaim", ReclaimView,
                                 body=body)
     output.emit(args.format, result, lambda r: output.fields([
-        ("JOB", r.jobId), ("INSTANCE", r.instanceId), ("NOTICE", f"{r.noticeSeconds} s"),
-        ("TERMINATED AT", r.terminateTime)]))
+        ("JOB", r.jobId), ("INSTANCE", r.instanceId), ("KIND", r.kind),
+        ("NOTICE", f"{r.noticeSeconds} s" if r.noticeSeconds is not None else "none"),
+        ("TERMINATED AT", r.terminateTime or "not terminated (the agent alone was killed)")]))
 
 
 def _act(args: argparse.Namespace, action: str, model: type[BaseModel]) -> None:

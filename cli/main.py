@@ -129,8 +129,12 @@ def build_parser() -> Parser:
     reclaim = command(commands, "reclaim", jobs.reclaim,
                       "reclaim a job's instance as EC2 would (admins; local OpCenter only)")
     reclaim.add_argument("-j", "--job", required=True, metavar="ID")
+    reclaim.add_argument("--kind", metavar="KIND",
+                         help="spot (default: EC2's warning, then termination), vanish "
+                         "(terminated with no warning or event) or agent (the agent killed, "
+                         "the instance left up)")
     reclaim.add_argument("--notice", type=_seconds, metavar="SECONDS",
-                         help="seconds from the warning to termination (default 120)")
+                         help="for spot: seconds from the warning to termination (default 120)")
 
     image_group = commands.add_parser("image", help="the Application Library",
                                       description="the Application Library")

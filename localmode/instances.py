@@ -189,6 +189,29 @@ class LocalInstances:
                                                    "seconds": notice_seconds})
         return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
+    def vanish(self, instance_id: str) -> str:
+        """Terminate the instance at once, with no warning and no event: the reconciler, not
+        an event handler, must notice. The time it went."""
+        with self._lock:
+            if instance_id not in self._instances:
+                raise Conflict(f"instance {instance_id} is not running here")
+            self.ec2.terminate_instances(InstanceIds=[instance_id])
+            self._kill(instance_id)  # no longer ours, so the watch announces nothing
+        logger.info("instance vanished", extra={"instance_id": instance_id})
+        return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def kill_agent(self, instance_id: str) -> None:
+        """SIGKILL the instance's agent (its process group); the instance stays up and its
+        containers run on, as when an agent crashes on EC2."""
+        with self._lock:
+            instance = self._instances.get(instance_id)
+            if instance is None:
+                raise Conflict(f"instance {instance_id} is not running here")
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(instance.process.pid, signal.SIGKILL)
+            instance.process.wait(timeout=30)
+        logger.info("agent killed", extra={"instance_id": instance_id})
+
     def _terminate(self, instance_id: str) -> None:
         self.ec2.terminate_instances(InstanceIds=[instance_id])
         with self._lock:

@@ -218,18 +218,32 @@ class ResumeRequest(Body):
     reason: str | None = Field(default=None, max_length=512)
 
 
-class ReclaimRequest(Body):
-    """A reclaim drill: how long the instance has between the warning and its end."""
+ReclaimKind = Literal["spot", "vanish", "agent"]
 
+
+class ReclaimRequest(Body):
+    """A reclaim drill. `spot`: EC2's Spot reclaim, the warning `notice` seconds before the
+    end. `vanish`: the instance terminated with no warning and no event at all. `agent`: the
+    agent process killed (SIGKILL) while the instance and the job's container live on."""
+
+    kind: ReclaimKind = "spot"
     notice: int = Field(default=120, ge=1, le=3600)
+
+    @model_validator(mode="after")
+    def _notice_is_for_spot(self) -> ReclaimRequest:
+        if self.kind != "spot" and "notice" in self.model_fields_set:
+            raise ValueError(f"a {self.kind} drill gives no notice; notice is for kind spot")
+        return self
 
 
 class ReclaimView(View):
     jobId: str
     instanceId: str
-    noticeSeconds: int
-    # When the instance is terminated, whether or not the job has been moved by then.
-    terminateTime: str
+    kind: ReclaimKind = "spot"
+    noticeSeconds: int | None = None
+    # When the instance is terminated, whether or not the job has been moved by then; None
+    # when the drill leaves it running (kind agent).
+    terminateTime: str | None = None
 
 
 class LogInfo(View):

@@ -277,3 +277,27 @@ def test_reclaim_with_a_bad_notice_fails_before_any_request(logged_in, run):
 
     assert result.code != 0 and logged_in.requests == []
     assert result.err.count("\n") == 1 and "'soon' is not a number of seconds" in result.err
+
+
+def test_reclaim_of_another_kind_sends_it_and_says_what_was_left_running(logged_in, run):
+    logged_in.reply("POST", "/v1/jobs/job-1/reclaim", {
+        "jobId": "job-1", "instanceId": "i-0abc", "kind": "agent", "noticeSeconds": None,
+        "terminateTime": None}, status=202)
+
+    result = run("reclaim", "-j", "job-1", "--kind", "agent", "--format", "table")
+
+    assert result.code == 0, result.err
+    assert logged_in.requests[0].body == {"kind": "agent"}
+    assert "KIND:" in result.out and "agent alone was killed" in result.out
+
+
+@pytest.mark.parametrize("args, words", [
+    (("--kind", "meteor"), "kind"),
+    (("--kind", "vanish", "--notice", "30"), "notice is for kind spot"),
+])
+def test_reclaim_of_an_unknown_kind_or_a_notice_without_a_warning_is_refused(logged_in, run,
+                                                                              args, words):
+    result = run("reclaim", "-j", "job-1", *args)
+
+    assert result.code != 0 and logged_in.requests == []
+    assert result.err.count("\n") == 1 and words in result.err

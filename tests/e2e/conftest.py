@@ -18,9 +18,12 @@ PYTHON_IMAGE = "localhost/openfloat/python:local"
 @pytest.fixture(scope="session")
 def local() -> Iterator[LocalOpCenter]:
     # A short wait for a replacement that died while it restored (a test reclaims those); an
-    # agent that dies while it checkpoints is noticed by its missing heartbeats.
+    # agent that dies while it checkpoints is noticed by its missing heartbeats. The reconciler
+    # looks every few seconds and gives a silent agent three missed heartbeats, so a lost
+    # instance or agent (the chaos test makes both) is noticed within a test's patience.
     opcenter = LocalOpCenter.start(free_port(), PASSWORD, settings={
-        "START_TIMEOUT_SECONDS": "60"})
+        "START_TIMEOUT_SECONDS": "60", "AGENT_SILENCE_SECONDS": "45",
+        "OPENFLOAT_RECONCILE_SECONDS": "5"})
     yield opcenter
     assert opcenter.stop() == "stopped", "".join(opcenter.output)[-3000:]
     assert "OpenFloat OpCenter stopped" in "".join(opcenter.output)

@@ -194,3 +194,37 @@ def test_reclaim_drills_are_for_admins_of_a_local_opcenter_only(flows, alice):
     assert "aws:ec2:send-spot-instance-interruptions" in elsewhere.json_body["message"]
     assert admin.post("/v1/jobs/drill/reclaim", {"notice": 0}).status_code == 400
     assert flows.store.get_job("drill").status == JobStatus.EXECUTING
+
+
+class _Drills:
+    """The local OpCenter's part in a drill, as far as the API can tell: what it was asked."""
+
+    def __init__(self):
+        self.asked: list[tuple] = []
+
+    def reclaim(self, instance_id, notice_seconds):
+        self.asked.append(("spot", instance_id, notice_seconds))
+        return "2026-12-02T10:00:30Z"
+
+    def vanish(self, instance_id):
+        self.asked.append(("vanish", instance_id))
+        return "2026-12-02T10:00:00Z"
+
+    def kill_agent(self, instance_id):
+        self.asked.append(("agent", instance_id))
+
+
+def test_each_kind_of_drill_reaches_the_local_opcenter_and_a_notice_needs_a_warning(flows, alice):
+    instance, _ = seed_running(flows, "drilled")
+    drills = flows.runtime.reclaimer = _Drills()
+    admin = log_in(alice.client, ADMIN, ADMIN_PASSWORD)
+    vanished = admin.post("/v1/jobs/drilled/reclaim", {"kind": "vanish"})
+    assert vanished.status_code == 202, vanished.json_body
+    assert (vanished.json_body["kind"], vanished.json_body["noticeSeconds"]) == ("vanish", None)
+    killed = admin.post("/v1/jobs/drilled/reclaim", {"kind": "agent"})
+    assert killed.json_body["terminateTime"] is None
+    admin.post("/v1/jobs/drilled/reclaim", {"notice": 30})
+    refused = admin.post("/v1/jobs/drilled/reclaim", {"kind": "agent", "notice": 30})
+    assert refused.status_code == 400 and "notice is for kind spot" in refused.json_body["message"]
+    assert admin.post("/v1/jobs/drilled/reclaim", {"kind": "meteor"}).status_code == 400
+    assert drills.asked == [("vanish", instance), ("agent", instance), ("spot", instance, 30)]
