@@ -8,28 +8,12 @@ drill is AWS Fault Injection Service's `aws:ec2:send-spot-instance-interruptions
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from chalicelib import jobs
 from chalicelib.auth import Principal
 from chalicelib.errors import BadRequest, Conflict
 from chalicelib.runtime import Runtime
 from chalicelib.store import Store
 from chalicelib.wire.api import ReclaimRequest, ReclaimView
-
-
-class Reclaimer(Protocol):
-    def reclaim(self, instance_id: str, notice_seconds: int) -> str:
-        """Start the reclaim; the time (ISO 8601) the instance will be terminated."""
-        ...
-
-    def vanish(self, instance_id: str) -> str:
-        """Terminate the instance now, with no warning and no event; the time it went."""
-        ...
-
-    def kill_agent(self, instance_id: str) -> None:
-        """Kill the instance's agent process; the instance and its containers live on."""
-        ...
 
 
 def reclaim(runtime: Runtime, store: Store, principal: Principal, job_id: str,

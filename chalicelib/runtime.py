@@ -8,14 +8,11 @@ import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import boto3
 
 from chalicelib.config import Config
-
-if TYPE_CHECKING:
-    from chalicelib.reclaims import Reclaimer
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
@@ -23,6 +20,23 @@ _ID_ALPHABET = string.ascii_lowercase + string.digits
 def new_job_id() -> str:
     """A 21-character lowercase id, the shape MMCloud job ids have."""
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(21))
+
+
+class Reclaimer(Protocol):
+    """EC2's part in losing an instance, played on demand: only a local OpCenter has one (its
+    instance manager); see reclaims.py for the drills it serves."""
+
+    def reclaim(self, instance_id: str, notice_seconds: int) -> str:
+        """Start a Spot reclaim; the time (ISO 8601) the instance will be terminated."""
+        ...
+
+    def vanish(self, instance_id: str) -> str:
+        """Terminate the instance now, with no warning and no event; the time it went."""
+        ...
+
+    def kill_agent(self, instance_id: str) -> None:
+        """Kill the instance's agent process; the instance and its containers live on."""
+        ...
 
 
 def utc_now() -> datetime:
