@@ -54,7 +54,7 @@ def test_the_cycle_finder_finds_a_cycle():
 
 def test_no_module_of_chalicelib_imports_one_that_imports_it_back():
     graph = import_graph()
-    assert "chalicelib.store" in graph and "chalicelib.wire.api" in graph["chalicelib.store"]
+    assert "chalicelib.wire.api" in graph["chalicelib.store.jobs"]
     cycles = [" → ".join(found) for name in sorted(graph)
               if (found := cycle_through(graph, name)) is not None]
     assert cycles == []
