@@ -9,10 +9,12 @@ execution of that name. Events for instances OpenFloat does not run are dropped 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from chalicelib import executions
@@ -33,20 +35,20 @@ MOVABLE = frozenset({JobStatus.EXECUTING})
 
 
 class Ec2Detail(BaseModel):
+    """What OpenFloat reads of an EC2 event's detail (all three kinds name the instance)."""
+
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
     instance_id: str = Field(alias="instance-id")
+    # A Spot warning's: terminate, stop or hibernate.
     instance_action: str | None = Field(default=None, alias="instance-action")
+    # A state change's: pending, running, stopping, stopped, shutting-down or terminated.
     state: str | None = None
 
 
-class Ec2Event(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+class Ec2Event(EventBridgeModel):
+    """An EC2 event in EventBridge's envelope (Powertools' model), its detail typed."""
 
-    id: str
-    detail_type: str = Field(alias="detail-type")
-    source: str
-    time: str
     detail: Ec2Detail
 
 
@@ -66,6 +68,10 @@ class Skip:
 Action = StartWorkflow | Skip
 
 
+def _iso(instant: datetime) -> str:
+    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def _migrate(job: JobRecord, instance_id: str, reason: str, notice_time: str,
              timeouts: dict[str, int]) -> StartWorkflow:
     name, payload = executions.migrate_start(
@@ -83,13 +89,13 @@ def decide_ec2(event: Ec2Event, job: JobRecord | None, timeouts: dict[str, int])
         if job.status not in MOVABLE:
             return Skip(f"job {job.id} is {job.status.value}", managed=True)
         return _migrate(job, instance, f"spot {event.detail.instance_action or 'terminate'} "
-                                       f"warning for {instance}", event.time, timeouts)
+                                       f"warning for {instance}", _iso(event.time), timeouts)
     if event.detail_type == STATE_CHANGE and event.detail.state in GONE_STATES:
         if job.status not in MOVABLE:
             return Skip(f"job {job.id} is {job.status.value}", managed=True)
         # Same name as the warning's: after a warning this is a duplicate; without one (the
         # instance vanished) the migration restores the last checkpoint or reruns.
-        return _migrate(job, instance, f"{instance} is {event.detail.state}", event.time,
+        return _migrate(job, instance, f"{instance} is {event.detail.state}", _iso(event.time),
                         timeouts)
     return Skip(f"{event.detail_type} for {instance} needs no action", managed=True)
 

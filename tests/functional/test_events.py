@@ -47,6 +47,10 @@ def test_a_reclaim_reported_four_ways_out_of_order_starts_one_migration(flows):
         assert first.started == [f"popular-migrate-{instance}-1"]
         assert len(first.duplicates) == 2 and second.duplicates == [f"popular-migrate-{instance}-1"]
         assert len(_executions(flows, "migrate")) == 1
+        execution = json.loads(flows.sfn.describe_execution(
+            executionArn=_executions(flows, "migrate")[0]["executionArn"])["input"])
+        # The first report's time, as EventBridge spelled it, is when the move was noticed.
+        assert execution["noticeTime"] == "2026-11-25T10:00:00Z"
     finally:
         _finish_all(flows, "migrate")
 
