@@ -250,17 +250,20 @@ def task_settle_job(event: dict, context: object) -> dict:
 
 
 # ---- event handlers (SQS event sources wired by infra: EC2 events, agent events) -----------
+# Each answers with the batch's `batchItemFailures` (ReportBatchItemFailures): only the
+# records whose handling failed are delivered again.
 
 
-def _messages(event: dict) -> list[str]:
-    return [record["body"] for record in event.get("Records", [])]
+def _with_store(handle: Callable[[Runtime, Store, dict], events.Batch], event: dict) -> dict:
+    rt = runtime_module.current()
+    return dict(handle(rt, Store(rt.dynamodb, rt.config), event).response)
 
 
 @app.lambda_function(name="ec2-events")
 def ec2_events(event: dict, context: object) -> dict:
-    return _run_task(events.handle_ec2_messages, _messages(event)).as_dict()
+    return _with_store(events.handle_ec2_messages, event)
 
 
 @app.lambda_function(name="agent-events")
 def agent_events(event: dict, context: object) -> dict:
-    return _run_task(events.handle_agent_messages, _messages(event)).as_dict()
+    return _with_store(events.handle_agent_messages, event)
