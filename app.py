@@ -4,9 +4,10 @@ functions, each a few lines into chalicelib."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from chalice import Chalice
+from pydantic import BaseModel
 
 from chalicelib import auth, events, images, jobs, openapi, reclaims, tasks, users
 from chalicelib import reconcile as reconciler
@@ -38,6 +39,16 @@ from chalicelib.wire.api import (
     WhoamiView,
 )
 from chalicelib.wire.status import JobStatus
+from chalicelib.wire.tasks import (
+    InstanceRef,
+    JobRef,
+    LaunchRequest,
+    PlanRequest,
+    SettleRequest,
+    StatusChange,
+)
+
+Input = TypeVar("Input", bound=BaseModel)
 
 app = Chalice(app_name="openfloat")
 routes = Routes(app)
@@ -214,57 +225,63 @@ def delete_user(call: Call, username: str) -> UserView:
 # ---- Step Functions tasks (names as chalicelib.workflows.TASK_FUNCTIONS lists them) ----------
 
 
-def _run_task(task: Callable[[Runtime, Store, Any], Any], event: Any) -> Any:
-    """Call `task` with this process's runtime and store, as every non-HTTP handler does."""
+def _run_task(task: Callable[[Runtime, Store, Input], BaseModel], model: type[Input],
+              event: Any) -> dict:
+    """Read the event as the task's input (MalformedTaskInput if it is not one), call the task
+    with this process's runtime and store, and hand back its output as the workflow reads it."""
+    request = tasks.read_input(model, event)
     rt = runtime_module.current()
-    return task(rt, Store(rt.dynamodb, rt.config), event)
+    return task(rt, Store(rt.dynamodb, rt.config), request).model_dump(mode="json")
 
 
 @app.lambda_function(name="task-set-status")
 def task_set_status(event: dict, context: object) -> dict:
-    return _run_task(tasks.set_status, event)
+    return _run_task(tasks.set_status, StatusChange, event)
 
 
 @app.lambda_function(name="task-job-instance")
 def task_job_instance(event: dict, context: object) -> dict:
-    return _run_task(tasks.job_instance, event)
+    return _run_task(tasks.job_instance, JobRef, event)
 
 
 @app.lambda_function(name="task-release-instance")
 def task_release_instance(event: dict, context: object) -> dict:
-    return _run_task(tasks.release_instance, event)
+    return _run_task(tasks.release_instance, InstanceRef, event)
 
 
 @app.lambda_function(name="task-plan-launch")
 def task_plan_launch(event: dict, context: object) -> dict:
-    return _run_task(tasks.plan_launch, event)
+    return _run_task(tasks.plan_launch, PlanRequest, event)
 
 
 @app.lambda_function(name="task-launch-instance")
 def task_launch_instance(event: dict, context: object) -> dict:
-    return _run_task(tasks.launch_instance, event)
+    return _run_task(tasks.launch_instance, LaunchRequest, event)
 
 
 @app.lambda_function(name="task-settle-job")
 def task_settle_job(event: dict, context: object) -> dict:
-    return _run_task(tasks.settle_job, event)
+    return _run_task(tasks.settle_job, SettleRequest, event)
 
 
 # ---- event handlers (SQS event sources wired by infra: EC2 events, agent events) -----------
+# Each answers with the batch's `batchItemFailures` (ReportBatchItemFailures): only the
+# records whose handling failed are delivered again.
 
 
-def _messages(event: dict) -> list[str]:
-    return [record["body"] for record in event.get("Records", [])]
+def _with_store(handle: Callable[[Runtime, Store, dict], events.Batch], event: dict) -> dict:
+    rt = runtime_module.current()
+    return dict(handle(rt, Store(rt.dynamodb, rt.config), event).response)
 
 
 @app.lambda_function(name="ec2-events")
 def ec2_events(event: dict, context: object) -> dict:
-    return _run_task(events.handle_ec2_messages, _messages(event)).as_dict()
+    return _with_store(events.handle_ec2_messages, event)
 
 
 @app.lambda_function(name="agent-events")
 def agent_events(event: dict, context: object) -> dict:
-    return _run_task(events.handle_agent_messages, _messages(event)).as_dict()
+    return _with_store(events.handle_agent_messages, event)
 
 
 # ---- the reconciler (run every minute by an EventBridge schedule that infra defines) ---------

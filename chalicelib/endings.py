@@ -13,7 +13,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, ConfigDict
 
 from chalicelib import fleet
 from chalicelib.auth import revoke_job_token
@@ -21,39 +20,11 @@ from chalicelib.runtime import Runtime
 from chalicelib.store import JobRecord, Store, UsageRecord
 from chalicelib.wire.api import HistoryEntry
 from chalicelib.wire.status import TERMINAL_STATUSES, JobStatus
+from chalicelib.wire.tasks import Settled, Verdict
 
 logger = Logger(service="openfloat-endings")
 
 CANCELLED_REASON = "cancelled; its instance was released"
-
-
-class Verdict(BaseModel):
-    """What a workflow decided for its job."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    jobId: str
-    # None with an exit code: Completed on 0, else FailToComplete.
-    to: JobStatus | None = None
-    exitCode: int | None = None
-    # None: nothing new to record when the job already has the status (a move that landed).
-    why: str | None = None
-    # The error a workflow caught ({Error, Cause}), named in the reason.
-    error: dict[str, Any] | None = None
-    # The instance an Executing job stays on; by default the one it records.
-    keep: str | None = None
-    keepQueue: str | None = None
-
-    def status(self) -> JobStatus:
-        if self.to is not None:
-            return self.to
-        return JobStatus.COMPLETED if self.exitCode == 0 else JobStatus.FAIL_TO_COMPLETE
-
-    def reason(self) -> str:
-        text = self.why or ""
-        if self.error:
-            text += f" ({self.error.get('Error', 'error')}: {self.error.get('Cause', '')})"
-        return text
 
 
 def record_usage(runtime: Runtime, store: Store, job: JobRecord, instance_id: str) -> bool:
@@ -102,14 +73,14 @@ def release_all(runtime: Runtime, store: Store, job_id: str, job: JobRecord | No
     return released
 
 
-def settle(runtime: Runtime, store: Store, verdict: Verdict) -> dict[str, Any]:
+def settle(runtime: Runtime, store: Store, verdict: Verdict) -> Settled:
     """Leave the job in the verdict's status on the instance it keeps (an Executing job only),
     with every other instance released. A job being cancelled ends Cancelled instead; a job
     already final keeps its status. Safe to run again."""
     job = store.get_job(verdict.jobId)
     if job is None:
         released = release_all(runtime, store, verdict.jobId, None, None)
-        return {"jobId": verdict.jobId, "status": None, "released": released}
+        return Settled(jobId=verdict.jobId, status=None, released=released)
     target = verdict.status()
     reason = verdict.reason()
     if job.status == JobStatus.CANCELLING:
@@ -119,14 +90,14 @@ def settle(runtime: Runtime, store: Store, verdict: Verdict) -> dict[str, Any]:
     if target == JobStatus.EXECUTING and not final:
         keep = verdict.keep or job.instanceId
     released = release_all(runtime, store, job.id, job, keep)
-    answer = {"jobId": job.id, "released": released}
     if final:
-        return {**answer, "status": job.status.value, "alreadyFinal": True}
+        return Settled(jobId=job.id, status=job.status, released=released, alreadyFinal=True)
     last = job.history[-1] if job.history else None
     instance = keep or job.instanceId
     if job.status == target and (verdict.why is None or (
             last is not None and (last.to, last.instance, last.reason) == (target, instance, reason))):
-        return {**answer, "status": job.status.value}  # nothing new, or a retry of this write
+        # Nothing new, or a retry of this write.
+        return Settled(jobId=job.id, status=job.status, released=released)
     fields: dict[str, Any] = {}
     if target == JobStatus.EXECUTING:
         queue = verdict.keepQueue if verdict.keep else job.commandsQueueUrl
@@ -142,4 +113,4 @@ def settle(runtime: Runtime, store: Store, verdict: Verdict) -> dict[str, Any]:
         revoke_job_token(runtime, job.id)
     logger.info("job settled", extra={"job_id": job.id, "status": target.value,
                                       "reason": reason, "released": released})
-    return {**answer, "status": job.status.value}
+    return Settled(jobId=job.id, status=job.status, released=released)

@@ -19,6 +19,11 @@ class BadRequest(OpenFloatError):
     """The request is malformed; `field` names the offending part when there is one."""
 
 
+class MalformedTaskInput(BadRequest):
+    """A workflow handed a Step Functions task an input its model refuses. The same input
+    fails the same way every time: no workflow retries it, each catches it as `States.ALL`."""
+
+
 class Unauthorized(OpenFloatError):
     """No valid credentials: missing, malformed, expired or unknown token, or a wrong password."""
 

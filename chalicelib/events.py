@@ -4,21 +4,33 @@ state changes (EventBridge → SQS), and the agents' own reports — turned into
 Whatever the duplicates and their order, one reclaim of one instance starts one migration: the
 execution is named after the job and the instance, and Step Functions refuses a second
 execution of that name. Events for instances OpenFloat does not run are dropped and counted.
+
+A batch is handled record by record (Powertools' batch processing, `ReportBatchItemFailures` on
+the event source): a record whose handling fails — DynamoDB or Step Functions refused — is
+named in `batchItemFailures` and only it is delivered again; the others are done with. A record
+that cannot be read is dropped and counted instead: it would read no better on any later
+delivery, and the dead-letter queue is kept for records worth sending again once AWS recovers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from chalicelib import executions
 from chalicelib.runtime import Runtime
 from chalicelib.store import JobRecord, Store
-from chalicelib.wire.agent import EventEnvelope, Heartbeat, JobExited, ReclaimNoticed
+from chalicelib.wire.agent import AgentEvent, EventEnvelope, Heartbeat, JobExited, ReclaimNoticed
 from chalicelib.wire.status import JobStatus
 
 logger = Logger(service="openfloat-events")
@@ -33,20 +45,20 @@ MOVABLE = frozenset({JobStatus.EXECUTING})
 
 
 class Ec2Detail(BaseModel):
+    """What OpenFloat reads of an EC2 event's detail (all three kinds name the instance)."""
+
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
     instance_id: str = Field(alias="instance-id")
+    # A Spot warning's: terminate, stop or hibernate.
     instance_action: str | None = Field(default=None, alias="instance-action")
+    # A state change's: pending, running, stopping, stopped, shutting-down or terminated.
     state: str | None = None
 
 
-class Ec2Event(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+class Ec2Event(EventBridgeModel):
+    """An EC2 event in EventBridge's envelope (Powertools' model), its detail typed."""
 
-    id: str
-    detail_type: str = Field(alias="detail-type")
-    source: str
-    time: str
     detail: Ec2Detail
 
 
@@ -75,6 +87,18 @@ class NoteHeartbeat:
 Action = StartWorkflow | Skip | NoteHeartbeat
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What handling one event came to; `execution` names the workflow started (or found)."""
+
+    kind: Literal["started", "duplicate", "skipped", "dropped", "heartbeat"]
+    execution: str | None = None
+
+
+def _iso(instant: datetime) -> str:
+    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def _migrate(job: JobRecord, instance_id: str, reason: str, notice_time: str,
              timeouts: dict[str, int]) -> StartWorkflow:
     name, payload = executions.migrate_start(
@@ -92,18 +116,18 @@ def decide_ec2(event: Ec2Event, job: JobRecord | None, timeouts: dict[str, int])
         if job.status not in MOVABLE:
             return Skip(f"job {job.id} is {job.status.value}", managed=True)
         return _migrate(job, instance, f"spot {event.detail.instance_action or 'terminate'} "
-                                       f"warning for {instance}", event.time, timeouts)
+                                       f"warning for {instance}", _iso(event.time), timeouts)
     if event.detail_type == STATE_CHANGE and event.detail.state in GONE_STATES:
         if job.status not in MOVABLE:
             return Skip(f"job {job.id} is {job.status.value}", managed=True)
         # Same name as the warning's: after a warning this is a duplicate; without one (the
         # instance vanished) the migration restores the last checkpoint or reruns.
-        return _migrate(job, instance, f"{instance} is {event.detail.state}", event.time,
+        return _migrate(job, instance, f"{instance} is {event.detail.state}", _iso(event.time),
                         timeouts)
     return Skip(f"{event.detail_type} for {instance} needs no action", managed=True)
 
 
-def decide_agent(event: Any, job: JobRecord | None, timeouts: dict[str, int]) -> Action:
+def decide_agent(event: AgentEvent, job: JobRecord | None, timeouts: dict[str, int]) -> Action:
     """What an agent's report means for its job."""
     if job is None:
         return Skip(f"{event.instanceId} is not an OpenFloat instance", managed=False)
@@ -125,71 +149,120 @@ def decide_agent(event: Any, job: JobRecord | None, timeouts: dict[str, int]) ->
     return Skip(f"{event.kind} needs no action", managed=True)
 
 
+def _carry_out(runtime: Runtime, store: Store, action: Action) -> Outcome:
+    if isinstance(action, NoteHeartbeat):
+        if store.record_heartbeat(action.job_id, action.instance_id, action.time):
+            return Outcome("heartbeat")
+        return Outcome("skipped")  # the job moved off that instance, or a later one was noted
+    if isinstance(action, Skip):
+        if action.managed:
+            return Outcome("skipped")
+        metrics.add_metric(name="UnmanagedInstanceEvents", unit=MetricUnit.Count, value=1)
+        return Outcome("dropped")
+    if not executions.start(runtime, action.workflow, action.name, action.input):
+        # Started before, by another copy of this event or another report of the same reclaim.
+        return Outcome("duplicate", action.name)
+    return Outcome("started", action.name)
+
+
+def handle_ec2_event(runtime: Runtime, store: Store, event: Ec2Event) -> Outcome:
+    """Carry out what one EC2 event means; an AWS error raises (the record comes back)."""
+    job = store.job_on_instance(event.detail.instance_id)
+    return _carry_out(runtime, store, decide_ec2(event, job, executions.timeouts(runtime.config)))
+
+
+def handle_agent_event(runtime: Runtime, store: Store, event: AgentEvent) -> Outcome:
+    """Carry out what one agent's report means; an AWS error raises (the record comes back)."""
+    job = store.job_on_instance(event.instanceId)
+    return _carry_out(runtime, store,
+                      decide_agent(event, job, executions.timeouts(runtime.config)))
+
+
 @dataclass
 class Tally:
+    """What one batch came to. `failed` names the messages left for redelivery."""
+
     started: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     skipped: int = 0
     heartbeats: int = 0
     dropped: int = 0
     unreadable: int = 0
+    failed: list[str] = field(default_factory=list)
+
+    def add(self, outcome: Outcome) -> None:
+        if outcome.kind == "started" and outcome.execution:
+            self.started.append(outcome.execution)
+        elif outcome.kind == "duplicate" and outcome.execution:
+            self.duplicates.append(outcome.execution)
+        elif outcome.kind == "skipped":
+            self.skipped += 1
+        elif outcome.kind == "dropped":
+            self.dropped += 1
+        elif outcome.kind == "heartbeat":
+            self.heartbeats += 1
 
     def as_dict(self) -> dict[str, Any]:
         return {"started": self.started, "duplicates": self.duplicates, "skipped": self.skipped,
                 "heartbeats": self.heartbeats, "dropped": self.dropped,
-                "unreadable": self.unreadable}
+                "unreadable": self.unreadable, "failed": self.failed}
 
 
-def _carry_out(runtime: Runtime, store: Store, action: Action, tally: Tally) -> None:
-    if isinstance(action, NoteHeartbeat):
-        if store.record_heartbeat(action.job_id, action.instance_id, action.time):
-            tally.heartbeats += 1
-        else:
-            tally.skipped += 1  # the job moved off that instance, or a later one was noted
-        return
-    if isinstance(action, Skip):
-        if action.managed:
-            tally.skipped += 1
-        else:
-            tally.dropped += 1
-            metrics.add_metric(name="UnmanagedInstanceEvents", unit=MetricUnit.Count, value=1)
-        return
-    if not executions.start(runtime, action.workflow, action.name, action.input):
-        # Started before, by another copy of this event or another report of the same reclaim.
-        tally.duplicates.append(action.name)
-        return
-    tally.started.append(action.name)
+@dataclass(frozen=True)
+class Batch:
+    """A batch handled: the answer Lambda's SQS integration reads, and what it came to."""
+
+    response: PartialItemFailureResponse
+    tally: Tally
 
 
-def handle_ec2_messages(runtime: Runtime, store: Store, bodies: list[str]) -> Tally:
-    """Handle a batch of EventBridge events delivered through SQS."""
+Parsed = TypeVar("Parsed")
+
+
+def _handle_batch(sqs_event: dict[str, Any], source: str, read: Callable[[str], Parsed],
+                  handle: Callable[[Parsed], Outcome]) -> Batch:
     tally = Tally()
-    for body in bodies:
+
+    def record_handler(record: SQSRecord) -> None:
         try:
-            event = Ec2Event.model_validate_json(body)
+            parsed = read(record.body)
         except ValidationError:
             tally.unreadable += 1
-            logger.warning("unreadable EC2 event dropped")
-            continue
-        job = store.job_on_instance(event.detail.instance_id)
-        _carry_out(runtime, store, decide_ec2(event, job, executions.timeouts(runtime.config)), tally)
-    if tally.dropped:
-        metrics.flush_metrics()
-    return tally
-
-
-def handle_agent_messages(runtime: Runtime, store: Store, bodies: list[str]) -> Tally:
-    """Handle a batch of agent events delivered through SQS."""
-    tally = Tally()
-    for body in bodies:
+            metrics.add_metric(name="UnreadableEvents", unit=MetricUnit.Count, value=1)
+            logger.warning(f"unreadable {source} event dropped",
+                           extra={"message_id": record.message_id, "body": record.body[:500]})
+            return
         try:
-            event = EventEnvelope.model_validate_json(body).event
-        except ValidationError:
-            tally.unreadable += 1
-            logger.warning("unreadable agent event dropped")
-            continue
-        job = store.job_on_instance(event.instanceId)
-        _carry_out(runtime, store, decide_agent(event, job, executions.timeouts(runtime.config)), tally)
-    if tally.dropped:
-        metrics.flush_metrics()
-    return tally
+            tally.add(handle(parsed))
+        except Exception:
+            tally.failed.append(record.message_id)
+            logger.exception(f"{source} event not handled; it will be delivered again",
+                             extra={"message_id": record.message_id})
+            raise
+
+    try:
+        # When every record fails, this raises instead: the whole batch comes back.
+        response = process_partial_response(
+            event=sqs_event, record_handler=record_handler,
+            processor=BatchProcessor(event_type=EventType.SQS))
+    finally:
+        logger.info(f"{source} events handled", extra=tally.as_dict())
+        if tally.dropped or tally.unreadable:
+            metrics.flush_metrics()
+    return Batch(response, tally)
+
+
+def handle_ec2_messages(runtime: Runtime, store: Store, sqs_event: dict[str, Any]) -> Batch:
+    """Handle one SQS batch of EC2 events, each record on its own."""
+    return _handle_batch(sqs_event, "EC2", Ec2Event.model_validate_json,
+                         lambda event: handle_ec2_event(runtime, store, event))
+
+
+def _agent_event(body: str) -> AgentEvent:
+    return EventEnvelope.model_validate_json(body).event
+
+
+def handle_agent_messages(runtime: Runtime, store: Store, sqs_event: dict[str, Any]) -> Batch:
+    """Handle one SQS batch of agent events, each record on its own."""
+    return _handle_batch(sqs_event, "agent", _agent_event,
+                         lambda event: handle_agent_event(runtime, store, event))

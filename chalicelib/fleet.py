@@ -8,8 +8,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.placement import Attempt, Offer
+from chalicelib.placement import Offer
 from chalicelib.runtime import Runtime
+from chalicelib.wire.tasks import Attempt
 
 # What AWS answers when it has no room for a launch; the next candidate may have some.
 CAPACITY_ERRORS = frozenset({

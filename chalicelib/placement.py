@@ -4,13 +4,10 @@ market. Pure decisions; the EC2 calls that feed and carry them out live in `flee
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
-
-from pydantic import BaseModel
 
 from chalicelib.wire.specs import CpuRange, Range, VmPolicy
+from chalicelib.wire.tasks import Attempt, Market
 
-Market = Literal["spot", "on-demand"]
 # Types tried per round: enough to ride out one type's shortage, few enough to stay cheap.
 TYPES_PER_ROUND = 3
 # Checkpoints hold machine code: a job restores only on the architecture it was frozen on.
@@ -27,14 +24,6 @@ class Offer:
     architectures: tuple[str, ...]
     markets: tuple[Market, ...]
     spot_price: float | None = None
-
-
-class Attempt(BaseModel):
-    """One launch to try: a type on a market, after waiting `waitSeconds`."""
-
-    instanceType: str
-    market: Market
-    waitSeconds: int = 0
 
 
 class NoCandidate(Exception):

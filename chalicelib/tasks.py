@@ -1,19 +1,20 @@
-"""The functions Step Functions calls as tasks. Each takes and returns a pydantic model; each
-is safe to run twice (Step Functions retries), and each failure is an exception whose class
-name is the `ErrorEquals` name the workflows catch."""
+"""The functions Step Functions calls as tasks. Each takes and returns a model of wire.tasks,
+its input validated once at the edge (`read_input`); each is safe to run twice (Step Functions
+retries), and each failure is an exception whose class name is the `ErrorEquals` name the
+workflows catch."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from aws_lambda_powertools.utilities.parser import parse
+from pydantic import BaseModel, ValidationError
 
 from chalicelib import endings, fleet
 from chalicelib.auth import issue_job_token, revoke_job_token
-from chalicelib.endings import Verdict
-from chalicelib.errors import IllegalTransition, NotFound, StaleWrite
-from chalicelib.placement import Attempt, NoCandidate, launch_plan
+from chalicelib.errors import IllegalTransition, MalformedTaskInput, NotFound, StaleWrite
+from chalicelib.placement import NoCandidate, launch_plan
 from chalicelib.runtime import Runtime
 from chalicelib.status import executed_seconds
 from chalicelib.store import JobRecord, Store
@@ -33,6 +34,22 @@ from chalicelib.wire.failures import (
 )
 from chalicelib.wire.specs import CpuRange, Range, VmPolicy
 from chalicelib.wire.status import TERMINAL_STATUSES, JobStatus
+from chalicelib.wire.tasks import (
+    InstanceRef,
+    JobInstance,
+    JobRef,
+    Launched,
+    LaunchRequest,
+    Moved,
+    NewInstance,
+    Plan,
+    PlanRequest,
+    Released,
+    Settled,
+    SettleRequest,
+    StatusChange,
+    StatusSet,
+)
 
 # Error names the workflows catch and where they come from: the test of statemachines/ checks
 # every ErrorEquals against this table, AWS's own `States.*` names aside.
@@ -43,57 +60,23 @@ TASK_ERRORS: dict[str, type[Exception]] = {
         ImagePullFailed, RegistryAuthFailed, JobStartFailed, CheckpointFailed,
         CheckpointUploadFailed, CheckpointNotFound, CheckpointCorrupt, RestoreFailed,
         AgentError,
+        # caught by every task's States.ALL and retried by none: a wrong input stays wrong
+        MalformedTaskInput,
     )
 }
 
-
-class TaskInput(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    # Which state of which execution calls: every workflow passes them, for the logs.
-    state: str | None = None
-    execution: str | None = None
+Input = TypeVar("Input", bound=BaseModel)
 
 
-class JobRef(TaskInput):
-    jobId: str
-
-
-class Moved(TaskInput):
-    """What a workflow knows of a move once the job runs again on its new instance."""
-
-    fromInstance: str | None = None
-    noticeTime: str | None = None
-    instanceType: str | None = None
-    # When the replacement's launch returned.
-    launchedAt: str | None = None
-    # The agent's answer to the restore (wire.checkpoints.Restored); None for a rerun.
-    restored: dict[str, Any] | None = None
-    # Whether a new checkpoint was taken for this move; if not, an older one was restored.
-    captured: bool = True
-
-
-class StatusChange(TaskInput):
-    jobId: str
-    to: JobStatus
-    reason: str
-    instanceId: str | None = None
-    moved: Moved | None = None
-    # For a job that moved: the instance it moved to, as its launch described it, and the
-    # restore's answer (None: it was rerun from the start).
-    launched: dict[str, Any] | None = None
-    restored: dict[str, Any] | None = None
-
-
-class InstanceRef(TaskInput):
-    jobId: str
-    instanceId: str | None = None
-    # The instance's command queue, when it is no longer the one recorded on the job.
-    commandsQueueUrl: str | None = None
-
-
-class SettleRequest(TaskInput):
-    request: Verdict
+def read_input(model: type[Input], event: Any) -> Input:
+    """The event a workflow handed a task, as the task's input model: validated once, at the
+    edge, so the task works with models only."""
+    try:
+        return parse(event=event, model=model)
+    except ValidationError as error:
+        wrong = "; ".join(f"{'.'.join(str(part) for part in e['loc']) or 'input'}: {e['msg']}"
+                          for e in error.errors())
+        raise MalformedTaskInput(f"not a {model.__name__}: {wrong}") from error
 
 
 def _job(store: Store, job_id: str) -> JobRecord:
@@ -158,20 +141,19 @@ def _migration(runtime: Runtime, change: StatusChange, moved: Moved) -> Migratio
         rerun=moved.restored is None)
 
 
-def set_status(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[str, Any]:
+def set_status(runtime: Runtime, store: Store, change: StatusChange) -> StatusSet:
     """Move the job to a status; a job that moved to a new instance also gets its migration
     (what the checkpoint cost, how long it was away) recorded in the same write."""
-    change = StatusChange.model_validate(event)
     job = _job(store, change.jobId)
     fields: dict[str, Any] = {}
     reason = change.reason
     moved = change.moved
     if moved is not None:
-        launched = change.launched or {}
+        launched = change.launched or NewInstance()
         moved = moved.model_copy(update={
             "restored": change.restored,
-            "instanceType": launched.get("instanceType", moved.instanceType),
-            "launchedAt": launched.get("launchedAt", moved.launchedAt)})
+            "instanceType": launched.instanceType or moved.instanceType,
+            "launchedAt": launched.launchedAt or moved.launchedAt})
     if moved is not None and job.status != change.to:
         migration = _migration(runtime, change, moved)
         fields["migrations"] = [*job.migrations, migration]
@@ -180,55 +162,34 @@ def set_status(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[st
                 "" if moved.captured else
                 ", the last committed one: no new checkpoint could be taken") + ")"
     job = _move(runtime, store, job, change.to, reason, change.instanceId, fields)
-    return {"jobId": job.id, "status": job.status.value}
+    return StatusSet(jobId=job.id, status=job.status)
 
 
-def job_instance(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[str, Any]:
+def job_instance(runtime: Runtime, store: Store, ref: JobRef) -> JobInstance:
     """The job's instance as workflows need it: id, command queue, type, and whether the job
     may be started again from the beginning when no checkpoint can be restored."""
-    job = _job(store, JobRef.model_validate(event).jobId)
-    # None when the instance is gone already: the replacement is then planned from the spec.
-    return {"jobId": job.id, "instanceId": job.instanceId,
-            "commandsQueueUrl": job.commandsQueueUrl,
-            "instanceType": fleet.instance_type(runtime, job.instanceId),
-            "rerunAllowed": not job.spec.disableRerun}
+    job = _job(store, ref.jobId)
+    return JobInstance(jobId=job.id, instanceId=job.instanceId,
+                       commandsQueueUrl=job.commandsQueueUrl,
+                       instanceType=fleet.instance_type(runtime, job.instanceId),
+                       rerunAllowed=not job.spec.disableRerun)
 
 
-def release_instance(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[str, Any]:
+def release_instance(runtime: Runtime, store: Store, ref: InstanceRef) -> Released:
     """Terminate one instance of the job, delete its command queue and record its usage."""
-    ref = InstanceRef.model_validate(event)
     if ref.instanceId is None:
-        return {"released": None}
+        return Released(released=None)
     endings.release(runtime, store, store.get_job(ref.jobId), ref.instanceId, ref.commandsQueueUrl)
-    return {"released": ref.instanceId}
+    return Released(released=ref.instanceId)
 
 
-def settle_job(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[str, Any]:
+def settle_job(runtime: Runtime, store: Store, settle: SettleRequest) -> Settled:
     """End the workflow's part in the job: its verdict, every other instance released."""
-    return endings.settle(runtime, store, SettleRequest.model_validate(event).request)
+    return endings.settle(runtime, store, settle.request)
 
 
-class PlanRequest(TaskInput):
-    jobId: str
-    # A user's migrate: new sizes or market, kept as the job's own from now on.
-    target: dict[str, Any] | None = None
-    # A move prefers the type the job ran on, and does not wait between Spot rounds.
-    preferType: str | None = None
-    moving: bool = False
-
-
-class LaunchRequest(TaskInput):
-    jobId: str
-    launchNumber: int
-    index: int
-    attempt: Attempt
-    # Another instance for the same attempt, after the first could not restore the job.
-    retry: int = 0
-
-
-def plan_launch(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[str, Any]:
+def plan_launch(runtime: Runtime, store: Store, request: PlanRequest) -> Plan:
     """Every launch the job may try, in order (NoCandidate when nothing fits)."""
-    request = PlanRequest.model_validate(event)
     job = _job(store, request.jobId)
     spec = job.spec
     prefer = request.preferType
@@ -246,7 +207,7 @@ def plan_launch(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[s
                            Range.model_validate(spec.mem), spec.instType,
                            VmPolicy.model_validate(spec.vmPolicy), prefer=prefer,
                            moving=request.moving)
-    return {"attempts": [a.model_dump() for a in attempts], "count": len(attempts)}
+    return Plan(attempts=attempts, count=len(attempts))
 
 
 def _time_left(runtime: Runtime, job: JobRecord) -> float | None:
@@ -256,10 +217,9 @@ def _time_left(runtime: Runtime, job: JobRecord) -> float | None:
     return round(max(0.0, job.spec.timeLimit - executed_seconds(job.history, runtime.clock())), 3)
 
 
-def launch_instance(runtime: Runtime, store: Store, event: dict[str, Any]) -> dict[str, Any]:
+def launch_instance(runtime: Runtime, store: Store, request: LaunchRequest) -> Launched:
     """Launch one planned attempt, record the instance on the job, and hand back what the
     agent needs to start it. InsufficientCapacity sends the workflow to the next attempt."""
-    request = LaunchRequest.model_validate(event)
     job = _job(store, request.jobId)
     expected = job.status
     token = f"{job.id}-{request.launchNumber}-{request.index}" + (
@@ -292,6 +252,6 @@ def launch_instance(runtime: Runtime, store: Store, event: dict[str, Any]) -> di
         cpus=offer.vcpus, memoryGiB=min(mem.max, offer.memory_gib),
         dataVolumes=job.spec.dataVolumes, apiUrl=job.apiUrl, apiTokenSecretId=secret,
         timeLimitSeconds=_time_left(runtime, job))
-    return {"instanceId": instance_id, "instanceType": request.attempt.instanceType,
-            "market": request.attempt.market, "commandsQueueUrl": queue,
-            "job": launch.model_dump(mode="json"), "launchedAt": runtime.now_iso()}
+    return Launched(instanceId=instance_id, instanceType=request.attempt.instanceType,
+                    market=request.attempt.market, commandsQueueUrl=queue, job=launch,
+                    launchedAt=runtime.now_iso())

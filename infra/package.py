@@ -164,9 +164,11 @@ def merge_template(resources_path: Path = RESOURCES) -> dict[str, Any]:
     resources[ROLE] = {"Properties": {"Policies": [_policy()]}}
     resources.update(_workflow_resources())
     for function, queue in (("Ec2Events", "Ec2EventsQueue"), ("AgentEvents", "AgentEventsQueue")):
+        # The handlers answer with the records they could not handle; only those come back.
         resources[f"{function}Source"] = {"Type": "AWS::Lambda::EventSourceMapping", "Properties": {
             "EventSourceArn": {"Fn::GetAtt": [queue, "Arn"]},
-            "FunctionName": {"Ref": function}, "BatchSize": 10}}
+            "FunctionName": {"Ref": function}, "BatchSize": 10,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"]}}
     resources.update(_reconciler_schedule())
     return template
 

@@ -1,14 +1,22 @@
 """EC2 and agent events: one reclaim starts one migration, whatever the duplicates and their
-order; events for other instances are dropped and counted."""
+order; events for other instances are dropped and counted; a record whose handling fails is
+the only one of its batch delivered again."""
 
 from __future__ import annotations
 
 import json
 import time
 
+import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+from botocore.exceptions import ClientError
+
+from app import ec2_events
 from chalicelib import events
+from chalicelib.store import Store
 from chalicelib.wire.agent import EventEnvelope, JobExited, ReclaimNoticed
-from tests.functional.workflow_helpers import seed_running
+from localmode.queues import QueueFeeder
+from tests.functional.workflow_helpers import seed_running, sqs_batch
 
 
 def _ec2(detail_type: str, instance: str, **detail) -> str:
@@ -20,6 +28,28 @@ def _ec2(detail_type: str, instance: str, **detail) -> str:
 
 def _agent(event) -> str:
     return EventEnvelope(event=event).model_dump_json()
+
+
+_batch = sqs_batch
+
+
+def _ids(batch: dict) -> list[str]:
+    return [record["messageId"] for record in batch["Records"]]
+
+
+class RefusingStore(Store):
+    """The jobs table, throttling every lookup of the given instances."""
+
+    def __init__(self, flows, refused: set[str]) -> None:
+        super().__init__(flows.runtime.dynamodb, flows.runtime.config)
+        self.refused = refused
+
+    def job_on_instance(self, instance_id):
+        if instance_id in self.refused:
+            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException",
+                                         "Message": "Rate of requests exceeds the allowed throughput."}},
+                              "Query")
+        return super().job_on_instance(instance_id)
 
 
 def _executions(flows, workflow):
@@ -39,33 +69,107 @@ def test_a_reclaim_reported_four_ways_out_of_order_starts_one_migration(flows):
     instance, _ = seed_running(flows, "popular")
     terminated = _ec2(events.STATE_CHANGE, instance, state="terminated")
     warning = _ec2(events.SPOT_WARNING, instance, **{"instance-action": "terminate"})
-    first = events.handle_ec2_messages(flows.runtime, flows.store, [terminated, warning, warning])
+    first = events.handle_ec2_messages(flows.runtime, flows.store,
+                                       _batch(terminated, warning, warning)).tally
     notice = ReclaimNoticed(instanceId=instance, time="2026-11-25T10:00:01Z", jobId="popular",
                             action="terminate", actionTime="2026-11-25T10:02:00Z")
-    second = events.handle_agent_messages(flows.runtime, flows.store, [_agent(notice)])
+    second = events.handle_agent_messages(flows.runtime, flows.store, _batch(_agent(notice))).tally
     try:
         assert first.started == [f"popular-migrate-{instance}-1"]
         assert len(first.duplicates) == 2 and second.duplicates == [f"popular-migrate-{instance}-1"]
         assert len(_executions(flows, "migrate")) == 1
+        execution = json.loads(flows.sfn.describe_execution(
+            executionArn=_executions(flows, "migrate")[0]["executionArn"])["input"])
+        # The first report's time, as EventBridge spelled it, is when the move was noticed.
+        assert execution["noticeTime"] == "2026-11-25T10:00:00Z"
     finally:
         _finish_all(flows, "migrate")
 
 
-def test_events_for_other_instances_are_dropped_and_counted(flows):
-    tally = events.handle_ec2_messages(flows.runtime, flows.store, [
-        _ec2(events.SPOT_WARNING, "i-0notours", **{"instance-action": "terminate"}),
-        _ec2(events.REBALANCE, "i-0notours"),
-        "{not json",
-    ])
-    assert (tally.dropped, tally.unreadable, tally.started) == (2, 1, [])
+def test_events_for_other_instances_and_unreadable_ones_are_dropped_and_counted(flows):
+    batch = _batch(_ec2(events.SPOT_WARNING, "i-0notours", **{"instance-action": "terminate"}),
+                   _ec2(events.REBALANCE, "i-0notours"), "{not json",
+                   json.dumps({"detail-type": events.SPOT_WARNING, "detail": {}}))
+    handled = events.handle_ec2_messages(flows.runtime, flows.store, batch)
+    assert (handled.tally.dropped, handled.tally.unreadable, handled.tally.started) == (2, 2, [])
+    # An unreadable record would read no better next time: it is not delivered again.
+    assert handled.response == {"batchItemFailures": []}
     assert _executions(flows, "migrate") == []
 
 
 def test_a_rebalance_or_a_running_state_needs_no_action(flows):
     instance, _ = seed_running(flows, "calm")
-    tally = events.handle_ec2_messages(flows.runtime, flows.store, [
-        _ec2(events.REBALANCE, instance), _ec2(events.STATE_CHANGE, instance, state="running")])
+    tally = events.handle_ec2_messages(flows.runtime, flows.store, _batch(
+        _ec2(events.REBALANCE, instance), _ec2(events.STATE_CHANGE, instance, state="running"))).tally
     assert (tally.skipped, tally.started, tally.dropped) == (2, [], 0)
+
+
+def test_a_record_whose_handling_fails_is_the_only_one_delivered_again(flows):
+    good = [seed_running(flows, job)[0] for job in ("steady", "sturdy")]
+    poison, _ = seed_running(flows, "throttled")
+    warnings = [_ec2(events.SPOT_WARNING, i, **{"instance-action": "terminate"})
+                for i in (good[0], poison, good[1])]
+    batch = _batch(*warnings)
+    try:
+        handled = events.handle_ec2_messages(flows.runtime, RefusingStore(flows, {poison}), batch)
+        assert handled.response == {"batchItemFailures": [{"itemIdentifier": _ids(batch)[1]}]}
+        assert handled.tally.started == [f"steady-migrate-{good[0]}-1", f"sturdy-migrate-{good[1]}-1"]
+        assert handled.tally.failed == [_ids(batch)[1]]
+        # Delivered again once the table answers: the poison record's migration starts, and
+        # only it.
+        again = events.handle_ec2_messages(flows.runtime, flows.store, _batch(warnings[1]))
+        assert again.tally.started == [f"throttled-migrate-{poison}-1"]
+        assert sorted(e["name"] for e in _executions(flows, "migrate")) == sorted([
+            f"steady-migrate-{good[0]}-1", f"sturdy-migrate-{good[1]}-1",
+            f"throttled-migrate-{poison}-1"])
+    finally:
+        _finish_all(flows, "migrate")
+
+
+def test_a_batch_whose_every_record_fails_fails_whole(flows):
+    instance, _ = seed_running(flows, "unlucky")
+    batch = _batch(_ec2(events.SPOT_WARNING, instance, **{"instance-action": "terminate"}),
+                   _ec2(events.STATE_CHANGE, instance, state="terminated"))
+    # The Lambda's invocation fails, so the event source delivers the whole batch again.
+    with pytest.raises(BatchProcessingError):
+        events.handle_ec2_messages(flows.runtime, RefusingStore(flows, {instance}), batch)
+    assert _executions(flows, "migrate") == []
+
+
+def test_the_local_event_source_deletes_the_handled_records_and_keeps_the_failed_one(flows):
+    good, _ = seed_running(flows, "kept")
+    poison, _ = seed_running(flows, "stuck")
+    sqs, url = flows.runtime.sqs, flows.runtime.config.ec2_events_queue
+    for instance in (good, poison):
+        sqs.send_message(QueueUrl=url, MessageBody=_ec2(events.SPOT_WARNING, instance,
+                                                        **{"instance-action": "terminate"}))
+    store = RefusingStore(flows, {poison})
+    receipts: dict[str, str] = {}
+
+    def handler(event, context):
+        receipts.update({json.loads(r["body"])["detail"]["instance-id"]: r["receiptHandle"]
+                         for r in event["Records"]})
+        return events.handle_ec2_messages(flows.runtime, store, event).response
+
+    def waiting() -> tuple[str, str]:
+        found = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        return found["ApproximateNumberOfMessages"], found["ApproximateNumberOfMessagesNotVisible"]
+
+    feeder = QueueFeeder(sqs, url, handler, "ec2-events", wait_seconds=0)
+    try:
+        assert feeder.feed_once() == 2
+        assert waiting() == ("0", "1")  # the failed record only, out for its visibility timeout
+        # The timeout passes and the table answers again: the record comes back, alone.
+        sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=receipts[poison],
+                                      VisibilityTimeout=0)
+        store.refused.clear()
+        assert feeder.feed_once() == 1
+        assert waiting() == ("0", "0")
+        assert sorted(e["name"] for e in _executions(flows, "migrate")) == [
+            f"kept-migrate-{good}-1", f"stuck-migrate-{poison}-1"]
+    finally:
+        _finish_all(flows, "migrate")
 
 
 def test_eventbridge_delivers_spot_warnings_to_the_handlers_queue(flows):
@@ -77,9 +181,13 @@ def test_eventbridge_delivers_spot_warnings_to_the_handlers_queue(flows):
     messages = sqs.receive_message(QueueUrl=flows.runtime.config.ec2_events_queue,
                                    MaxNumberOfMessages=10, WaitTimeSeconds=2).get("Messages", [])
     assert len(messages) == 1
-    tally = events.handle_ec2_messages(flows.runtime, flows.store, [m["Body"] for m in messages])
+    batch = {"Records": [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"],
+                          "body": m["Body"], "attributes": {}, "eventSource": "aws:sqs"}
+                         for m in messages]}
     try:
-        assert tally.started == [f"routed-migrate-{instance}-1"]
+        # The function the event source mapping invokes, with what EventBridge wrote.
+        assert ec2_events(batch, None) == {"batchItemFailures": []}
+        assert [e["name"] for e in _executions(flows, "migrate")] == [f"routed-migrate-{instance}-1"]
     finally:
         _finish_all(flows, "migrate")
 
@@ -88,7 +196,7 @@ def test_a_job_exit_reported_by_its_agent_finishes_the_job(flows):
     instance, _ = seed_running(flows, "exiting")
     exited = _agent(JobExited(instanceId=instance, time="2026-11-25T10:00:00Z", jobId="exiting",
                               exitCode=0))
-    tally = events.handle_agent_messages(flows.runtime, flows.store, [exited, exited])
+    tally = events.handle_agent_messages(flows.runtime, flows.store, _batch(exited, exited)).tally
     assert tally.started == [f"exiting-finish-{instance}"] and len(tally.duplicates) == 1
     # Completed is recorded first, then the instance is released.
     for _ in range(100):

@@ -80,6 +80,8 @@ def test_deployment_wires_every_function_and_workflow_to_the_same_resources():
     for function, queue in (("Ec2Events", "Ec2EventsQueue"), ("AgentEvents", "AgentEventsQueue")):
         source = resources[f"{function}Source"]["Properties"]
         assert source["EventSourceArn"] == {"Fn::GetAtt": [queue, "Arn"]}
+        # The handlers answer with batchItemFailures; without this Lambda would ignore them.
+        assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     # The reconciler runs every minute, invoked by its schedule.
     rule = resources["ReconcileSchedule"]["Properties"]
     assert rule["ScheduleExpression"] == "rate(1 minute)" and rule["State"] == "ENABLED"

@@ -170,8 +170,9 @@ def test_a_request_and_a_reclaim_of_the_same_instance_make_one_execution(flows, 
     assert alice.post("/v1/jobs/race/migrate", {"force": True}).status_code == 202
     # The warning was read while the job was still Executing: it asks for the same execution.
     warning = events.Ec2Event.model_validate({
-        "id": "evt-1", "detail-type": events.SPOT_WARNING, "source": "aws.ec2",
-        "time": "2026-11-25T10:00:00Z",
+        "version": "0", "id": "evt-1", "detail-type": events.SPOT_WARNING, "source": "aws.ec2",
+        "account": "123456789012", "time": "2026-11-25T10:00:00Z", "region": "us-east-1",
+        "resources": [f"arn:aws:ec2:us-east-1a:instance/{old}"],
         "detail": {"instance-id": old, "instance-action": "terminate"}})
     action = events.decide_ec2(warning, executing, executions.timeouts(flows.runtime.config))
     assert not executions.start(flows.runtime, action.workflow, action.name, action.input)

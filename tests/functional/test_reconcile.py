@@ -13,7 +13,13 @@ from chalicelib.reconcile import reconcile
 from chalicelib.wire.agent import EventEnvelope, Heartbeat
 from chalicelib.wire.status import JobStatus
 from tests.functional.jobs_helpers import seed_job
-from tests.functional.workflow_helpers import restored, running_instances, seed_running, simulated_agent
+from tests.functional.workflow_helpers import (
+    restored,
+    running_instances,
+    seed_running,
+    simulated_agent,
+    sqs_batch,
+)
 
 
 def _heartbeat(instance_id: str, job_id: str | None, time_: str) -> str:
@@ -58,11 +64,11 @@ def _released(flows, instance_id, timeout=30) -> bool:
 def test_a_heartbeat_is_noted_on_the_job_of_its_instance_only(flows):
     instance, _ = seed_running(flows, "beating")
     version = flows.store.get_job("beating").version
-    tally = events.handle_agent_messages(flows.runtime, flows.store, [
+    tally = events.handle_agent_messages(flows.runtime, flows.store, sqs_batch(
         _heartbeat(instance, "beating", "2026-12-02T10:00:00.000000Z"),
         _heartbeat(instance, "beating", "2026-12-02T09:59:00.000000Z"),  # late, older: ignored
         _heartbeat("i-elsewhere", "beating", "2026-12-02T10:05:00.000000Z"),  # not its instance
-    ])
+    )).tally
     job = flows.store.get_job("beating")
     assert job.heartbeatTime == "2026-12-02T10:00:00.000000Z"
     assert (tally.heartbeats, tally.dropped) == (1, 1)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from app import app
+from app import app, task_job_instance
 from chalicelib import executions, workflows
 from chalicelib.tasks import TASK_ERRORS
 from chalicelib.wire.status import JobStatus
@@ -71,6 +71,39 @@ def test_cancel_stops_the_job_and_releases_its_instance(flows, agent_answers):
     assert [h.to for h in job.history[-2:]] == [JobStatus.CANCELLING, JobStatus.CANCELLED]
     assert flows.state(instance) == "terminated"
     assert len(flows.store.usage_of("doomed")) == 1
+
+
+def test_a_malformed_task_input_fails_once_by_name_and_the_workflow_catches_it(flows):
+    instance, _ = seed_running(flows, "garbled")
+    name, payload = executions.finish_start("garbled", instance, 3)
+    result = flows.run("finish", name, {**payload, "exitCode": "three"})
+    assert (result["status"], result["error"]) == ("FAILED", "Unsettled")
+    history = flows.sfn.get_execution_history(executionArn=result["executionArn"],
+                                              maxResults=1000)["events"]
+    failures = [e["taskFailedEventDetails"] for e in history if e["type"] == "TaskFailed"]
+    # Named, and not retried: the same input would fail the same way.
+    assert [f["error"] for f in failures] == ["MalformedTaskInput"]
+    assert "request.exitCode" in failures[0]["cause"]
+    assert flows.store.get_job("garbled").status == JobStatus.EXECUTING
+    for workflow in workflows.WORKFLOWS:
+        document = json.loads(workflows.path_of(workflow).read_text())
+        for name, state in workflows.walk_states(document):
+            for rule in state.get("Retry", []):
+                assert not {"MalformedTaskInput", "States.ALL"} & set(rule["ErrorEquals"]), \
+                    f"{workflow}.{name} retries what fails the same way each time"
+
+
+def test_a_task_hands_the_workflow_every_field_its_result_selector_reads(flows):
+    instance, queue = seed_running(flows, "described")
+    answer = task_job_instance({"jobId": "described", "state": "FindInstance"}, None)
+    assert answer == {"jobId": "described", "instanceId": instance, "commandsQueueUrl": queue,
+                      "instanceType": "c5.large", "rerunAllowed": True}
+    gone = flows.store.get_job("described")
+    flows.store.record_fields(gone, {"instanceId": None, "commandsQueueUrl": None})
+    # A job whose instance is gone: the keys are there, with nulls, or the ResultSelector fails.
+    answer = task_job_instance({"jobId": "described"}, None)
+    assert answer == {"jobId": "described", "instanceId": None, "commandsQueueUrl": None,
+                      "instanceType": None, "rerunAllowed": True}
 
 
 def _shape(state: dict) -> str:

@@ -4,6 +4,7 @@ app.py's handlers in-process, and helpers to seed jobs with instances and simula
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import threading
 import time
@@ -23,6 +24,7 @@ from chalicelib.store import Store
 from chalicelib.wire.agent import CommandEnvelope
 from chalicelib.wire.checkpoints import CheckpointManifest, CriuStats
 from chalicelib.wire.status import JobStatus
+from localmode.eventbridge import faithful_eventbridge
 from localmode.lambdas import local_lambdas
 from localmode.provision import provision
 from localmode.stepfunctions import faithful_stepfunctions
@@ -44,7 +46,7 @@ def flows(monkeypatch):
         session = boto3.Session(region_name="us-east-1")
         runtime = Runtime.from_config(Config.from_env(provision(session, "flows")), session)
         runtime_module.install(runtime)
-        with local_lambdas(app) as handlers, faithful_stepfunctions():
+        with local_lambdas(app) as handlers, faithful_stepfunctions(), faithful_eventbridge():
             arns = runtime.config.workflow_arns
             # Short waits for agents, so workflows nobody answers end within the test.
             runtime.config = dataclasses.replace(runtime.config, checkpoint_timeout_seconds=1,
@@ -197,3 +199,13 @@ def restored(job_id: str, seq: int, size: int = 64 * 2**20) -> dict:
     """An agent's answer to a restore: the checkpoint it restored and what that took."""
     return {"manifest": manifest(job_id, seq, size=size), "downloadSeconds": 0.5,
             "restoreSeconds": 0.7}
+
+
+_message_ids = itertools.count(1)
+
+
+def sqs_batch(*bodies: str) -> dict:
+    """An SQS batch as Lambda's event source mapping delivers it."""
+    return {"Records": [{"messageId": f"msg-{next(_message_ids)}", "receiptHandle": "handle",
+                         "body": body, "attributes": {}, "messageAttributes": {},
+                         "eventSource": "aws:sqs"} for body in bodies]}
