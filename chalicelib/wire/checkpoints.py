@@ -54,6 +54,9 @@ class CheckpointManifest(BaseModel):
     stats: CriuStats = Field(default_factory=CriuStats)
     checkpointSeconds: float = Field(ge=0)
     uploadSeconds: float = Field(ge=0)
+    # Bytes of the container's log file the image holds: a restore's log is the job's own up
+    # to there, whatever was shipped after it. None when it could not be measured.
+    logSize: int | None = Field(default=None, ge=0)
 
 
 class Restored(BaseModel):
