@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from chalice import Chalice
 from pydantic import BaseModel
 
-from chalicelib import auth, events, images, jobs, openapi, reclaims, tasks, users
+from chalicelib import auth, events, images, jobs, logs, openapi, reclaims, tasks, users
 from chalicelib import reconcile as reconciler
 from chalicelib import runtime as runtime_module
 from chalicelib.errors import BadRequest
@@ -149,13 +149,13 @@ def reclaim_job(call: Call, job_id: str) -> ReclaimView:
 @routes.route("GET", "/v1/jobs/{job_id}/logs", response=list[LogInfo])
 def list_job_logs(call: Call, job_id: str) -> list[LogInfo]:
     """List a job's logs."""
-    return jobs.list_logs(call.runtime, call.store, call.principal, job_id)
+    return logs.list_logs(call.runtime, call.store, call.principal, job_id)
 
 
 @routes.route("GET", "/v1/jobs/{job_id}/logs/{name}", response=str, content_type=TEXT)
 def read_job_log(call: Call, job_id: str, name: str) -> str:
     """Read a job's stdout or stderr."""
-    content = jobs.read_log(call.runtime, call.store, call.principal, job_id, name)
+    content = logs.read_log(call.runtime, call.store, call.principal, job_id, name)
     return content.decode(errors="replace")
 
 

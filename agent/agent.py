@@ -286,10 +286,12 @@ class Agent:
                 # "DIR/." copies what DIR holds (pathlib would drop the "/.").
                 self.podman.copy_in(name, f"{jobcalls.IN_JOB_TREE}/.", "/")
             self.podman.start(name)
+            # A fresh log: what an earlier run shipped is no longer read once this one opens.
             self.job = RunningJob(launch, LogShipper(self.s3, self.settings.bucket, launch.jobId,
-                                                     self.podman.log_path(name)),
+                                                     self.podman.log_path(name), carried=0),
                                   calls=self._job_calls(launch),
                                   deadline=_deadline(launch.timeLimitSeconds))
+            self._guarded("shipping the log", self.job.shipper.ship, launch.jobId)
             logger.info("job started", extra={"job_id": launch.jobId})
             return {"container": name}
 
@@ -306,6 +308,7 @@ class Agent:
             archive = self.settings.work_dir / f"{name}.tar.zst"
             archive.unlink(missing_ok=True)
             self.job.stopping = not leave_running
+            log_before = self.job.shipper.log_size()
             started = time.monotonic()
             # What is left of the limit is carried in the checkpoint: a restore elsewhere goes
             # on with it, so the move itself is not charged.
@@ -317,7 +320,11 @@ class Agent:
                 self.job.stopping = False
                 raise
             seconds = time.monotonic() - started
-            # The log travels in the image too; shipping it now only keeps `float log` current.
+            # How much log the image holds: a stopped container's file is the one exported; one
+            # left running may have written on since the dump, so only what came before is sure.
+            log_size = log_before if leave_running else self.job.shipper.log_size()
+            # The log travels in the image too; shipping it now keeps `float log` current and
+            # leaves the shipper of a restore nothing of it to send again.
             self._guarded("shipping the log", self.job.shipper.ship, job_id)
             launch = self.job.launch
 
@@ -327,7 +334,8 @@ class Agent:
                     instanceType=self.settings.instance_type, image=launch.imageUri,
                     createTime=_now(), reason=reason, archiveSize=archive.stat().st_size,
                     archiveSha256=sha256, parts=parts, stats=stats, checkpointSeconds=seconds,
-                    uploadSeconds=upload_seconds, remainingSeconds=remaining)
+                    uploadSeconds=upload_seconds, remainingSeconds=remaining,
+                    logSize=log_size)
 
             try:
                 manifest = self.capsules.upload(archive, describe, job_id)
@@ -374,10 +382,13 @@ class Agent:
             # checkpoint's, up to its freeze. The smaller is the truer: a requested move runs
             # on after its replacement is launched.
             left = [s for s in (launch.timeLimitSeconds, manifest.remainingSeconds) if s is not None]
+            # The restored log holds what the checkpoint's did; shipping goes on from there.
             self.job = RunningJob(launch, LogShipper(self.s3, self.settings.bucket, launch.jobId,
-                                                     self.podman.log_path(name)),
+                                                     self.podman.log_path(name),
+                                                     carried=manifest.logSize),
                                   calls=self._job_calls(launch),
                                   deadline=_deadline(min(left) if left else None))
+            self._guarded("shipping the log", self.job.shipper.ship, launch.jobId)
             logger.info("job restored", extra={"job_id": launch.jobId, "seq": manifest.seq})
             return Restored(manifest=manifest, downloadSeconds=round(downloaded - started, 3),
                             restoreSeconds=round(restored - downloaded, 3))

@@ -1,4 +1,4 @@
-"""Jobs: submit, look up, list, cancel, and read their logs.
+"""Jobs: submit, look up, list, cancel and move them (their logs are `logs.py`).
 
 A user sees and touches only their own jobs; an admin sees all. A job that is not the caller's
 is reported as not found, so ids of other users' jobs are not confirmed to exist.
@@ -17,10 +17,8 @@ from chalicelib.errors import Conflict, Forbidden, NotFound, StaleWrite, Unavail
 from chalicelib.runtime import Runtime
 from chalicelib.store import JobRecord, JobSpec, Store
 from chalicelib.wire.api import (
-    LOG_NAMES,
     HistoryEntry,
     JobView,
-    LogInfo,
     MigrateRequest,
     Page,
     SubmitRequest,
@@ -35,10 +33,6 @@ _CANCEL_ATTEMPTS = 3
 
 def script_key(job_id: str) -> str:
     return f"jobs/{job_id}/script"
-
-
-def log_key(job_id: str, name: str) -> str:
-    return f"jobs/{job_id}/logs/{name}"
 
 
 def view(job: JobRecord) -> JobView:
@@ -272,39 +266,3 @@ def migrate(runtime: Runtime, store: Store, principal: Principal, job_id: str,
     return _request(runtime, store, principal, job_id, JobStatus.EXECUTING,
                     JobStatus.CAPTURING, "migrated", request.reason, "migrate", starter,
                     check=same_place)
-
-
-def _log_name(job_id: str, name: str) -> str:
-    # MMCloud's clients ask for `stdout.autosave`; it is the same stream.
-    base = name.removesuffix(".autosave")
-    if base not in LOG_NAMES:
-        raise NotFound(f"job {job_id} has no log named {name!r} (logs: {', '.join(LOG_NAMES)})")
-    return base
-
-
-def list_logs(runtime: Runtime, store: Store, principal: Principal, job_id: str) -> list[LogInfo]:
-    job = get_record(store, principal, job_id)
-    response = runtime.s3.list_objects_v2(
-        Bucket=runtime.config.data_bucket, Prefix=log_key(job.id, "")
-    )
-    return [
-        LogInfo(
-            name=obj["Key"].rsplit("/", 1)[-1],
-            size=obj["Size"],
-            updateTime=obj["LastModified"].strftime("%Y-%m-%dT%H:%M:%SZ"),
-        )
-        for obj in response.get("Contents", [])
-    ]
-
-
-def read_log(runtime: Runtime, store: Store, principal: Principal, job_id: str, name: str) -> bytes:
-    job = get_record(store, principal, job_id)
-    base = _log_name(job.id, name)
-    s3 = runtime.s3
-    try:
-        response = s3.get_object(Bucket=runtime.config.data_bucket, Key=log_key(job.id, base))
-    except s3.exceptions.NoSuchKey:
-        raise NotFound(
-            f"job {job.id} has no {base} yet: it is {job.status.value} and has not written any"
-        ) from None
-    return bytes(response["Body"].read())

@@ -56,6 +56,9 @@ class CheckpointManifest(BaseModel):
     uploadSeconds: float = Field(ge=0)
     # What was left of the job's time limit when the container was frozen; None: no limit.
     remainingSeconds: float | None = Field(default=None, ge=0)
+    # Bytes of the container's log file the image holds: a restore's log is the job's own up
+    # to there, whatever was shipped after it. None when it could not be measured.
+    logSize: int | None = Field(default=None, ge=0)
 
 
 class Restored(BaseModel):

@@ -19,6 +19,7 @@ from agent.agent import Agent, AgentSettings
 from agent.podman import Podman, podman_environment
 from agent.registry import free_port
 from agent.volumes import unmount_volumes
+from chalicelib.logs import read_stream
 from chalicelib.wire.agent import EventEnvelope, JobLaunch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,12 +100,13 @@ class Fleet:
                 found.append(EventEnvelope.model_validate_json(message["Body"]).event)
                 sqs.delete_message(QueueUrl=self.events_url, ReceiptHandle=message["ReceiptHandle"])
 
+    def log(self, job_id: str, stream: str = "stdout") -> str:
+        """The stream as `float log cat` would print it ("" before it has any)."""
+        text = read_stream(self.aws.client("s3"), self.bucket, job_id, stream)
+        return (text or b"").decode()
+
     def stdout(self, job_id: str) -> str:
-        s3 = self.aws.client("s3")
-        try:
-            return s3.get_object(Bucket=self.bucket, Key=f"jobs/{job_id}/logs/stdout")["Body"].read().decode()
-        except s3.exceptions.NoSuchKey:
-            return ""
+        return self.log(job_id)
 
 
 def _fleet(aws: Any, tmp_path: Path) -> Iterator[Fleet]:

@@ -11,6 +11,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from agent.registry import free_port
+from chalicelib.logs import read_stream
 from chalicelib.wire.agent import CommandEnvelope, EventEnvelope, RunCommand, TerminateCommand
 from localmode.imds import LocalImds
 from tests.containers.conftest import BUSYBOX, wait_for
@@ -58,7 +59,7 @@ def test_the_agent_process_runs_commands_from_its_queue_and_reports_events(moto_
         run = RunCommand(job={"jobId": "proc", "imageUri": BUSYBOX, "scriptKey": "jobs/proc/script"})
         sqs.send_message(QueueUrl=commands, MessageBody=CommandEnvelope(command=run).model_dump_json())
         wait_for(lambda: "job-exited" in kinds(), 60, "the job to run and exit")
-        stdout = s3.get_object(Bucket="data", Key="jobs/proc/logs/stdout")["Body"].read()
+        stdout = read_stream(s3, "data", "proc", "stdout")
         assert stdout == b"from the agent process\n"
         assert received[0].instanceId == "i-proc"
         sqs.send_message(QueueUrl=commands,

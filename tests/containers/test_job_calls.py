@@ -32,8 +32,7 @@ def test_a_job_migrates_itself_with_float_from_inside_its_container(fleet):
         wait_for(lambda: agent.watch_job() or agent.serve_job_calls() or agent.job is None, 90,
                  "the job to end")
 
-    stderr = fleet.aws.client("s3").get_object(
-        Bucket=fleet.bucket, Key="jobs/selfish/logs/stderr")["Body"].read().decode()
+    stderr = fleet.log("selfish", "stderr")
     assert fleet.stdout("selfish").splitlines() == [
         "loaded", "migrate rc=0", "1", "1", "list rc=2", "token in env: 0",
         "job id in env: selfish"], stderr

