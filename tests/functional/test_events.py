@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 
-from chalicelib import events
+from chalicelib import events, workflows
 from chalicelib.wire.agent import EventEnvelope, JobExited, ReclaimNoticed
 from tests.functional.workflow_helpers import seed_running
 
@@ -22,15 +22,16 @@ def _agent(event) -> str:
     return EventEnvelope(event=event).model_dump_json()
 
 
-def _executions(flows, workflow):
-    return flows.sfn.list_executions(stateMachineArn=flows.arns[workflow])["executions"]
+def _executions(flows):
+    """Every execution started: each is one of settle's, whatever workflow it runs."""
+    return flows.sfn.list_executions(stateMachineArn=flows.arns[workflows.SETTLE])["executions"]
 
 
-def _finish_all(flows, workflow):
+def _finish_all(flows):
     """Let the executions a test started end (nobody answers them: they time out) before
     the stand-in AWS goes away."""
     for _ in range(150):
-        if all(e["status"] != "RUNNING" for e in _executions(flows, workflow)):
+        if all(e["status"] != "RUNNING" for e in _executions(flows)):
             return
         time.sleep(0.1)
 
@@ -46,9 +47,9 @@ def test_a_reclaim_reported_four_ways_out_of_order_starts_one_migration(flows):
     try:
         assert first.started == [f"popular-migrate-{instance}-1"]
         assert len(first.duplicates) == 2 and second.duplicates == [f"popular-migrate-{instance}-1"]
-        assert len(_executions(flows, "migrate")) == 1
+        assert len(_executions(flows)) == 1
     finally:
-        _finish_all(flows, "migrate")
+        _finish_all(flows)
 
 
 def test_events_for_other_instances_are_dropped_and_counted(flows):
@@ -58,7 +59,7 @@ def test_events_for_other_instances_are_dropped_and_counted(flows):
         "{not json",
     ])
     assert (tally.dropped, tally.unreadable, tally.started) == (2, 1, [])
-    assert _executions(flows, "migrate") == []
+    assert _executions(flows) == []
 
 
 def test_a_rebalance_or_a_running_state_needs_no_action(flows):
@@ -81,7 +82,7 @@ def test_eventbridge_delivers_spot_warnings_to_the_handlers_queue(flows):
     try:
         assert tally.started == [f"routed-migrate-{instance}-1"]
     finally:
-        _finish_all(flows, "migrate")
+        _finish_all(flows)
 
 
 def test_a_job_exit_reported_by_its_agent_finishes_the_job(flows):

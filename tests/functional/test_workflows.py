@@ -119,3 +119,14 @@ def test_no_block_of_states_is_written_in_two_workflows():
                 f"{workflow} and {seen[run]} both hold this run of states; make it one "
                 f"workflow that both run as a nested execution:\n{run}")
             seen[run] = workflow
+
+
+def test_every_started_workflow_ends_in_its_verdict_or_with_nothing_to_settle():
+    # settle settles the job with the `end` a workflow's output holds, and skips a workflow
+    # that ends without one: an end that forgot its verdict would leave the job unsettled.
+    for workflow in workflows.STARTED:
+        document = json.loads(workflows.path_of(workflow).read_text())
+        for name, state in document["States"].items():
+            assert state["Type"] != "Fail", f"{workflow}.{name}: a failed workflow has no verdict"
+            if state.get("End") and state["Type"] != "Succeed":
+                assert state.get("ResultPath") == "$.end", f"{workflow}.{name} ends without a verdict"
