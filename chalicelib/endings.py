@@ -1,8 +1,9 @@
 """How a workflow ends a job: its verdict (a status and the reason), every instance launched
 for the job that it no longer runs on released, and what those instances used recorded.
 
-Every workflow ends in `settle`, on success and on every failure alike, so no ending can
-forget an instance: the instances are found by the job's tag, not by what the job records.
+Every workflow runs inside the settle workflow, which ends it in `settle` with its verdict, on
+success and on every failure alike, so no ending can forget an instance: the instances are
+found by the job's tag, not by what the job records.
 """
 
 from __future__ import annotations

@@ -4,6 +4,11 @@ Every start names its execution after the job and what it does (`{job}-launch`,
 `{job}-migrate-{instance}-{version}`, ...). Step Functions keeps execution names unique per
 state machine, so a duplicate request — a repeated event, a retried API call, a racing handler — finds the
 execution already there instead of starting a second one.
+
+Every start is an execution of the `settle` workflow: it runs the workflow asked for as a
+nested execution of the same name, then settles the job with the verdict that workflow ended
+with. No workflow can therefore end without its job settled, and all of a job's executions
+share one namespace of names.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from chalicelib import workflows
 from chalicelib.config import Config
 from chalicelib.errors import Unavailable
 from chalicelib.runtime import Runtime
@@ -62,25 +68,31 @@ def finish_start(job_id: str, instance_id: str, exit_code: int, *,
         "jobId": job_id, "instanceId": instance_id, "exitCode": exit_code, "to": to, "why": why}
 
 
-def execution_arn(runtime: Runtime, workflow: str, name: str) -> str:
-    machine = runtime.config.workflow(workflow)
+def execution_arn(runtime: Runtime, name: str) -> str:
+    """The ARN of execution `name` of the settle workflow, whichever workflow it runs."""
+    machine = runtime.config.workflow(workflows.SETTLE)
     return machine.replace(":stateMachine:", ":execution:") + f":{name}"
 
 
 def start(runtime: Runtime, workflow: str, name: str, payload: dict[str, Any]) -> bool:
-    """Start `workflow` as execution `name`; False when an execution of that name exists."""
+    """Start `workflow` as execution `name`, inside settle; False when an execution of that
+    name exists."""
     client = runtime.stepfunctions
+    arn = execution_arn(runtime, name)
     try:
-        client.describe_execution(executionArn=execution_arn(runtime, workflow, name))
+        client.describe_execution(executionArn=arn)
     except client.exceptions.ExecutionDoesNotExist:
         pass
     else:
         return False
+    # The workflow's own execution is settle's child: the console shows it under its parent.
+    run = {"workflow": runtime.config.workflow(workflow),
+           "input": {**payload, "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID": arn}}
     try:
         # Of two racing starts one wins; the other gets ExecutionAlreadyExists (or, with the
         # same input, the same execution back).
-        client.start_execution(stateMachineArn=runtime.config.workflow(workflow), name=name,
-                               input=json.dumps(payload))
+        client.start_execution(stateMachineArn=runtime.config.workflow(workflows.SETTLE),
+                               name=name, input=json.dumps(run))
     except client.exceptions.ExecutionAlreadyExists:
         return False
     logger.info("workflow started", extra={"workflow": workflow, "execution": name,
@@ -96,8 +108,7 @@ def start_unless_running(runtime: Runtime, workflow: str, name: str, payload: di
     for number in range(1, tries + 1):
         candidate = name if number == 1 else f"{name}-{number}"
         try:
-            described = client.describe_execution(
-                executionArn=execution_arn(runtime, workflow, candidate))
+            described = client.describe_execution(executionArn=execution_arn(runtime, candidate))
         except client.exceptions.ExecutionDoesNotExist:
             return candidate if start(runtime, workflow, candidate, payload) else None
         if described["status"] == "RUNNING":

@@ -9,9 +9,14 @@ from pathlib import Path
 from typing import Any
 
 STATEMACHINES = Path(__file__).resolve().parent.parent / "statemachines"
+# The workflows the control plane starts (executions.start). Each ends with its verdict for
+# the job at `$.end`, or without one when there is nothing to settle; each runs inside an
+# execution of SETTLE of the same name, which settles the job with that verdict.
+STARTED = ("launch", "migrate", "suspend", "resume", "finish", "cancel")
+SETTLE = "settle"
 # Children first: the workflows after them run them as nested executions, so they must exist
 # (and their ARNs be known) before those are created.
-WORKFLOWS = ("place", "restore", "launch", "migrate", "suspend", "resume", "finish", "cancel")
+WORKFLOWS = ("place", "restore", *STARTED, SETTLE)
 # Placeholder in the ASL → name of the Chalice task function (app.py) it stands for.
 TASK_FUNCTIONS: dict[str, str] = {
     "SetStatusFunction": "task-set-status",

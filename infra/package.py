@@ -102,6 +102,11 @@ def _substitution(placeholder: str) -> Any:
     return {"Fn::GetAtt": [logical_id(workflows.TASK_FUNCTIONS[placeholder]), "Arn"]}
 
 
+def _nested() -> list[str]:
+    """The workflows that run only as nested executions of another."""
+    return sorted(set(workflows.CHILD_WORKFLOWS.values()) | set(workflows.STARTED))
+
+
 def _workflow_resources() -> dict[str, Any]:
     """One state machine per statemachines/ file, its task placeholders bound to the Chalice
     functions, and the role they run as."""
@@ -118,14 +123,13 @@ def _workflow_resources() -> dict[str, Any]:
                     {"Effect": "Allow", "Action": "sqs:SendMessage",
                      "Resource": {"Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:"
                                              "${AWS::AccountId}:openfloat-${AWS::StackName}-*"}},
-                    # Nested executions (startExecution.sync:2) of the child workflows.
+                    # Nested executions (startExecution.sync:2): the child workflows, and
+                    # the workflows settle runs.
                     {"Effect": "Allow", "Action": ["states:StartExecution"],
-                     "Resource": [_state_machine_arn(child)
-                                  for child in sorted(set(workflows.CHILD_WORKFLOWS.values()))]},
+                     "Resource": [_state_machine_arn(child) for child in _nested()]},
                     {"Effect": "Allow",
                      "Action": ["states:DescribeExecution", "states:StopExecution"],
-                     "Resource": [_execution_arns(child)
-                                  for child in sorted(set(workflows.CHILD_WORKFLOWS.values()))]},
+                     "Resource": [_execution_arns(child) for child in _nested()]},
                     {"Effect": "Allow",
                      "Action": ["events:PutTargets", "events:PutRule", "events:DescribeRule"],
                      "Resource": {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:"

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from botocore.exceptions import ClientError
 
 from app import ec2_events
-from chalicelib import events
+from chalicelib import events, workflows
 from chalicelib.store import Store
 from chalicelib.wire.agent import EventEnvelope, JobExited, ReclaimNoticed
 from localmode.queues import QueueFeeder
@@ -52,15 +52,16 @@ class RefusingStore(Store):
         return super().job_on_instance(instance_id)
 
 
-def _executions(flows, workflow):
-    return flows.sfn.list_executions(stateMachineArn=flows.arns[workflow])["executions"]
+def _executions(flows):
+    """Every execution started: each is one of settle's, whatever workflow it runs."""
+    return flows.sfn.list_executions(stateMachineArn=flows.arns[workflows.SETTLE])["executions"]
 
 
-def _finish_all(flows, workflow):
+def _finish_all(flows):
     """Let the executions a test started end (nobody answers them: they time out) before
     the stand-in AWS goes away."""
     for _ in range(150):
-        if all(e["status"] != "RUNNING" for e in _executions(flows, workflow)):
+        if all(e["status"] != "RUNNING" for e in _executions(flows)):
             return
         time.sleep(0.1)
 
@@ -77,13 +78,13 @@ def test_a_reclaim_reported_four_ways_out_of_order_starts_one_migration(flows):
     try:
         assert first.started == [f"popular-migrate-{instance}-1"]
         assert len(first.duplicates) == 2 and second.duplicates == [f"popular-migrate-{instance}-1"]
-        assert len(_executions(flows, "migrate")) == 1
+        assert len(_executions(flows)) == 1
         execution = json.loads(flows.sfn.describe_execution(
-            executionArn=_executions(flows, "migrate")[0]["executionArn"])["input"])
+            executionArn=_executions(flows)[0]["executionArn"])["input"])["input"]
         # The first report's time, as EventBridge spelled it, is when the move was noticed.
         assert execution["noticeTime"] == "2026-11-25T10:00:00Z"
     finally:
-        _finish_all(flows, "migrate")
+        _finish_all(flows)
 
 
 def test_events_for_other_instances_and_unreadable_ones_are_dropped_and_counted(flows):
@@ -94,7 +95,7 @@ def test_events_for_other_instances_and_unreadable_ones_are_dropped_and_counted(
     assert (handled.tally.dropped, handled.tally.unreadable, handled.tally.started) == (2, 2, [])
     # An unreadable record would read no better next time: it is not delivered again.
     assert handled.response == {"batchItemFailures": []}
-    assert _executions(flows, "migrate") == []
+    assert _executions(flows) == []
 
 
 def test_a_rebalance_or_a_running_state_needs_no_action(flows):
@@ -119,7 +120,7 @@ def test_a_record_whose_handling_fails_is_the_only_one_delivered_again(flows):
         # only it.
         again = events.handle_ec2_messages(flows.runtime, flows.store, _batch(warnings[1]))
         assert again.tally.started == [f"throttled-migrate-{poison}-1"]
-        assert sorted(e["name"] for e in _executions(flows, "migrate")) == sorted([
+        assert sorted(e["name"] for e in _executions(flows)) == sorted([
             f"steady-migrate-{good[0]}-1", f"sturdy-migrate-{good[1]}-1",
             f"throttled-migrate-{poison}-1"])
     finally:
@@ -133,7 +134,7 @@ def test_a_batch_whose_every_record_fails_fails_whole(flows):
     # The Lambda's invocation fails, so the event source delivers the whole batch again.
     with pytest.raises(BatchProcessingError):
         events.handle_ec2_messages(flows.runtime, RefusingStore(flows, {instance}), batch)
-    assert _executions(flows, "migrate") == []
+    assert _executions(flows) == []
 
 
 def test_the_local_event_source_deletes_the_handled_records_and_keeps_the_failed_one(flows):
@@ -166,7 +167,7 @@ def test_the_local_event_source_deletes_the_handled_records_and_keeps_the_failed
         store.refused.clear()
         assert feeder.feed_once() == 1
         assert waiting() == ("0", "0")
-        assert sorted(e["name"] for e in _executions(flows, "migrate")) == [
+        assert sorted(e["name"] for e in _executions(flows)) == [
             f"kept-migrate-{good}-1", f"stuck-migrate-{poison}-1"]
     finally:
         _finish_all(flows, "migrate")
@@ -187,9 +188,9 @@ def test_eventbridge_delivers_spot_warnings_to_the_handlers_queue(flows):
     try:
         # The function the event source mapping invokes, with what EventBridge wrote.
         assert ec2_events(batch, None) == {"batchItemFailures": []}
-        assert [e["name"] for e in _executions(flows, "migrate")] == [f"routed-migrate-{instance}-1"]
+        assert [e["name"] for e in _executions(flows)] == [f"routed-migrate-{instance}-1"]
     finally:
-        _finish_all(flows, "migrate")
+        _finish_all(flows)
 
 
 def test_a_job_exit_reported_by_its_agent_finishes_the_job(flows):

@@ -2,7 +2,9 @@
 workflow runs with that state's function raising an error no ASL names; for every wait on an
 agent, with an agent that never answers that command. Each run must end with the job in a
 status that is not transitional, the reason in its history, and no instance running but the
-one an Executing job stays on. A new Task state that no scenario reaches fails the test too."""
+one an Executing job stays on; a failure of settle's own steps (running the workflow, settling
+its verdict) must fail the execution as `Unsettled`. A new Task state that no scenario reaches
+fails the test too."""
 
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ SETTLED = TERMINAL_STATUSES | {JobStatus.EXECUTING, JobStatus.SUSPENDED}
 LAMBDA = "arn:aws:states:::lambda:invoke"
 TOKEN = "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
 NESTED = "arn:aws:states:::states:startExecution.sync:2"
+STARTED_BY = "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID"
 _ids = itertools.count()
 
 
@@ -70,7 +73,8 @@ SCENARIOS = [
 
 
 def _start(flows, scenario: Scenario, job_id: str) -> str:
-    """Seed the job and start the scenario's workflow; the execution ARN."""
+    """Seed the job and start the scenario's workflow as the control plane does; the ARN of
+    the settle execution it runs in."""
     waits = flows.timeouts(checkpointSeconds=6, startSeconds=6, agentSeconds=6, heartbeatSeconds=6)
     if scenario.workflow == "launch":
         seed_job(flows.runtime, flows.store, job_id, JobStatus.SUBMITTED)
@@ -93,8 +97,8 @@ def _start(flows, scenario: Scenario, job_id: str) -> str:
         payload = {"jobId": job_id, "reason": "drill", "launchNumber": 2, "timeouts": waits,
                    **executions.finish_start(job_id, instance, 0)[1]}
         name = f"{job_id}-{scenario.workflow}"
-    return str(flows.sfn.start_execution(stateMachineArn=flows.arns[scenario.workflow], name=name,
-                                         input=json.dumps(payload))["executionArn"])
+    assert executions.start(flows.runtime, scenario.workflow, name, payload)
+    return executions.execution_arn(flows.runtime, name)
 
 
 @dataclass
@@ -172,22 +176,32 @@ class Fault:
     hits: int = 0
 
 
-def _child_suffix(workflow: str, state: str) -> str | None:
-    """For a nested execution, the suffix its ASL gives the child's name."""
+def _stack(flows) -> str:
+    """The prefix of every state machine's name."""
+    return flows.runtime.config.workflow_arns["launch"].rsplit(":", 1)[1].removesuffix("-launch")
+
+
+def _child_name(workflow: str, state: str, parent: str) -> str | None:
+    """For a nested execution, the name its ASL gives the child of the execution `parent`."""
     found = dict(task_states(workflow))[state]
     if found["Resource"] != NESTED:
         return None
-    return str(found["Parameters"]["Name.$"]).split("'{}-", 1)[1].split("'", 1)[0]
+    name = str(found["Parameters"]["Name.$"])
+    if name == "$$.Execution.Name":
+        return parent
+    return parent + "-" + name.split("'{}-", 1)[1].split("'", 1)[0]
 
 
-def _refuse_children(monkeypatch, faults: list[Fault]) -> None:
+def _refuse_children(monkeypatch, flows, faults: list[Fault]) -> None:
+    """Refuse the start of the child that the faulty state starts, found by its parent."""
     original = StepFunctionsParserBackend.start_execution
+    stack = _stack(flows)
 
     def start_execution(self, state_machine_arn, name=None, execution_input=None, **kwargs):
+        parent = str(json.loads(execution_input or "{}").get(STARTED_BY, ""))
         for fault in faults:
-            suffix = _child_suffix(fault.workflow, fault.state)
-            if suffix and name and name.endswith(f"-{suffix}") and \
-                    f"-{fault.workflow}" in name.removesuffix(f"-{suffix}"):
+            if f":execution:{stack}-{fault.workflow}:" in parent and \
+                    name == _child_name(fault.workflow, fault.state, parent.rsplit(":", 1)[1]):
                 fault.hits += 1
                 raise ValidationException(f"drill: {fault.workflow}.{fault.state} refused")
         return original(self, state_machine_arn, name, execution_input, **kwargs)
@@ -197,7 +211,7 @@ def _refuse_children(monkeypatch, faults: list[Fault]) -> None:
 
 def _inject(flows, faults: list[Fault]) -> None:
     originals = dict(flows.handlers)
-    stack = flows.runtime.config.workflow_arns["launch"].rsplit(":", 1)[1].removesuffix("-launch")
+    stack = _stack(flows)
 
     def wrap(name: str):
         def handler(event: dict, context: object) -> Any:
@@ -286,7 +300,7 @@ def test_every_task_state_ends_its_job_well_whatever_fails(flows, monkeypatch, w
     silent = {fault.removeprefix("silent:")} if fault.startswith("silent:") else set()
     injected = [] if silent else [Fault(workflow, state)]
     _inject(flows, injected)
-    _refuse_children(monkeypatch, injected)
+    _refuse_children(monkeypatch, flows, injected)
     users = [s for s in SCENARIOS if s.workflow == workflow] or SCENARIOS
     for scenario in users:
         job_id, described = _run(flows, scenario, silent)
@@ -294,8 +308,9 @@ def test_every_task_state_ends_its_job_well_whatever_fails(flows, monkeypatch, w
         if not reached:
             continue
         what = f"{scenario.name} with {workflow}.{state} {fault}"
-        if state == "Settle" and injected:
-            # The one step whose failure a workflow cannot answer itself.
+        if workflow == workflows.SETTLE and injected:
+            # Running the workflow and settling its verdict: the steps whose failure no
+            # workflow can answer itself.
             assert (described["status"], described.get("error")) == ("FAILED", "Unsettled"), what
             _reconcile_later(flows, job_id)
             _assert_settled(flows, job_id, f"{what}, then reconciled")

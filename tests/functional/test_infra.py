@@ -77,6 +77,13 @@ def test_deployment_wires_every_function_and_workflow_to_the_same_resources():
                 assert f"{logical_id(child)}Workflow" in resources
             else:
                 assert value["Fn::GetAtt"][0] in names
+    # settle runs every workflow the control plane starts, and those run their children: the
+    # workflows' role may start each as a nested execution.
+    policy = resources["WorkflowsRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    startable = {arn["Fn::Sub"].rsplit("-", 1)[1] for statement in policy["Statement"]
+                 if statement["Action"] == ["states:StartExecution"]
+                 for arn in statement["Resource"]}
+    assert startable == {*workflows.STARTED, *workflows.CHILD_WORKFLOWS.values()}
     for function, queue in (("Ec2Events", "Ec2EventsQueue"), ("AgentEvents", "AgentEventsQueue")):
         source = resources[f"{function}Source"]["Properties"]
         assert source["EventSourceArn"] == {"Fn::GetAtt": [queue, "Arn"]}

@@ -9,7 +9,7 @@ import pytest
 from chalice.test import Client
 
 from app import app
-from chalicelib import events, executions
+from chalicelib import events, executions, workflows
 from chalicelib.auth import issue_job_token
 from chalicelib.users import ensure_admin
 from chalicelib.wire.status import JobStatus
@@ -176,7 +176,7 @@ def test_a_request_and_a_reclaim_of_the_same_instance_make_one_execution(flows, 
         "detail": {"instance-id": old, "instance-action": "terminate"}})
     action = events.decide_ec2(warning, executing, executions.timeouts(flows.runtime.config))
     assert not executions.start(flows.runtime, action.workflow, action.name, action.input)
-    found = flows.sfn.list_executions(stateMachineArn=flows.arns["migrate"])["executions"]
+    found = flows.sfn.list_executions(stateMachineArn=flows.arns[workflows.SETTLE])["executions"]
     assert [e["name"] for e in found] == [action.name] == [f"race-migrate-{old}-1"]
     # Nobody answers: let the workflow run out its (short) timeouts before moto goes away.
     deadline = time.monotonic() + 60

@@ -14,6 +14,8 @@ from chalicelib.wire.status import JobStatus
 from tests.functional.jobs_helpers import entry
 from tests.functional.workflow_helpers import seed_running, simulated_agent
 
+NESTED = "arn:aws:states:::states:startExecution.sync:2"
+
 
 def test_every_error_name_and_task_in_the_workflows_resolves():
     chalice_functions = {f.name for f in app.pure_lambda_functions}
@@ -127,29 +129,41 @@ def _next(state: dict) -> set[str]:
 
 
 def _blocks(workflow: str) -> set[str]:
-    """Every run of three states, each leading to the next, as shapes. A block of logic
-    written again elsewhere holds such a run; two states alone are a call of a shared
-    workflow and the check of its answer, written at each call site as a function call and
-    its `if` are."""
+    """Every run of three states, each leading to the next, and every task that does its work
+    itself (a function, an agent's command), as shapes. A block of logic written again
+    elsewhere holds such a run, or is such a task; a call of a shared workflow and the check
+    of its answer are written at each call site, as a function call and its `if` are."""
     document = json.loads(workflows.path_of(workflow).read_text())
     states = dict(workflows.walk_states(document))
     live = {name for name, state in states.items() if state["Type"] not in ("Succeed", "Fail")}
-    runs = set()
+    blocks = {_shape(state) for state in states.values()
+              if state["Type"] == "Task" and state["Resource"] != NESTED}
     for first in live:
         for second in _next(states[first]) & live:
             for third in _next(states[second]) & live:
-                runs.add(" ⇒ ".join(_shape(states[n]) for n in (first, second, third)))
-    return runs
+                blocks.add(" ⇒ ".join(_shape(states[n]) for n in (first, second, third)))
+    return blocks
 
 
 def test_no_block_of_states_is_written_in_two_workflows():
     seen: dict[str, str] = {}
     for workflow in workflows.WORKFLOWS:
-        for run in _blocks(workflow):
-            assert run not in seen, (
-                f"{workflow} and {seen[run]} both hold this run of states; make it one "
-                f"workflow that both run as a nested execution:\n{run}")
-            seen[run] = workflow
+        for block in _blocks(workflow):
+            assert block not in seen, (
+                f"{workflow} and {seen[block]} both hold this; make it one workflow that both "
+                f"run as a nested execution:\n{block}")
+            seen[block] = workflow
+
+
+def test_every_started_workflow_ends_in_its_verdict_or_with_nothing_to_settle():
+    # settle settles the job with the `end` a workflow's output holds, and skips a workflow
+    # that ends without one: an end that forgot its verdict would leave the job unsettled.
+    for workflow in workflows.STARTED:
+        document = json.loads(workflows.path_of(workflow).read_text())
+        for name, state in document["States"].items():
+            assert state["Type"] != "Fail", f"{workflow}.{name}: a failed workflow has no verdict"
+            if state.get("End") and state["Type"] != "Succeed":
+                assert state.get("ResultPath") == "$.end", f"{workflow}.{name} ends without a verdict"
 
 
 def test_a_job_its_agent_stopped_at_its_time_limit_ends_timedout(flows):

@@ -89,8 +89,10 @@ class Flows:
         return waits
 
     def run(self, workflow: str, name: str, payload: dict, timeout: float = 30) -> dict:
-        arn = self.sfn.start_execution(stateMachineArn=self.arns[workflow], name=name,
-                                       input=json.dumps(payload))["executionArn"]
+        """Start the workflow as the control plane does (inside settle) and wait for the end;
+        settle's execution, described."""
+        assert executions.start(self.runtime, workflow, name, payload), f"{name} exists"
+        arn = executions.execution_arn(self.runtime, name)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             described = self.sfn.describe_execution(executionArn=arn)
