@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from chalice import Chalice
 from pydantic import BaseModel
 
-from chalicelib import auth, events, images, jobs, logs, openapi, reclaims, tasks, users
+from chalicelib import auth, events, images, jobs, launches, logs, openapi, reclaims, tasks, users
 from chalicelib import reconcile as reconciler
 from chalicelib import runtime as runtime_module
 from chalicelib.errors import BadRequest
@@ -251,12 +251,12 @@ def task_release_instance(event: dict, context: object) -> dict:
 
 @app.lambda_function(name="task-plan-launch")
 def task_plan_launch(event: dict, context: object) -> dict:
-    return _run_task(tasks.plan_launch, PlanRequest, event)
+    return _run_task(launches.plan_launch, PlanRequest, event)
 
 
 @app.lambda_function(name="task-launch-instance")
 def task_launch_instance(event: dict, context: object) -> dict:
-    return _run_task(tasks.launch_instance, LaunchRequest, event)
+    return _run_task(launches.launch_instance, LaunchRequest, event)
 
 
 @app.lambda_function(name="task-settle-job")

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
 
-from chalicelib.errors import Conflict, StaleWrite
+from chalicelib.errors import Conflict, NotFound, StaleWrite
 from chalicelib.status import check_transition
 from chalicelib.store.tables import (
     Tables,
@@ -91,6 +91,13 @@ class JobTable(Tables):
     def create_job(self, job: JobRecord) -> None:
         self._put(self._config.jobs_table, self._job_item(job), "attribute_not_exists(id)",
                   Conflict(f"job {job.id} already exists"))
+
+    def require_job(self, job_id: str) -> JobRecord:
+        """The job; NotFound when there is none."""
+        job = self.get_job(job_id)
+        if job is None:
+            raise NotFound(f"job {job_id} does not exist")
+        return job
 
     def get_job(self, job_id: str) -> JobRecord | None:
         item = self._db.get_item(

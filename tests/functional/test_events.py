@@ -124,7 +124,7 @@ def test_a_record_whose_handling_fails_is_the_only_one_delivered_again(flows):
             f"steady-migrate-{good[0]}-1", f"sturdy-migrate-{good[1]}-1",
             f"throttled-migrate-{poison}-1"])
     finally:
-        _finish_all(flows, "migrate")
+        _finish_all(flows)
 
 
 def test_a_batch_whose_every_record_fails_fails_whole(flows):
@@ -170,7 +170,7 @@ def test_the_local_event_source_deletes_the_handled_records_and_keeps_the_failed
         assert sorted(e["name"] for e in _executions(flows)) == [
             f"kept-migrate-{good}-1", f"stuck-migrate-{poison}-1"]
     finally:
-        _finish_all(flows, "migrate")
+        _finish_all(flows)
 
 
 def test_eventbridge_delivers_spot_warnings_to_the_handlers_queue(flows):

@@ -58,3 +58,10 @@ def test_no_module_of_chalicelib_imports_one_that_imports_it_back():
     cycles = [" → ".join(found) for name in sorted(graph)
               if (found := cycle_through(graph, name)) is not None]
     assert cycles == []
+
+
+def test_no_module_of_chalicelib_outgrows_two_screens():
+    # ~400 lines: past that a module holds more than one noun and is split by noun.
+    sizes = {path.relative_to(PACKAGE.parent).as_posix(): len(path.read_text().splitlines())
+             for path in PACKAGE.rglob("*.py")}
+    assert {name: lines for name, lines in sizes.items() if lines > 420} == {}
