@@ -84,6 +84,9 @@ def build_parser() -> Parser:
     submit.add_argument("--disableRerun", action="store_true",
                         help="never start the job again from the beginning when no checkpoint "
                         "can be restored (it ends CheckpointFailed instead)")
+    submit.add_argument("-f", "--force", action="store_true",
+                        help="submit without asking anything (submit never asks; accepted as "
+                        "MMCloud's scripts and pipeline plugins pass it)")
     submit.add_argument("--timeLimit", metavar="DURATION",
                         help="stop the job once it has run this long (3600, 90s, 30m, 2h) and "
                         "end it Timedout; time spent moving or suspended does not count")
@@ -167,10 +170,49 @@ def build_parser() -> Parser:
     return parser
 
 
+def _flags_of(parser: argparse.ArgumentParser) -> tuple[set[str], dict[str, Any]]:
+    """The option strings of this parser that take a value, and its commands by name."""
+    takes_value: set[str] = set()
+    commands: dict[str, Any] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            commands.update(action.choices)
+        elif action.option_strings and action.nargs is None:
+            takes_value.update(action.option_strings)
+    return takes_value, commands
+
+
+def join_dash_values(parser: argparse.ArgumentParser, argv: Sequence[str]) -> list[str]:
+    """MMCloud's CLI reads the word after a flag that takes a value as that value, even when
+    it starts with `-` (`--extraOptions -v`, `-n -x`); argparse would take it for a flag. Such
+    pairs are joined (`--extraOptions=-v`, `-n-x`) so argparse reads them the same way. Which
+    flags take a value depends on the command (`list -f FILTER`, `submit -f`)."""
+    takes_value, commands = _flags_of(parser)
+    joined: list[str] = []
+    words = list(argv)
+    index = 0
+    while index < len(words):
+        word = words[index]
+        following = words[index + 1] if index + 1 < len(words) else None
+        if word in takes_value and following is not None:
+            if following.startswith("-") and following != "--":
+                joined.append(f"{word}={following}" if word.startswith("--") else f"{word}{following}")
+            else:
+                joined += [word, following]
+            index += 2
+            continue
+        if word in commands:
+            takes_value, commands = _flags_of(commands[word])
+        joined.append(word)
+        index += 1
+    return joined
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one `float` command; the exit code is 0, 1 (it failed) or 2 (usage error)."""
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args = parser.parse_args(join_dash_values(parser, sys.argv[1:] if argv is None else argv))
         args.run(args)
         return 0
     except CliError as error:

@@ -215,3 +215,29 @@ def test_a_malformed_time_limit_names_it_and_sends_nothing(logged_in, run, scrip
     assert result.err.count("\n") == 1
     assert "timeLimit" in result.err and "duration such as" in result.err
     assert logged_in.requests == []
+
+
+def test_submit_with_force_as_pipeline_plugins_send_it_submits_without_asking(logged_in, run,
+                                                                              script: Path):
+    logged_in.reply("POST", "/v1/jobs", job_json(status="Submitted"), status=201)
+
+    result = run("submit", "-i", "bwa", "-j", str(script), "--force", "--format", "json")
+
+    assert result.code == 0, result.err
+    assert logged_in.requests[0].body == {"image": "bwa", "jobScript": script.read_text()}
+
+
+def test_a_value_that_starts_with_a_dash_is_the_value_of_the_flag_before_it(logged_in, run,
+                                                                            script: Path):
+    logged_in.reply("POST", "/v1/jobs", job_json(status="Submitted"), status=201)
+
+    result = run("submit", "-i", "bwa", "-j", str(script), "-n", "-dash",
+                 "--customTag", "-odd:tag", "--format", "json")
+
+    assert result.code == 0, result.err
+    body = logged_in.requests[0].body
+    assert body["name"] == "-dash" and body["customTags"] == {"-odd": "tag"}
+    # read as the value, so the validator names it, rather than as an unknown flag
+    refused = run("submit", "-i", "bwa", "-j", str(script), "-e", "-FLAGS=x")
+    assert refused.code == 1 and len(logged_in.requests) == 1
+    assert refused.err == "float: env: '-FLAGS' is not a valid environment variable name\n"
