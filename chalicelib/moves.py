@@ -13,7 +13,8 @@ from chalicelib.wire.checkpoints import Restored
 from chalicelib.wire.tasks import Moved, StatusChange
 
 
-def _instant(iso: str | None) -> datetime | None:
+def instant(iso: str | None) -> datetime | None:
+    """An ISO 8601 time as an aware UTC datetime; None for none or a malformed one."""
     if iso is None:
         return None
     try:
@@ -39,7 +40,7 @@ def migration(runtime: Runtime, change: StatusChange, moved: Moved) -> Migration
     checkpoint = restored.manifest if restored else None
     frozen = checkpoint.stats.frozenTimeUs / 1e6 if checkpoint and checkpoint.stats.frozenTimeUs \
         else None
-    notice = _instant(moved.noticeTime)
+    notice = instant(moved.noticeTime)
     return MigrationView(
         time=runtime.now_iso(), reason=change.reason, fromInstance=moved.fromInstance,
         toInstance=change.instanceId or "", instanceType=moved.instanceType,
@@ -48,7 +49,7 @@ def migration(runtime: Runtime, change: StatusChange, moved: Moved) -> Migration
         freezeSeconds=frozen,
         checkpointSeconds=round(checkpoint.checkpointSeconds, 3) if checkpoint else None,
         uploadSeconds=round(checkpoint.uploadSeconds, 3) if checkpoint else None,
-        launchSeconds=_seconds_between(notice, _instant(moved.launchedAt)),
+        launchSeconds=_seconds_between(notice, instant(moved.launchedAt)),
         downloadSeconds=restored.downloadSeconds if restored else None,
         restoreSeconds=restored.restoreSeconds if restored else None,
         secondsToExecuting=_seconds_between(notice, runtime.clock().astimezone(UTC)),

@@ -23,6 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib import endings, executions, fleet
 from chalicelib.endings import Verdict
 from chalicelib.errors import Conflict, IllegalTransition, StaleWrite
+from chalicelib.moves import instant
 from chalicelib.runtime import Runtime
 from chalicelib.store import JobRecord, Store
 from chalicelib.wire.api import HistoryEntry
@@ -100,19 +101,10 @@ JobAction = Leave | Recover | End
 InstanceAction = Leave | Terminate
 
 
-def _instant(iso: str | None) -> datetime | None:
-    if not iso:
-        return None
-    try:
-        return datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(UTC)
-    except ValueError:
-        return None
-
-
 def last_sign(job: JobRecord) -> datetime | None:
     """When the job was last known alive: its agent's latest heartbeat or its latest change,
     whichever is later (a job restored a moment ago has no heartbeat from its new agent yet)."""
-    times = [t for t in (_instant(job.heartbeatTime), _instant(job.updateTime)) if t is not None]
+    times = [t for t in (instant(job.heartbeatTime), instant(job.updateTime)) if t is not None]
     return max(times) if times else None
 
 
@@ -134,7 +126,7 @@ def decide_job(job: JobRecord, instance: Instance | None, now: datetime,
                            agent_lost=True)
         return Leave("running, its agent heard from")
     if job.status in STUCK_ENDINGS:
-        stuck = (now - (_instant(job.updateTime) or now)).total_seconds()
+        stuck = (now - (instant(job.updateTime) or now)).total_seconds()
         if stuck > limits.workflow_seconds:
             return End(STUCK_ENDINGS[job.status],
                        f"{job.status.value} for {int(stuck)} s, longer than any workflow takes "
