@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="instance metadata address (default: EC2's)")
     parser.add_argument("--job-root", default=_setting("JOB_ROOT", "/var/lib/openfloat/jobs"))
     parser.add_argument("--work-dir", default=_setting("WORK_DIR", "/var/lib/openfloat/agent"))
+    parser.add_argument("--host-root", default=_setting("HOST_ROOT", "/"),
+                        help="where this host's own files are (--dirMap directories)")
     args = parser.parse_args(argv)
     missing = [flag for flag, value in (("--bucket", args.bucket),
                                         ("--commands-queue", args.commands_queue),
@@ -50,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         settings=AgentSettings(
             instance_id=instance_id, instance_type=instance_type, bucket=args.bucket,
             commands_queue_url=args.commands_queue, events_queue_url=args.events_queue,
-            imds_url=args.imds, job_root=Path(args.job_root), work_dir=Path(args.work_dir)),
+            imds_url=args.imds, job_root=Path(args.job_root), work_dir=Path(args.work_dir),
+            host_root=Path(args.host_root)),
         s3=session.client("s3"), sqs=session.client("sqs"),
         sfn=session.client("stepfunctions"), secrets=session.client("secretsmanager"),
         imds=imds,

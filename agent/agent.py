@@ -22,8 +22,8 @@ from agent.capsule import DEFAULT_PART_SIZE, CapsuleStore
 from agent.imds import Imds, ImdsUnavailable
 from agent.jobcalls import JobCalls
 from agent.logs import LogShipper
-from agent.podman import Credentials, Podman
-from agent.volumes import S3Access, mount_volumes, unmount_volumes
+from agent.podman import Credentials, Podman, job_options
+from agent.volumes import S3Access, map_host_dirs, mount_volumes, unmount_volumes
 from chalicelib.wire.agent import (
     CancelCommand,
     CheckpointCommand,
@@ -74,6 +74,9 @@ class AgentSettings:
     # often (it gives up on a silent agent after the workflow's heartbeatSeconds).
     task_heartbeat_seconds: float = 5.0
     part_size: int = DEFAULT_PART_SIZE
+    # Where this host's own files are: `/`, or a directory of its own for a local instance,
+    # which shares the machine with other instances but must not share their files.
+    host_root: Path = Path("/")
 
 
 def _now() -> str:
@@ -259,6 +262,11 @@ class Agent:
         if launch.apiUrl is not None:
             # Created before a restore too: the container comes back with this mount.
             mounts.append((jobcalls.control_dir(job_dir), jobcalls.CONTROL_IN_CONTAINER))
+        try:
+            mounts += map_host_dirs(launch.dirMaps, job_dir, self.settings.host_root)
+        except AgentFailure:
+            unmount_volumes(job_dir)
+            raise
         return job_dir, mounts
 
     def run(self, launch: JobLaunch) -> dict[str, Any]:
@@ -279,7 +287,7 @@ class Agent:
                 name, launch.imageUri, command, env={**launch.env, "FLOAT_JOB_ID": launch.jobId},
                 cpus=launch.cpus,
                 memory_bytes=int(launch.memoryGiB * 2**30) if launch.memoryGiB else None,
-                mounts=mounts)
+                mounts=mounts, options=job_options(launch))
             # Copied into the container's own files, so the script travels with checkpoints.
             self.podman.copy_in(name, script, SCRIPT_IN_CONTAINER)
             if launch.apiUrl is not None:
@@ -303,6 +311,9 @@ class Agent:
                 if self.last_checkpoint is not None and self.last_checkpoint.jobId == job_id:
                     return self.last_checkpoint
                 raise CheckpointFailed(f"job {job_id} is not running on {self.settings.instance_id}")
+            if not self.job.launch.checkpointable:
+                raise CheckpointFailed(f"job {job_id} was submitted with disableMigrate: it is "
+                                       "never checkpointed")
             name = self.container(job_id)
             self.settings.work_dir.mkdir(parents=True, exist_ok=True)
             archive = self.settings.work_dir / f"{name}.tar.zst"
@@ -463,7 +474,10 @@ class Agent:
         self._guarded("reporting the reclaim notice", lambda: self.emit(ReclaimNoticed(
             instanceId=self.settings.instance_id, time=_now(), jobId=job_id,
             action=action.action, actionTime=action.time)), job_id)
-        if job_id is not None:
+        if job_id is not None and self.job is not None and not self.job.launch.checkpointable:
+            logger.info("reclaim notice: the job is never checkpointed (disableMigrate)",
+                        extra={"job_id": job_id})
+        elif job_id is not None:
             self.handle(CheckpointCommand(jobId=job_id,
                                           reason=f"spot {action.action} notice for {action.time}"))
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chalicelib.wire.agent import JobLaunch
 from chalicelib.wire.checkpoints import CriuStats
 from chalicelib.wire.failures import (
     CheckpointFailed,
@@ -140,8 +141,11 @@ class Podman:
 
     def create(self, name: str, image: str, command: list[str], *, env: dict[str, str],
                cpus: float | None, memory_bytes: int | None,
-               mounts: list[tuple[Path, str]]) -> None:
-        args = ["create", "--name", name, "--network=none", "--log-driver", "k8s-file"]
+               mounts: list[tuple[Path, str]], options: list[str] | None = None) -> None:
+        """`options`: further `podman create` words (see `job_options`), placed before the
+        agent's own so that none of them can override the name, network or limits."""
+        args = ["create", *(options or []), "--name", name, "--network=none",
+                "--log-driver", "k8s-file"]
         for key, value in env.items():
             args += ["--env", f"{key}={value}"]
         if cpus:
@@ -223,6 +227,17 @@ class Podman:
         result = self._run("container", "restore", "--import", str(export), "--name", name,
                            "--print-stats", timeout=timeout, error=RestoreFailed)
         return _stats(result.stdout)
+
+
+def job_options(launch: JobLaunch) -> list[str]:
+    """What the job asked of its container: GPUs (through the host's CDI devices), privileged,
+    root, and the extra options its submit passed (checked there against a list of allowed)."""
+    options = ["--device=nvidia.com/gpu=all"] if launch.gpus else []
+    if launch.privileged:
+        options.append("--privileged")
+    if launch.withRoot:
+        options.append("--user=0:0")
+    return options + list(launch.containerOptions)
 
 
 _UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,

@@ -5,12 +5,13 @@ them. The volumes themselves never go into a checkpoint."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from chalicelib.wire.failures import JobStartFailed
-from chalicelib.wire.specs import DataVolume
+from chalicelib.wire.specs import DataVolume, DirMap
 
 
 @dataclass(frozen=True)
@@ -28,8 +29,32 @@ class S3Access:
                    secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"))
 
 
+def _mount_points() -> set[str]:
+    """Every mount point of this mount namespace, as the kernel lists them."""
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as table:
+            # The fifth field, with space, tab, newline and backslash escaped in octal.
+            return {re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
+                    for line in table if len(line.split()) > 4}
+    except OSError:
+        return set()
+
+
 def _is_mounted(path: Path) -> bool:
-    return os.path.ismount(path)
+    # os.path.ismount misses a bind mount of a directory of the same file system.
+    return os.path.ismount(path) or os.path.realpath(path) in _mount_points()
+
+
+def _unmount(path: Path) -> None:
+    """Everything mounted at `path`: mounts may be stacked there (one per host that bound it,
+    when hosts share a machine), and a busy one is detached lazily."""
+    for _ in range(8):
+        if not _is_mounted(path):
+            return
+        done = subprocess.run(["umount", str(path)], capture_output=True, timeout=60, check=False)
+        if done.returncode != 0:
+            subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=60,
+                           check=False)
 
 
 def _mount_s3(volume: DataVolume, mountpoint: Path, access: S3Access, secrets_dir: Path) -> None:
@@ -75,14 +100,33 @@ def mount_volumes(volumes: list[DataVolume], job_dir: Path,
     return mounts
 
 
+def map_host_dirs(dir_maps: list[DirMap], job_dir: Path, host_root: Path) -> list[tuple[Path, str]]:
+    """Each `--dirMap` as this host's own directory, bound at a path under job_dir that is the
+    same on every host, as podman needs to restore the container: after a move the job sees
+    the new host's directory, not the old one's."""
+    mounts: list[tuple[Path, str]] = []
+    for index, mapped in enumerate(dir_maps):
+        host_dir = host_root / mapped.hostPath.lstrip("/")
+        host_dir.mkdir(parents=True, exist_ok=True)
+        stable = job_dir / "volumes" / f"dir-{index}"
+        stable.mkdir(parents=True, exist_ok=True)
+        _unmount(stable)
+        result = subprocess.run(["mount", "--bind", str(host_dir), str(stable)],
+                                capture_output=True, text=True, timeout=60, check=False)
+        if result.returncode != 0:
+            raise JobStartFailed(f"cannot map host directory {mapped.hostPath}: "
+                                 f"{result.stderr.strip() or 'mount exited ' + str(result.returncode)}")
+        mounts.append((stable, mapped.containerPath))
+    return mounts
+
+
 def unmount_volumes(job_dir: Path) -> None:
     """Release the job's mounts on this host (its block volumes' files stay)."""
     root = job_dir / "volumes"
     if not root.exists():
         return
     for path in sorted(root.iterdir()):
-        if _is_mounted(path):
-            subprocess.run(["umount", str(path)], capture_output=True, timeout=60, check=False)
+        _unmount(path)
     keys = job_dir / "keys"
     if keys.exists():
         for key in keys.iterdir():

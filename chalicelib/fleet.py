@@ -4,10 +4,12 @@ instance with its command queue, idempotently."""
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib.errors import BadRequest
 from chalicelib.placement import Offer
 from chalicelib.runtime import Runtime
 from chalicelib.wire.tasks import Attempt
@@ -54,6 +56,7 @@ def offers(runtime: Runtime) -> list[Offer]:
             markets=tuple(m for m in ("spot", "on-demand")
                           if m in described.get("SupportedUsageClasses", [])),
             spot_price=prices.get(name),
+            gpus=sum(int(g.get("Count", 0)) for g in described.get("GpuInfo", {}).get("Gpus", [])),
         )
         for name, described in types.items()
     ]
@@ -74,13 +77,85 @@ def command_queue(runtime: Runtime, launch_token: str) -> str:
         "MessageRetentionPeriod": "86400", "VisibilityTimeout": "900"})["QueueUrl"])
 
 
-def user_data(runtime: Runtime, commands_queue: str) -> str:
-    """What a worker runs at boot: the agent, told where its commands come from."""
+# Device name the image volume is attached as; the worker finds it as the one blank disk.
+IMAGE_VOLUME_DEVICE = "/dev/sdf"
+# At boot, the image volume (a disk with no file system and nothing mounted, whatever name
+# the instance's kernel gives it) becomes podman's storage.
+_MOUNT_IMAGE_VOLUME = """\
+for disk in $(lsblk -dpno NAME,TYPE | awk '$2 == "disk" {print $1}'); do
+  if [ -z "$(lsblk -no FSTYPE,MOUNTPOINT "$disk" | tr -d ' \\n')" ]; then
+    mkfs.xfs -q "$disk"; mkdir -p /var/lib/containers; mount "$disk" /var/lib/containers; break
+  fi
+done
+mountpoint -q /var/lib/containers
+"""
+
+
+@dataclass(frozen=True)
+class InstanceOptions:
+    """What the job asks of its instance besides its type: zone, security groups, and volume
+    sizes in GB."""
+
+    zone: str | None = None
+    security_groups: tuple[str, ...] = ()
+    root_gb: int | None = None
+    image_gb: int | None = None
+
+
+def user_data(runtime: Runtime, commands_queue: str, image_volume: bool = False) -> str:
+    """What a worker runs at boot: the agent, told where its commands come from (after
+    mounting the image volume when the job asked for one)."""
     config = runtime.config
     args = ["--bucket", config.data_bucket, "--commands-queue", commands_queue,
             "--events-queue", config.agent_events_queue]
-    return "#!/bin/bash\nset -e\ncd /opt/openfloat\nexec python3 -m agent " + " ".join(
-        shlex.quote(a) for a in args) + "\n"
+    return ("#!/bin/bash\nset -e\n" + (_MOUNT_IMAGE_VOLUME if image_volume else "")
+            + "cd /opt/openfloat\nexec python3 -m agent "
+            + " ".join(shlex.quote(a) for a in args) + "\n")
+
+
+def check_instance_options(runtime: Runtime, zone: str | None, groups: list[str]) -> None:
+    """BadRequest unless the zone is one of the region's and every security group exists: a
+    launch that EC2 refuses for them would fail every attempt of the plan."""
+    if zone is not None:
+        zones = {z["ZoneName"] for z in runtime.ec2.describe_availability_zones()[
+            "AvailabilityZones"] if z.get("State", "available") == "available"}
+        if zone not in zones:
+            raise BadRequest(f"zone {zone} is not an available zone of this region "
+                             f"(available: {', '.join(sorted(zones))})")
+    for group in groups:
+        try:
+            runtime.ec2.describe_security_groups(GroupIds=[group])
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("InvalidGroup.NotFound", "InvalidGroupId.Malformed"):
+                raise BadRequest(f"security group {group} does not exist") from None
+            raise
+
+
+def _root_device(runtime: Runtime) -> str:
+    cached = runtime.cache.get("worker-root-device")
+    if cached is None:
+        found = runtime.ec2.describe_images(ImageIds=[runtime.config.worker_image_id])["Images"]
+        cached = str(found[0].get("RootDeviceName") or "/dev/xvda") if found else "/dev/xvda"
+        runtime.cache["worker-root-device"] = cached
+    return str(cached)
+
+
+def _placement(runtime: Runtime, options: InstanceOptions) -> dict[str, Any]:
+    request: dict[str, Any] = {}
+    if options.zone:
+        request["Placement"] = {"AvailabilityZone": options.zone}
+    if options.security_groups:
+        request["SecurityGroupIds"] = list(options.security_groups)
+    volumes = []
+    if options.root_gb:
+        volumes.append({"DeviceName": _root_device(runtime), "Ebs": {
+            "VolumeSize": options.root_gb, "VolumeType": "gp3", "DeleteOnTermination": True}})
+    if options.image_gb:
+        volumes.append({"DeviceName": IMAGE_VOLUME_DEVICE, "Ebs": {
+            "VolumeSize": options.image_gb, "VolumeType": "gp3", "DeleteOnTermination": True}})
+    if volumes:
+        request["BlockDeviceMappings"] = volumes
+    return request
 
 
 def existing_launch(runtime: Runtime, launch_token: str) -> dict[str, Any] | None:
@@ -96,7 +171,8 @@ def existing_launch(runtime: Runtime, launch_token: str) -> dict[str, Any] | Non
 
 
 def launch(runtime: Runtime, job_id: str, launch_token: str, attempt: Attempt,
-           commands_queue: str, tags: dict[str, str]) -> dict[str, Any]:
+           commands_queue: str, tags: dict[str, str],
+           options: InstanceOptions = InstanceOptions()) -> dict[str, Any]:
     """Run one instance for the job, or find the one a retry of this launch already ran."""
     earlier = existing_launch(runtime, launch_token)
     if earlier is not None:
@@ -110,10 +186,11 @@ def launch(runtime: Runtime, job_id: str, launch_token: str, attempt: Attempt,
         # EC2 returns the same instance for the same token; the tag lookup above covers
         # stand-ins that do not.
         "ClientToken": launch_token,
-        "UserData": user_data(runtime, commands_queue),
+        "UserData": user_data(runtime, commands_queue, image_volume=bool(options.image_gb)),
         "TagSpecifications": [{"ResourceType": "instance", "Tags": [
             {"Key": k, "Value": v} for k, v in all_tags.items()]}],
         "InstanceInitiatedShutdownBehavior": "terminate",
+        **_placement(runtime, options),
     }
     if attempt.market == "spot":
         request["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": {

@@ -31,6 +31,12 @@ _CANCEL_AT_ONCE = frozenset({JobStatus.SUBMITTED, JobStatus.WAITING_FOR_LICENSE}
 _CANCEL_ATTEMPTS = 3
 
 
+# Spec fields the view shows as they were given.
+_INSTANCE_AND_CONTAINER = {"gpu", "zone", "securityGroups", "rootVolSize", "imageVolSize",
+                           "disableMigrate", "privileged", "withRoot", "containerOpts",
+                           "dirMaps"}
+
+
 def script_key(job_id: str) -> str:
     return f"jobs/{job_id}/script"
 
@@ -56,6 +62,7 @@ def view(job: JobRecord) -> JobView:
         migratePolicy=spec.migratePolicy,
         disableRerun=spec.disableRerun,
         timeLimit=spec.timeLimit,
+        **spec.model_dump(include=_INSTANCE_AND_CONTAINER),
         submitTime=job.submitTime,
         updateTime=job.updateTime,
         history=job.history,
@@ -66,6 +73,7 @@ def view(job: JobRecord) -> JobView:
 def submit(runtime: Runtime, store: Store, principal: Principal, request: SubmitRequest,
            api_url: str | None = None) -> JobView:
     image_uri = images.resolve(store, request.image)
+    fleet.check_instance_options(runtime, request.zone, request.securityGroups)
     job_id = runtime.new_id()
     now = runtime.now_iso()
     key = script_key(job_id)
@@ -224,12 +232,20 @@ def _plain(runtime: Runtime, workflow: str) -> Starter:
     return starter
 
 
+def _checkpointable(action: str) -> Callable[[JobRecord], None]:
+    def check(job: JobRecord) -> None:
+        if job.spec.disableMigrate:
+            raise Conflict(f"job {job.id} was submitted with disableMigrate: it is never "
+                           f"checkpointed, so it cannot be {action}")
+    return check
+
+
 def suspend(runtime: Runtime, store: Store, principal: Principal, job_id: str,
             reason: str | None) -> JobView:
     """Checkpoint the job and release its instance; it keeps its place until resumed."""
     return _request(runtime, store, principal, job_id, JobStatus.EXECUTING,
                     JobStatus.SUSPENDING, "suspended", reason, "suspend",
-                    _plain(runtime, "suspend"))
+                    _plain(runtime, "suspend"), check=_checkpointable("suspended"))
 
 
 def resume(runtime: Runtime, store: Store, principal: Principal, job_id: str,
@@ -247,6 +263,7 @@ def migrate(runtime: Runtime, store: Store, principal: Principal, job_id: str,
                                 exclude_none=True)
 
     def same_place(job: JobRecord) -> None:
+        _checkpointable("migrated")(job)
         if request.force or request.instType is None or request.vmPolicy is not None:
             return
         current = fleet.instance_type(runtime, job.instanceId)

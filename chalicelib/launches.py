@@ -33,7 +33,7 @@ def plan_launch(runtime: Runtime, store: Store, request: PlanRequest) -> Plan:
     attempts = launch_plan(fleet.offers(runtime), CpuRange.model_validate(spec.cpu),
                            Range.model_validate(spec.mem), spec.instType,
                            VmPolicy.model_validate(spec.vmPolicy), prefer=prefer,
-                           moving=request.moving)
+                           moving=request.moving, gpus=spec.gpu or 0)
     return Plan(attempts=attempts, count=len(attempts))
 
 
@@ -52,7 +52,11 @@ def launch_instance(runtime: Runtime, store: Store, request: LaunchRequest) -> L
     token = f"{job.id}-{request.launchNumber}-{request.index}" + (
         f"-r{request.retry}" if request.retry else "")
     queue = fleet.command_queue(runtime, token)
-    instance = fleet.launch(runtime, job.id, token, request.attempt, queue, job.spec.customTags)
+    spec = job.spec
+    options = fleet.InstanceOptions(zone=spec.zone, security_groups=tuple(spec.securityGroups),
+                                    root_gb=spec.rootVolSize, image_gb=spec.imageVolSize)
+    instance = fleet.launch(runtime, job.id, token, request.attempt, queue, spec.customTags,
+                            options)
     instance_id = str(instance["InstanceId"])
     for _ in range(3):
         if job.status != expected:
@@ -78,7 +82,9 @@ def launch_instance(runtime: Runtime, store: Store, request: LaunchRequest) -> L
         credentialsSecretId=entry.secretId if entry is not None else None,
         cpus=offer.vcpus, memoryGiB=min(mem.max, offer.memory_gib),
         dataVolumes=job.spec.dataVolumes, apiUrl=job.apiUrl, apiTokenSecretId=secret,
-        timeLimitSeconds=_time_left(runtime, job))
+        timeLimitSeconds=_time_left(runtime, job), gpus=spec.gpu or 0,
+        privileged=spec.privileged, withRoot=spec.withRoot, containerOptions=spec.containerOpts,
+        dirMaps=spec.dirMaps, checkpointable=not spec.disableMigrate)
     return Launched(instanceId=instance_id, instanceType=request.attempt.instanceType,
                     market=request.attempt.market, commandsQueueUrl=queue, job=launch,
                     launchedAt=runtime.now_iso())

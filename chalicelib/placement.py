@@ -24,43 +24,49 @@ class Offer:
     architectures: tuple[str, ...]
     markets: tuple[Market, ...]
     spot_price: float | None = None
+    gpus: int = 0
 
 
 class NoCandidate(Exception):
     """No instance type satisfies the job's cpu, memory and instance type."""
 
 
-def fits(offer: Offer, cpu: CpuRange, mem: Range, market: Market) -> bool:
+def fits(offer: Offer, cpu: CpuRange, mem: Range, market: Market, gpus: int = 0) -> bool:
+    """Within the job's ranges, on its market, with the GPUs it asks for: a job that asks for
+    none is not placed on a GPU type, which costs several times as much."""
     return (
         cpu.min <= offer.vcpus <= cpu.max
         and mem.min <= offer.memory_gib <= mem.max
         and ARCHITECTURE in offer.architectures
         and market in offer.markets
+        and (offer.gpus >= gpus if gpus else offer.gpus == 0)
     )
 
 
 def candidates(offers: list[Offer], cpu: CpuRange, mem: Range, instance_type: str | None,
-               market: Market) -> list[Offer]:
+               market: Market, gpus: int = 0) -> list[Offer]:
     """The types to try on `market`, best first: cheapest Spot price, then fewest vCPUs and
     least memory (so a range is filled from its low end), then name for a stable order."""
     if instance_type is not None:
-        chosen = [o for o in offers if o.instance_type == instance_type and market in o.markets]
+        chosen = [o for o in offers if o.instance_type == instance_type and market in o.markets
+                  and o.gpus >= gpus]
         return chosen
-    fitting = [o for o in offers if fits(o, cpu, mem, market)]
+    fitting = [o for o in offers if fits(o, cpu, mem, market, gpus)]
     unknown_price = float("inf")
     fitting.sort(key=lambda o: (
         (o.spot_price if o.spot_price is not None else unknown_price) if market == "spot" else 0,
-        o.vcpus, o.memory_gib, o.instance_type))
+        o.gpus, o.vcpus, o.memory_gib, o.instance_type))
     return fitting[:TYPES_PER_ROUND]
 
 
 def _preferring(names: list[str], offers: list[Offer], prefer: str | None, market: Market,
-                cpu: CpuRange, mem: Range, instance_type: str | None) -> list[str]:
+                cpu: CpuRange, mem: Range, instance_type: str | None, gpus: int) -> list[str]:
     """`names` with `prefer` first, when that type may serve the job on `market`."""
     if prefer is None or (instance_type is not None and prefer != instance_type):
         return names
-    usable = any(o.instance_type == prefer and (instance_type is not None or fits(o, cpu, mem, market))
-                 and market in o.markets for o in offers)
+    usable = any(o.instance_type == prefer and o.gpus >= gpus and market in o.markets
+                 and (instance_type is not None or fits(o, cpu, mem, market, gpus))
+                 for o in offers)
     if not usable:
         return names
     return [prefer] + [n for n in names if n != prefer][:TYPES_PER_ROUND - 1]
@@ -68,7 +74,7 @@ def _preferring(names: list[str], offers: list[Offer], prefer: str | None, marke
 
 def launch_plan(offers: list[Offer], cpu: CpuRange, mem: Range, instance_type: str | None,
                 policy: VmPolicy, *, prefer: str | None = None,
-                moving: bool = False) -> list[Attempt]:
+                moving: bool = False, gpus: int = 0) -> list[Attempt]:
     """Every launch the job may try, in order, per its vmPolicy.
 
     spotOnly: each Spot candidate once. onDemand: each On-demand candidate once. spotFirst:
@@ -79,10 +85,11 @@ def launch_plan(offers: list[Offer], cpu: CpuRange, mem: Range, instance_type: s
     the same type by default. A job `moving` is frozen while the plan runs, so it gets one
     Spot round with no waiting before the On-demand fallback.
     """
-    spot = [o.instance_type for o in candidates(offers, cpu, mem, instance_type, "spot")]
-    on_demand = [o.instance_type for o in candidates(offers, cpu, mem, instance_type, "on-demand")]
-    spot = _preferring(spot, offers, prefer, "spot", cpu, mem, instance_type)
-    on_demand = _preferring(on_demand, offers, prefer, "on-demand", cpu, mem, instance_type)
+    spot = [o.instance_type for o in candidates(offers, cpu, mem, instance_type, "spot", gpus)]
+    on_demand = [o.instance_type
+                 for o in candidates(offers, cpu, mem, instance_type, "on-demand", gpus)]
+    spot = _preferring(spot, offers, prefer, "spot", cpu, mem, instance_type, gpus)
+    on_demand = _preferring(on_demand, offers, prefer, "on-demand", cpu, mem, instance_type, gpus)
     plan: list[Attempt] = []
     if policy.onDemand:
         plan = [Attempt(instanceType=t, market="on-demand") for t in on_demand]
@@ -97,6 +104,8 @@ def launch_plan(offers: list[Offer], cpu: CpuRange, mem: Range, instance_type: s
         plan += [Attempt(instanceType=t, market="on-demand") for t in on_demand]
     if not plan:
         wanted = f"instance type {instance_type}" if instance_type else f"{cpu} vCPUs and {mem} GiB"
+        if gpus:
+            wanted += f" with {gpus} GPU{'s' if gpus > 1 else ''}"
         raise NoCandidate(f"no {ARCHITECTURE} instance type offers {wanted} on the markets "
                           "the job's vmPolicy allows")
     return plan

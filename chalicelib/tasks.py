@@ -114,7 +114,8 @@ def job_instance(runtime: Runtime, store: Store, ref: JobRef) -> JobInstance:
     return JobInstance(jobId=job.id, instanceId=job.instanceId,
                        commandsQueueUrl=job.commandsQueueUrl,
                        instanceType=fleet.instance_type(runtime, job.instanceId),
-                       rerunAllowed=not job.spec.disableRerun)
+                       rerunAllowed=not job.spec.disableRerun,
+                       captureAllowed=not job.spec.disableMigrate)
 
 
 def release_instance(runtime: Runtime, store: Store, ref: InstanceRef) -> Released:

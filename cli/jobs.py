@@ -48,6 +48,13 @@ def submit(args: argparse.Namespace) -> None:
         body["disableRerun"] = True
     if args.timeLimit is not None:
         body["timeLimit"] = args.timeLimit
+    instance = {"gpu": args.gpu, "zone": args.zone, "securityGroups": args.securityGroup,
+                "rootVolSize": args.rootVolSize, "imageVolSize": args.imageVolSize,
+                "containerOpts": args.extraContainerOpts, "dirMaps": args.dirMap}
+    body.update({key: value for key, value in instance.items() if value is not None})
+    for flag in ("disableMigrate", "privileged", "withRoot"):
+        if getattr(args, flag):
+            body[flag] = True
     validate(SubmitRequest, body)
     job = connect(args).call("POST", "/v1/jobs", JobView, body=body)
     output.emit(args.format, job, job_table)

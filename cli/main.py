@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -90,6 +91,26 @@ def build_parser() -> Parser:
     submit.add_argument("--timeLimit", metavar="DURATION",
                         help="stop the job once it has run this long (3600, 90s, 30m, 2h) and "
                         "end it Timedout; time spent moving or suspended does not count")
+    submit.add_argument("--gpu-count", "--gpu", dest="gpu", type=int, metavar="N",
+                        help="GPUs the instance must have (placed on a GPU instance type)")
+    submit.add_argument("--zone", help="availability zone, e.g. us-east-1b")
+    submit.add_argument("--securityGroup", action="append", metavar="SG_ID",
+                        help="security group of the instance (repeat for more)")
+    submit.add_argument("--rootVolSize", type=int, metavar="GB", help="instance root volume size")
+    submit.add_argument("--imageVolSize", type=int, metavar="GB",
+                        help="size of the instance volume that holds container images")
+    submit.add_argument("--disableMigrate", action="store_true",
+                        help="never checkpoint the job: a Spot reclaim reruns it from the start "
+                        "(or ends it, with --disableRerun) and it cannot be migrated or suspended")
+    submit.add_argument("--privileged", action="store_true", help="run the container privileged")
+    submit.add_argument("--withRoot", action="store_true",
+                        help="run the job as root, whatever user the image names")
+    submit.add_argument("--extraContainerOpts", action="append", metavar="OPTIONS",
+                        help="further podman run options, e.g. '--cap-add SYS_ADMIN'")
+    submit.add_argument("--dirMap", action="append", metavar="HOST:CONTAINER",
+                        help="a directory of the host the job runs on (its own on each host)")
+    submit.add_argument("--extraOptions", metavar="FLAGS",
+                        help="more submit flags in one word, read as if typed on the line")
 
     listing = command(commands, "list", jobs.list_jobs, "list jobs", aliases=["squeue", "ls"])
     listing.add_argument("-f", "--filter", action="append", metavar="FILTER",
@@ -208,11 +229,36 @@ def join_dash_values(parser: argparse.ArgumentParser, argv: Sequence[str]) -> li
     return joined
 
 
+def expand_extra_options(words: list[str]) -> list[str]:
+    """`--extraOptions "--vmPolicy [onDemand=true] --storage data"` (one word, as pipeline
+    plugins pass it) becomes the flags it holds, read as if typed where it stands."""
+    expanded: list[str] = []
+    index = 0
+    while index < len(words):
+        word = words[index]
+        if word == "--extraOptions" and index + 1 < len(words):
+            text, index = words[index + 1], index + 2
+        elif word.startswith("--extraOptions="):
+            text, index = word.partition("=")[2], index + 1
+        else:
+            expanded.append(word)
+            index += 1
+            continue
+        try:
+            expanded += shlex.split(text)
+        except ValueError as error:
+            raise UsageError(f"cannot read --extraOptions {text!r}: {error}") from None
+    return expanded
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one `float` command; the exit code is 0, 1 (it failed) or 2 (usage error)."""
     try:
         parser = build_parser()
-        args = parser.parse_args(join_dash_values(parser, sys.argv[1:] if argv is None else argv))
+        words = join_dash_values(parser, sys.argv[1:] if argv is None else argv)
+        if any(w == "--extraOptions" or w.startswith("--extraOptions=") for w in words):
+            words = join_dash_values(parser, expand_extra_options(words))
+        args = parser.parse_args(words)
         args.run(args)
         return 0
     except CliError as error:

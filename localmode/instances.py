@@ -118,12 +118,13 @@ class LocalInstances:
                     instance_id, state = instance["InstanceId"], instance["State"]["Name"]
                     if state in LIVE and instance_id not in self._instances \
                             and instance_id not in self._ended:
-                        self._boot(instance_id, instance["InstanceType"])
+                        self._boot(instance_id, instance["InstanceType"],
+                                   instance.get("Placement", {}).get("AvailabilityZone", ZONE))
                     elif state not in LIVE and instance_id in self._instances:
                         self._kill(instance_id)
                         self._announce(instance_id, state)
 
-    def _boot(self, instance_id: str, instance_type: str) -> None:
+    def _boot(self, instance_id: str, instance_type: str, zone: str = ZONE) -> None:
         raw = self.ec2.describe_instance_attribute(
             InstanceId=instance_id, Attribute="userData")["UserData"].get("Value", "")
         try:
@@ -133,12 +134,14 @@ class LocalInstances:
                                                           "why": str(error)})
             self._ended.add(instance_id)
             return
-        imds = LocalImds(instance_id, instance_type).start()
+        imds = LocalImds(instance_id, instance_type, zone=zone).start()
         work = self.instance_root / instance_id
         work.mkdir(parents=True, exist_ok=True)
         log = (work / "agent.log").open("ab")
         command = [sys.executable, "-m", "agent", *flags, "--imds", imds.url,
-                   "--job-root", str(self.job_root), "--work-dir", str(work / "work")]
+                   "--job-root", str(self.job_root), "--work-dir", str(work / "work"),
+                   # Its own files: no other instance sees them, as on a separate host.
+                   "--host-root", str(work / "host")]
         # Its own session: the whole process group dies with the instance.
         process = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)

@@ -43,6 +43,16 @@ class JobSpec(BaseModel):
     migratePolicy: Any = None
     disableRerun: bool = False
     timeLimit: int | None = None
+    gpu: int | None = None
+    zone: str | None = None
+    securityGroups: list[str] = Field(default_factory=list)
+    rootVolSize: int | None = None
+    imageVolSize: int | None = None
+    disableMigrate: bool = False
+    privileged: bool = False
+    withRoot: bool = False
+    containerOpts: list[str] = Field(default_factory=list)
+    dirMaps: list[Any] = Field(default_factory=list)
 
     @classmethod
     def from_request(cls, request: SubmitRequest) -> JobSpec:

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.wire.checkpoints import CheckpointManifest
-from chalicelib.wire.specs import DataVolume
+from chalicelib.wire.specs import DataVolume, DirMap
 
 
 class Message(BaseModel):
@@ -38,6 +38,14 @@ class JobLaunch(Message):
     # What is left of the job's time limit when this launch was made; the agent stops the
     # container once it has run that long here (or what its checkpoint says is left, if less).
     timeLimitSeconds: float | None = Field(default=None, ge=0)
+    # How the container runs: GPUs handed to it, privileged, as root, further podman options
+    # (checked at submit), host directories; and whether a reclaim notice checkpoints it.
+    gpus: int = 0
+    privileged: bool = False
+    withRoot: bool = False
+    containerOptions: list[str] = Field(default_factory=list)
+    dirMaps: list[DirMap] = Field(default_factory=list)
+    checkpointable: bool = True
 
 
 class RunCommand(Message):

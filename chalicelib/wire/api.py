@@ -5,9 +5,32 @@ from __future__ import annotations
 import re
 from typing import Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from chalicelib.wire.specs import CpuRange, DataVolume, MigratePolicy, Range, VmPolicy, parse_duration
+# Re-exported (`X as X`): every body of the API is named from this module.
+from chalicelib.wire.accounts import HealthView as HealthView
+from chalicelib.wire.accounts import ImageRequest as ImageRequest
+from chalicelib.wire.accounts import ImageUpdate as ImageUpdate
+from chalicelib.wire.accounts import ImageView as ImageView
+from chalicelib.wire.accounts import LoginRequest as LoginRequest
+from chalicelib.wire.accounts import LoginView as LoginView
+from chalicelib.wire.accounts import UserRequest as UserRequest
+from chalicelib.wire.accounts import UserView as UserView
+from chalicelib.wire.accounts import WhoamiView as WhoamiView
+from chalicelib.wire.base import IMAGE_NAME_PATTERN as IMAGE_NAME_PATTERN
+from chalicelib.wire.base import USERNAME_PATTERN as USERNAME_PATTERN
+from chalicelib.wire.base import Body, View
+from chalicelib.wire.base import Role as Role
+from chalicelib.wire.specs import (
+    CpuRange,
+    DataVolume,
+    DirMap,
+    MigratePolicy,
+    Range,
+    VmPolicy,
+    parse_container_options,
+    parse_duration,
+)
 from chalicelib.wire.status import JobStatus
 
 API_VERSION = "v1"
@@ -18,11 +41,9 @@ DEFAULT_PAGE_SIZE = 100
 LOG_NAMES = ("stdout", "stderr")
 
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SECURITY_GROUP = r"^sg-[0-9a-f]{8,17}$"
+_ZONE = r"^[a-z]{2}(-[a-z]+)+-[0-9][a-z]$"
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
-USERNAME_PATTERN = r"^[a-z_][a-z0-9_.-]{0,63}$"
-IMAGE_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,127}$"
-
-Role = Literal["admin", "user"]
 
 
 def _check_instance_type(value: str | None) -> str | None:
@@ -31,14 +52,6 @@ def _check_instance_type(value: str | None) -> str | None:
     return value
 
 
-class Body(BaseModel):
-    """A request body: unknown fields are refused so that a typo is never silently ignored."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class View(BaseModel):
-    """A response body."""
 
 
 class SubmitRequest(Body):
@@ -59,6 +72,48 @@ class SubmitRequest(Body):
     # Seconds the job may run (`3600`, `"90s"`, `"30m"`, `"2h"`); past it the job is stopped
     # and ends Timedout. Only Executing counts: a move or a suspension does not use it up.
     timeLimit: int | None = None
+    # The instance: GPUs it must have, its availability zone and security groups, and the
+    # sizes in GB of its root volume and of the volume holding the container's image.
+    gpu: int | None = Field(default=None, ge=1, le=16)
+    zone: str | None = None
+    securityGroups: list[str] = Field(default_factory=list, max_length=5)
+    rootVolSize: int | None = Field(default=None, ge=8, le=16384)
+    imageVolSize: int | None = Field(default=None, ge=1, le=16384)
+    # The container: never checkpointed (a reclaim reruns it, or ends it with disableRerun),
+    # privileged, run as root whatever the image's USER, further `podman run` options, and
+    # directories of the host it runs on.
+    disableMigrate: bool = False
+    privileged: bool = False
+    withRoot: bool = False
+    containerOpts: list[str] = Field(default_factory=list, max_length=64)
+    dirMaps: list[DirMap] = Field(default_factory=list, max_length=16)
+
+    @field_validator("containerOpts", mode="before")
+    @classmethod
+    def _container_options(cls, value: object) -> object:
+        # Given as the text typed after --extraContainerOpts, or as a list of such texts.
+        if isinstance(value, str):
+            return parse_container_options(value)
+        if isinstance(value, list):
+            return [option for text in value for option in parse_container_options(str(text))]
+        return value
+
+    @field_validator("zone")
+    @classmethod
+    def _zone(cls, zone: str | None) -> str | None:
+        if zone is not None and not re.match(_ZONE, zone):
+            raise ValueError(f"{zone!r} is not an availability zone name such as us-east-1a")
+        return zone
+
+    @field_validator("securityGroups")
+    @classmethod
+    def _security_groups(cls, groups: list[str]) -> list[str]:
+        for group in groups:
+            if not re.match(_SECURITY_GROUP, group):
+                raise ValueError(f"{group!r} is not a security group id (sg-0123abcd...)")
+        if len(set(groups)) != len(groups):
+            raise ValueError("a security group is given twice")
+        return groups
 
     @field_validator("timeLimit", mode="before")
     @classmethod
@@ -105,10 +160,16 @@ class SubmitRequest(Body):
 
     @model_validator(mode="after")
     def _mounts_unique(self) -> SubmitRequest:
-        mounts = [v.mountPath for v in self.dataVolumes]
+        mounts = [v.mountPath for v in self.dataVolumes] + [d.containerPath for d in self.dirMaps]
         for mount in mounts:
             if mounts.count(mount) > 1:
-                raise ValueError(f"two data volumes are mounted at {mount}")
+                raise ValueError(f"two volumes or dirMaps are mounted at {mount}")
+        if self.disableMigrate and self.migratePolicy is not None \
+                and not self.migratePolicy.disable:
+            raise ValueError("a migratePolicy moves the job, which disableMigrate forbids")
+        if self.withRoot and any(o.startswith("--user=") for o in self.containerOpts):
+            raise ValueError("withRoot runs the job as root; extraContainerOpts --user says "
+                             "otherwise: give one of them")
         return self
 
 
@@ -171,6 +232,16 @@ class JobView(View):
     updateTime: str
     disableRerun: bool = False
     timeLimit: int | None = None
+    gpu: int | None = None
+    zone: str | None = None
+    securityGroups: list[str] = Field(default_factory=list)
+    rootVolSize: int | None = None
+    imageVolSize: int | None = None
+    disableMigrate: bool = False
+    privileged: bool = False
+    withRoot: bool = False
+    containerOpts: list[str] = Field(default_factory=list)
+    dirMaps: list[DirMap] = Field(default_factory=list)
     history: list[HistoryEntry] = Field(default_factory=list)
     migrations: list[MigrationView] = Field(default_factory=list)
 
@@ -250,83 +321,6 @@ class LogInfo(View):
     name: str
     size: int
     updateTime: str
-
-
-class ImageRequest(Body):
-    """An Application Library entry; a private one carries registry credentials."""
-
-    name: str = Field(pattern=IMAGE_NAME_PATTERN)
-    uri: str = Field(min_length=1, max_length=512)
-    username: str | None = Field(default=None, min_length=1, max_length=256)
-    token: str | None = Field(default=None, min_length=1, max_length=4096)
-
-    @model_validator(mode="after")
-    def _credentials_paired(self) -> ImageRequest:
-        if (self.username is None) != (self.token is None):
-            raise ValueError("a private image needs both username and token")
-        return self
-
-
-class ImageUpdate(Body):
-    """Change an entry's URI or credentials; `public: true` drops its credentials."""
-
-    uri: str | None = Field(default=None, min_length=1, max_length=512)
-    username: str | None = Field(default=None, min_length=1, max_length=256)
-    token: str | None = Field(default=None, min_length=1, max_length=4096)
-    public: bool = False
-
-    @model_validator(mode="after")
-    def _consistent(self) -> ImageUpdate:
-        if (self.username is None) != (self.token is None):
-            raise ValueError("new credentials need both username and token")
-        if self.public and self.username is not None:
-            raise ValueError("public: true drops credentials; do not send new ones with it")
-        if self.uri is None and self.username is None and not self.public:
-            raise ValueError("nothing to update: give uri, username and token, or public")
-        return self
-
-
-class ImageView(View):
-    name: str
-    uri: str
-    private: bool
-    owner: str
-    createTime: str
-    updateTime: str
-
-
-class LoginRequest(Body):
-    username: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=1024)
-
-
-class LoginView(View):
-    token: str
-    username: str
-    role: Role
-    expiresAt: str
-
-
-class UserRequest(Body):
-    username: str = Field(pattern=USERNAME_PATTERN)
-    password: str = Field(min_length=8, max_length=1024)
-    role: Role = "user"
-
-
-class UserView(View):
-    username: str
-    role: Role
-    createTime: str
-
-
-class HealthView(View):
-    status: str
-    version: str
-
-
-class WhoamiView(View):
-    username: str
-    role: Role
 
 
 class ErrorView(View):

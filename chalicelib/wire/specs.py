@@ -8,6 +8,7 @@ to the structured form.
 from __future__ import annotations
 
 import re
+import shlex
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -208,6 +209,8 @@ class MigratePolicy(Spec):
     mem: BoundRule = Field(default_factory=BoundRule)
     stepAuto: bool = False
     evadeOOM: bool = False
+    # `[disable=true]` keeps the policy but moves nothing; `[enable=true]` is its opposite.
+    disable: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -219,12 +222,18 @@ class MigratePolicy(Spec):
             scope, dot, name = key.partition(".")
             if dot and scope in ("cpu", "mem") and name in BoundRule.model_fields:
                 parsed[scope][name] = parse_bool(raw) if name == "disable" else raw
-            elif not dot and key in ("stepAuto", "evadeOOM"):
+            elif not dot and key in ("stepAuto", "evadeOOM", "disable"):
+                if key == "disable" and "disable" in parsed:
+                    raise ValueError("give enable or disable, not both")
                 parsed[key] = parse_bool(raw)
+            elif not dot and key == "enable":
+                if "disable" in parsed:
+                    raise ValueError("give enable or disable, not both")
+                parsed["disable"] = not parse_bool(raw)
             else:
                 raise ValueError(
                     f"unknown migratePolicy key {key!r} (known: cpu.* and mem.* of "
-                    f"{', '.join(BoundRule.model_fields)}; stepAuto; evadeOOM)"
+                    f"{', '.join(BoundRule.model_fields)}; stepAuto; evadeOOM; enable; disable)"
                 )
         return parsed
 
@@ -305,3 +314,75 @@ class DataVolume(Spec):
         if self.endpoint:
             options.append(f"endpoint={self.endpoint}")
         return f"[{','.join(options)}]{self.source or ''}:{self.mountPath}"
+
+
+# `--extraContainerOpts`: options of `podman run` a job may add. The agent owns the rest
+# (name, network, resources, mounts, logging), which a checkpoint and restore depend on.
+CONTAINER_FLAGS = frozenset({"--privileged", "--read-only", "--init"})
+CONTAINER_OPTIONS = frozenset({
+    "--cap-add", "--cap-drop", "--device", "--shm-size", "--ulimit", "--security-opt",
+    "--sysctl", "--tmpfs", "--workdir", "--user", "--env", "--label", "--pids-limit",
+    "--group-add", "--umask",
+})
+_SHORT = {"-w": "--workdir", "-u": "--user", "-e": "--env", "-l": "--label"}
+
+
+def parse_container_options(text: str) -> list[str]:
+    """`--cap-add SYS_ADMIN --shm-size=2g` as podman arguments, one `--name=value` word per
+    option; an option the agent must control, or one podman does not know, is refused."""
+    try:
+        words = shlex.split(text)
+    except ValueError as error:
+        raise ValueError(f"cannot read extraContainerOpts {text!r}: {error}") from None
+    options: list[str] = []
+    index = 0
+    while index < len(words):
+        word = words[index]
+        name, sep, value = word.partition("=")
+        name = _SHORT.get(name, name)
+        if name in CONTAINER_FLAGS and not sep:
+            options.append(name)
+        elif name in CONTAINER_OPTIONS:
+            if not sep:
+                index += 1
+                if index == len(words):
+                    raise ValueError(f"extraContainerOpts: {word} needs a value")
+                value = words[index]
+            options.append(f"{name}={value}")
+        else:
+            allowed = ", ".join(sorted(CONTAINER_FLAGS | CONTAINER_OPTIONS))
+            raise ValueError(f"extraContainerOpts: {name} is not allowed (the agent sets the "
+                             f"container's name, network, resources and mounts); allowed: "
+                             f"{allowed}")
+        index += 1
+    return options
+
+
+class DirMap(Spec):
+    """`--dirMap /host/path:/container/path`: a directory of the host the job runs on.
+
+    It is the host's own: after a move the job sees the new host's directory, which starts
+    empty unless a hostInit script fills it."""
+
+    hostPath: str
+    containerPath: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            host, sep, container = value.strip().partition(":")
+            if not sep:
+                raise ValueError(f"expected /host/path:/container/path, got {value!r}")
+            return {"hostPath": host, "containerPath": container}
+        return value
+
+    @model_validator(mode="after")
+    def _absolute(self) -> DirMap:
+        for path in (self.hostPath, self.containerPath):
+            if not _MOUNT.match(path) or path == "/" or "/../" in path + "/":
+                raise ValueError(f"dirMap paths must be absolute paths below /, got {path!r}")
+        return self
+
+    def __str__(self) -> str:
+        return f"{self.hostPath}:{self.containerPath}"

@@ -163,6 +163,8 @@ class JobInstance(TaskOutput):
     instanceType: str | None
     # Whether the job may be started again from the beginning when no checkpoint restores.
     rerunAllowed: bool
+    # False for a job submitted with disableMigrate: a reclaim reruns it without a checkpoint.
+    captureAllowed: bool = True
 
 
 class Released(TaskOutput):

@@ -241,3 +241,40 @@ def test_a_value_that_starts_with_a_dash_is_the_value_of_the_flag_before_it(logg
     refused = run("submit", "-i", "bwa", "-j", str(script), "-e", "-FLAGS=x")
     assert refused.code == 1 and len(logged_in.requests) == 1
     assert refused.err == "float: env: '-FLAGS' is not a valid environment variable name\n"
+
+
+def test_instance_and_container_flags_as_nf_float_sends_them(logged_in, run, script: Path):
+    logged_in.reply("POST", "/v1/jobs", job_json(status="Submitted"), status=201)
+
+    result = run("submit", "-i", "bwa", "-j", str(script), "--gpu-count", "1",
+                 "--disableMigrate", "--extraContainerOpts", "--privileged",
+                 "--imageVolSize", "80", "--rootVolSize", "40", "--zone", "us-east-1b",
+                 "--securityGroup", "sg-0123abcd", "--withRoot", "--dirMap", "/scratch:/mnt/s",
+                 "--extraOptions", "--vmPolicy [onDemand=true] --customTag stage:align",
+                 "--format", "json")
+
+    assert result.code == 0, result.err
+    assert logged_in.requests[0].body == {
+        "image": "bwa", "jobScript": script.read_text(), "gpu": 1, "disableMigrate": True,
+        "containerOpts": ["--privileged"], "imageVolSize": 80, "rootVolSize": 40,
+        "zone": "us-east-1b", "securityGroups": ["sg-0123abcd"], "withRoot": True,
+        "dirMaps": ["/scratch:/mnt/s"], "vmPolicy": "[onDemand=true]",
+        "customTags": {"stage": "align"},
+    }
+
+
+@pytest.mark.parametrize("flags, complaint", [
+    (["--extraContainerOpts", "--network=host"], "--network is not allowed"),
+    (["--extraOptions", "--vmPolicy '[onDemand=true]"], "cannot read --extraOptions"),
+    (["--extraOptions", "--nosuchflag 1"], "unrecognized arguments: --nosuchflag"),
+    (["--gpu", "many"], "invalid int value: 'many'"),
+    (["--zone", "nowhere"], "'nowhere' is not an availability zone name"),
+])
+def test_bad_instance_and_container_flags_are_refused_before_any_request(logged_in, run,
+                                                                          script: Path, flags,
+                                                                          complaint):
+    result = run("submit", "-i", "bwa", "-j", str(script), *flags)
+
+    assert result.code != 0 and complaint in result.err, result.err
+    assert len(result.err.splitlines()) == 1
+    assert logged_in.requests == []

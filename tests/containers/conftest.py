@@ -69,7 +69,8 @@ class Fleet:
 
     def agent(self, instance_id: str, imds_url: str = "http://127.0.0.1:9",
               wrap: Callable[[Any], Any] = lambda client: client) -> Agent:
-        """An agent for a pretend instance; `wrap` may stand between it and its S3 and SQS."""
+        """An agent for a pretend instance; `wrap` may stand between it and its S3 and SQS.
+        Each has its own host files (`host_root(instance_id)`), as separate hosts would."""
         sqs = self.aws.client("sqs")
         commands = sqs.create_queue(QueueName=f"commands-{instance_id}")["QueueUrl"]
         agent = Agent(
@@ -77,11 +78,15 @@ class Fleet:
                 instance_id=instance_id, bucket=self.bucket, commands_queue_url=commands,
                 events_queue_url=self.events_url, imds_url=imds_url, job_root=self.job_root,
                 work_dir=self.tmp / instance_id, command_wait_seconds=1, imds_poll_seconds=0.3,
-                heartbeat_seconds=3600, task_heartbeat_seconds=0.1, part_size=8 * 1024 * 1024),
+                heartbeat_seconds=3600, task_heartbeat_seconds=0.1, part_size=8 * 1024 * 1024,
+                host_root=self.host_root(instance_id)),
             s3=wrap(self.aws.client("s3")), sqs=wrap(sqs), sfn=self.sfn,
             secrets=self.aws.client("secretsmanager"), podman=Podman())
         self.agents.append(agent)
         return agent
+
+    def host_root(self, instance_id: str) -> Path:
+        return self.tmp / f"{instance_id}-host"
 
     def launch(self, job_id: str, image: str, script: str, **extra: Any) -> JobLaunch:
         key = f"jobs/{job_id}/script"
