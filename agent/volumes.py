@@ -1,14 +1,16 @@
-"""A job's data volumes on this host: new block volumes and S3 prefixes, mounted at paths that
-are the same on every host the job visits, so a restored container finds them where it left
-them. The volumes themselves never go into a checkpoint."""
+"""A job's data volumes on this host: new block volumes, S3 prefixes and NFS exports, mounted at
+paths that are the same on every host the job visits, so a restored container finds them where
+it left them. The volumes themselves never go into a checkpoint."""
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.nfs import mount_nfs, stop_fuse
 from chalicelib.wire.failures import JobStartFailed
 from chalicelib.wire.specs import DataVolume
 
@@ -29,6 +31,11 @@ class S3Access:
 
 
 def _is_mounted(path: Path) -> bool:
+    try:
+        os.stat(path)
+    except OSError as error:
+        # A FUSE mount whose process has died answers ENOTCONN: still a mount, to be released.
+        return error.errno == errno.ENOTCONN
     return os.path.ismount(path)
 
 
@@ -68,9 +75,8 @@ def mount_volumes(volumes: list[DataVolume], job_dir: Path,
         source.mkdir(parents=True, exist_ok=True)
         if volume.kind == "s3" and not _is_mounted(source):
             _mount_s3(volume, source, access, job_dir / "keys")
-        elif volume.kind == "nfs":
-            raise JobStartFailed(f"nfs volumes cannot be mounted by this agent; {volume} was "
-                                 "asked for")
+        elif volume.kind == "nfs" and not _is_mounted(source):
+            mount_nfs(volume, source, job_dir / "nfs")
         mounts.append((source, volume.mountPath))
     return mounts
 
@@ -82,7 +88,13 @@ def unmount_volumes(job_dir: Path) -> None:
         return
     for path in sorted(root.iterdir()):
         if _is_mounted(path):
-            subprocess.run(["umount", str(path)], capture_output=True, timeout=60, check=False)
+            result = subprocess.run(["umount", str(path)], capture_output=True, timeout=60,
+                                    check=False)
+            if result.returncode != 0:
+                # Busy or its server gone: detach it now, the kernel frees it when unused.
+                subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=60,
+                               check=False)
+        stop_fuse(path, job_dir / "nfs")
     keys = job_dir / "keys"
     if keys.exists():
         for key in keys.iterdir():
