@@ -23,6 +23,7 @@ from nfs_rs import Client, File, FileInfo, FileType, NfsError  # noqa: E402
 from nfs_rs._client import _file_info  # noqa: E402
 
 T = TypeVar("T")
+FUSE_CAP_WRITEBACK_CACHE = 1 << 16  # libfuse 3's fuse_common.h
 
 _TYPE_BITS = {FileType.FILE: stat.S_IFREG, FileType.DIRECTORY: stat.S_IFDIR,
               FileType.SYMLINK: stat.S_IFLNK}
@@ -120,7 +121,11 @@ class NfsFileSystem(mfusepy.Operations):
         if (uid, gid) != (0, 0):
             self.client.chown(path, uid, gid)
 
-    def init(self, path: str) -> None:
+    def init_with_config(self, conn_info: Any, config_3: Any) -> None:
+        # The kernel gathers small writes in its page cache and sends them as large requests,
+        # written back at close, fsync and unmount: close-to-open, as the kernel NFS client.
+        if conn_info and conn_info.capable & FUSE_CAP_WRITEBACK_CACHE:
+            conn_info.want |= FUSE_CAP_WRITEBACK_CACHE
         self.ready()
 
     def getattr(self, path: str, fh: int | None = None) -> dict[str, Any]:

@@ -1,7 +1,13 @@
 """NFS data volumes against a real NFS server: the job's files land on the export, and a job
 moved by checkpoint and restore finds the export mounted again on its new host."""
 
+import hashlib
+import subprocess
+
+from agent.podman import podman_environment
+from agent.volumes import S3Access, mount_volumes, unmount_volumes
 from chalicelib.wire.agent import RunCommand
+from chalicelib.wire.specs import DataVolume
 from tests.containers.conftest import BUSYBOX, wait_for
 
 # Files made, renamed, appended to, listed and removed: what a pipeline step does to a share.
@@ -72,3 +78,36 @@ def test_a_moved_job_finds_its_nfs_files_on_the_new_host(fleet, nfs_server):
     counts = (nfs_server.export_dir / "counts.txt").read_text().splitlines()
     # One line per step, none repeated or lost across the move, then the file seen after it.
     assert counts == [str(n) for n in range(1, 31)] + ["saw: written while frozen"]
+
+
+def test_a_container_user_writes_where_the_export_lets_it_and_owns_what_it_makes(
+        nfs_server, tmp_path, local_images):
+    (nfs_server.export_dir / "team").mkdir(mode=0o777)
+    (nfs_server.export_dir / "team").chmod(0o777)
+    (nfs_server.export_dir / "private").mkdir(mode=0o700)
+    job_dir = tmp_path / "job"
+    [(source, target)] = mount_volumes(
+        [DataVolume.model_validate(f"{nfs_server.url}:/mnt/shared")], job_dir, S3Access())
+    script = """
+        yes 0123456789abcde | head -c 67108864 > /mnt/shared/team/big.txt
+        echo mine > /mnt/shared/team/mine.txt && mkdir /mnt/shared/team/dir
+        ls /mnt/shared/private 2>/dev/null || echo "private: refused"
+        echo x 2>/dev/null > /mnt/shared/top.txt || echo "top: refused"
+        wc -c < /mnt/shared/team/big.txt
+    """
+    try:
+        result = subprocess.run(
+            ["podman", "run", "--rm", "--network=none", "--user", "1000:1000", "-v",
+             f"{source}:{target}", BUSYBOX, "sh", "-c", script],
+            env=podman_environment(), capture_output=True, text=True, timeout=120, check=False)
+    finally:
+        unmount_volumes(job_dir)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["private:", "refused", "top:", "refused", "67108864"]
+    team = nfs_server.export_dir / "team"
+    assert {(p.name, p.stat().st_uid, p.stat().st_gid) for p in team.iterdir()} == {
+        ("big.txt", 1000, 1000), ("mine.txt", 1000, 1000), ("dir", 1000, 1000)}
+    expected = hashlib.sha256(b"0123456789abcde\n" * (2**26 // 16)).hexdigest()
+    assert hashlib.sha256((team / "big.txt").read_bytes()).hexdigest() == expected
+    assert not (nfs_server.export_dir / "top.txt").exists()
+    assert not list((job_dir / "nfs").glob("*.pid"))  # the userspace client left with the mount
