@@ -24,12 +24,13 @@ ls /mnt/shared/run-1
 echo finished
 """
 
-# Appends a line per step to a file on the share; after the move it reads a file the server
-# gained while the job was frozen, then keeps appending.
+# Appends a line per step through a file it keeps open across the move (CRIU reopens it on the
+# new host's mount); then reads a file the server gained while the job was frozen.
 COUNTER = """\
+exec 3>> /mnt/shared/counts.txt
 i=0
-while [ $i -lt 30 ]; do i=$((i+1)); echo $i >> /mnt/shared/counts.txt; echo $i; sleep 0.1; done
-echo "saw: $(cat /mnt/shared/between.txt)" >> /mnt/shared/counts.txt
+while [ $i -lt 30 ]; do i=$((i+1)); echo $i >&3; echo $i; sleep 0.1; done
+echo "saw: $(cat /mnt/shared/between.txt)" >&3
 echo finished
 """
 
