@@ -87,18 +87,40 @@ class Export:
 
 
 class NfsFileSystem(mfusepy.Operations):
-    """FUSE operations on one NFS export, as the root user the export does not squash; the
-    kernel checks each caller against the modes and owners (mounted with default_permissions),
-    and new files and directories are given to the caller that made them."""
+    """FUSE operations on one NFS export. Each call goes to the server as the user who made it
+    (AUTH_SYS, one NFS session per uid and gid, as the kernel client sends them): the server
+    decides what that user may do, squashes root if its export says so, and owns new files to
+    their maker. An open file keeps the session that opened it, so the kernel's write-back,
+    made as root, is still written as the file's user."""
 
     use_ns = True
 
-    def __init__(self, client: Client, ready: Callable[[], None] = lambda: None) -> None:
-        self.client = Export(client)
+    def __init__(self, connect: Callable[[int, int], Client],
+                 ready: Callable[[], None] = lambda: None) -> None:
+        self.connect = connect
         self.ready = ready
+        self.sessions: dict[tuple[int, int], Export] = {}
         self.files: dict[int, File] = {}
         self.next_handle = 1
         self._guard = threading.Lock()
+
+    @property
+    def client(self) -> Export:
+        """The session of the user making the current call, opened at its first call."""
+        uid, gid, _ = mfusepy.fuse_get_context()
+        with self._guard:
+            found = self.sessions.get((uid, gid))
+        if found is None:
+            made = Export(self._call(lambda: self.connect(uid, gid)))
+            with self._guard:
+                found = self.sessions.setdefault((uid, gid), made)
+            if found is not made:
+                made.client.close()  # another thread of the same user was first
+        return found
+
+    def close(self) -> None:
+        for session in self.sessions.values():
+            session.client.close()
 
     def _call(self, operation: Callable[[], T]) -> T:
         with _as_os_errors():
@@ -115,11 +137,6 @@ class NfsFileSystem(mfusepy.Operations):
         if found is None:
             raise mfusepy.FuseOSError(errno.EBADF)
         return found
-
-    def _give_to_caller(self, path: str) -> None:
-        uid, gid, _ = mfusepy.fuse_get_context()
-        if (uid, gid) != (0, 0):
-            self.client.chown(path, uid, gid)
 
     def init_with_config(self, conn_info: Any, config_3: Any) -> None:
         # The kernel gathers small writes in its page cache and sends them as large requests,
@@ -143,10 +160,7 @@ class NfsFileSystem(mfusepy.Operations):
                 "f_favail": space.available_files, "f_namemax": 255}
 
     def mkdir(self, path: str, mode: int) -> None:
-        def make() -> None:
-            self.client.mkdir(_relative(path), mode & 0o7777)
-            self._give_to_caller(_relative(path))
-        self._call(make)
+        self._call(lambda: self.client.mkdir(_relative(path), mode & 0o7777))
 
     def rmdir(self, path: str) -> None:
         self._call(lambda: self.client.rmdir(_relative(path)))
@@ -161,10 +175,7 @@ class NfsFileSystem(mfusepy.Operations):
         self._call(lambda: self.client.link(_relative(source), _relative(target)))
 
     def symlink(self, target: str, source: str) -> None:
-        def make() -> None:
-            self.client.symlink(source, _relative(target))
-            self._give_to_caller(_relative(target))
-        self._call(make)
+        self._call(lambda: self.client.symlink(source, _relative(target)))
 
     def readlink(self, path: str) -> str:
         return self._call(lambda: self.client.readlink(_relative(path)))
@@ -191,9 +202,9 @@ class NfsFileSystem(mfusepy.Operations):
 
     def create(self, path: str, mode: int, fi: Any = None) -> int:
         def make() -> File:
-            file = self.client.open(_relative(path), "w+b")
-            self.client.chmod(_relative(path), mode & 0o7777)
-            self._give_to_caller(_relative(path))
+            client = self.client
+            file = client.open(_relative(path), "w+b")
+            client.chmod(_relative(path), mode & 0o7777)
             return file
         return self._keep(self._call(make))
 
@@ -223,8 +234,9 @@ class NfsFileSystem(mfusepy.Operations):
 
 
 def _options(read_only: bool) -> dict[str, Any]:
-    # allow_other: the job's container runs as any user; default_permissions: the kernel, not
-    # this process, checks modes. Foreground: the agent owns this process and its lifetime.
+    # allow_other: the job's container runs as any user; default_permissions: the kernel checks
+    # modes first, as the server will, sparing it calls bound to fail. Foreground: the agent
+    # owns this process and its lifetime.
     options: dict[str, Any] = {"foreground": True, "allow_other": True,
                                "default_permissions": True}
     if read_only:
@@ -239,9 +251,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--read-only", action="store_true")
     parser.add_argument("--ready-fd", type=int, help="written to, then closed, once mounted")
     args = parser.parse_args(argv)
+
+    def connect(uid: int, gid: int) -> Client:
+        return Client.connect(args.url, versions=["4.1"], uid=uid, gid=gid,
+                              connect_timeout=10, operation_timeout=60)
+
     try:
-        client = Client.connect(args.url, versions=["4.1"], uid=0, gid=0,
-                                connect_timeout=10, operation_timeout=60)
+        first = connect(0, 0)  # fails fast, before anything is mounted, if the server is not there
     except NfsError as error:
         print(f"cannot reach {args.url}: {error}", file=sys.stderr)
         return 2
@@ -251,9 +267,13 @@ def main(argv: list[str] | None = None) -> int:
             os.write(args.ready_fd, b"mounted\n")
             os.close(args.ready_fd)
 
-    with client:
-        mfusepy.FUSE(NfsFileSystem(client, ready), args.mountpoint, fsname=args.url,
-                     subtype="nfs", **_options(args.read_only))
+    file_system = NfsFileSystem(connect, ready)
+    file_system.sessions[(0, 0)] = Export(first)
+    try:
+        mfusepy.FUSE(file_system, args.mountpoint, fsname=args.url, subtype="nfs",
+                     **_options(args.read_only))
+    finally:
+        file_system.close()
     return 0
 
 

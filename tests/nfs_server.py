@@ -39,7 +39,7 @@ EXPORT {{
     Path = {export};
     Pseudo = /export;
     Access_Type = RW;
-    Squash = No_Root_Squash;
+    Squash = {squash};
     SecType = sys;
     Protocols = 4;
     Transports = TCP;
@@ -91,14 +91,16 @@ def _answers(url: str) -> bool:
         return False
 
 
-def start_nfs_server(work: Path, timeout: float = 30) -> NfsServer:
-    """Start a server exporting work/export; return once it answers an NFSv4.1 session."""
+def start_nfs_server(work: Path, root_squash: bool = False, timeout: float = 30) -> NfsServer:
+    """Start a server exporting work/export, mapping root to nobody if root_squash as many
+    servers do by default; return once it answers an NFSv4.1 session."""
     export = work / "export"
     for path in (export, work / "recovery"):
         path.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config = work / "ganesha.conf"
-    config.write_text(CONFIG.format(port=port, work=work, export=export))
+    config.write_text(CONFIG.format(port=port, work=work, export=export,
+                                   squash="Root_Squash" if root_squash else "No_Root_Squash"))
     log = work / "ganesha.log"
     with open(work / "launch.log", "wb") as launch_log:
         # Its own process group: stop() ends Ganesha and its rpcbind together.

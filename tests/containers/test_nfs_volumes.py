@@ -9,6 +9,7 @@ from agent.volumes import S3Access, mount_volumes, unmount_volumes
 from chalicelib.wire.agent import RunCommand
 from chalicelib.wire.specs import DataVolume
 from tests.containers.conftest import BUSYBOX, wait_for
+from tests.nfs_server import start_nfs_server
 
 # Files made, renamed, appended to, listed and removed: what a pipeline step does to a share.
 WORKER = """\
@@ -112,3 +113,31 @@ def test_a_container_user_writes_where_the_export_lets_it_and_owns_what_it_makes
     assert hashlib.sha256((team / "big.txt").read_bytes()).hexdigest() == expected
     assert not (nfs_server.export_dir / "top.txt").exists()
     assert not list((job_dir / "nfs").glob("*.pid"))  # the userspace client left with the mount
+
+
+def test_root_in_a_job_is_squashed_where_the_export_says_so(tmp_path, local_images):
+    server = start_nfs_server(tmp_path / "squashing", root_squash=True)
+    try:
+        (server.export_dir / "open").mkdir()
+        (server.export_dir / "open").chmod(0o777)
+        job_dir = tmp_path / "job"
+        [(source, target)] = mount_volumes(
+            [DataVolume.model_validate(f"{server.url}:/mnt/shared")], job_dir, S3Access())
+        script = """
+            echo a > /mnt/shared/open/by-root.txt
+            echo b 2>/dev/null > /mnt/shared/top.txt || echo "top: refused"
+        """
+        try:
+            result = subprocess.run(
+                ["podman", "run", "--rm", "--network=none", "-v", f"{source}:{target}", BUSYBOX,
+                 "sh", "-c", script],
+                env=podman_environment(), capture_output=True, text=True, timeout=120, check=False)
+        finally:
+            unmount_volumes(job_dir)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split() == ["top:", "refused"]
+        made = server.export_dir / "open" / "by-root.txt"
+        assert made.read_text() == "a\n" and made.stat().st_uid != 0  # the server's anonymous user
+        assert not (server.export_dir / "top.txt").exists()
+    finally:
+        server.stop()
