@@ -11,7 +11,7 @@ PORT    ?= 8787
 setup: $(STAMP)
 
 # The virtualenv is rebuilt only when a requirements or constraints file changes.
-$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
+$(STAMP): requirements.txt requirements-agent.txt requirements-dev.txt constraints.txt pyproject.toml
 	@command -v python3 >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3 python3-venv; }
 	@test -x $(PY) || python3 -m venv $(VENV) 2>/dev/null || { \
 	  rm -rf $(VENV); apt-get update -qq && apt-get install -y -qq python3-venv && python3 -m venv $(VENV); }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what an OpenFloat agent host needs to run jobs as podman containers and to
 # checkpoint/restore them with CRIU: podman + runc, CRIU 4.1.1 (built from Debian trixie's
-# source, since bookworm's 3.17 fails `criu check` on kernel 6.18), a local OCI registry and
-# the tools to build test images without one. Debian 12 (bookworm), as root.
+# source, since bookworm's 3.17 fails `criu check` on kernel 6.18), the clients of S3 and NFS
+# data volumes, a local OCI registry and NFS server for tests, and the tools to build test
+# images without one. Debian 12 (bookworm), as root.
 # Idempotent: a second run only checks and exits within seconds.
 # Never edits /etc/apt or /etc/containers: podman uses agent/containers.conf through
 # CONTAINERS_CONF, and the trixie source is fetched with a private apt configuration.
@@ -32,6 +33,11 @@ PACKAGES=(
   busybox-static debootstrap docker-registry apache2-utils skopeo zstd
   # S3 data volumes are FUSE mounts
   s3fs
+  # NFS data volumes: the kernel client's mount helper, and libfuse 3 for the userspace
+  # client (agent/nfsfuse.py) where the kernel has no NFS client
+  nfs-common fuse3
+  # a real NFS server for tests (NFS-Ganesha over a directory) and the rpcbind it registers with
+  nfs-ganesha nfs-ganesha-vfs rpcbind
   # CRIU build dependencies, as measured in shared/reference/criu-podman.md
   build-essential pkg-config libprotobuf-dev libprotobuf-c-dev protobuf-c-compiler
   protobuf-compiler python3-protobuf libnl-3-dev libnet1-dev libcap-dev libbsd-dev
@@ -123,6 +129,14 @@ else
 fi
 
 # --- 3. Checks ------------------------------------------------------------------------
+# NFS volumes: the kernel's client, or FUSE for the userspace one.
+if grep -qw -e nfs -e nfs4 /proc/filesystems; then
+  log "nfs volumes: the kernel's NFS client"
+else
+  grep -qw fuse /proc/filesystems && [ -c /dev/fuse ] ||
+    die "this kernel has neither an NFS client nor FUSE: NFS volumes cannot be mounted"
+  log "nfs volumes: userspace NFSv4.1 client over FUSE (no NFS client in this kernel)"
+fi
 [ "$(command -v criu)" = /usr/local/sbin/criu ] || die "criu on PATH is $(command -v criu), not /usr/local/sbin/criu"
 log "criu check: $(criu check 2>&1 | grep -F 'Looks good.')"
 info=$(podman info --format '{{.Host.OCIRuntime.Name}} {{.Host.CgroupManager}} {{.Host.EventLogger}}')

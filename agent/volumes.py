@@ -1,15 +1,17 @@
-"""A job's data volumes on this host: new block volumes and S3 prefixes, mounted at paths that
-are the same on every host the job visits, so a restored container finds them where it left
-them. The volumes themselves never go into a checkpoint."""
+"""A job's data volumes on this host: new block volumes, S3 prefixes and NFS exports, mounted at
+paths that are the same on every host the job visits, so a restored container finds them where
+it left them. The volumes themselves never go into a checkpoint."""
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.nfs import mount_nfs, stop_fuse
 from chalicelib.wire.failures import JobStartFailed
 from chalicelib.wire.specs import DataVolume, DirMap
 
@@ -41,13 +43,19 @@ def _mount_points() -> set[str]:
 
 
 def _is_mounted(path: Path) -> bool:
+    try:
+        os.stat(path)
+    except OSError as error:
+        # A FUSE mount whose process has died answers ENOTCONN: still a mount, to be released.
+        return error.errno == errno.ENOTCONN
     # os.path.ismount misses a bind mount of a directory of the same file system.
     return os.path.ismount(path) or os.path.realpath(path) in _mount_points()
 
 
 def _unmount(path: Path) -> None:
     """Everything mounted at `path`: mounts may be stacked there (one per host that bound it,
-    when hosts share a machine), and a busy one is detached lazily."""
+    when hosts share a machine); one that is busy or whose server is gone is detached now and
+    freed by the kernel once unused."""
     for _ in range(8):
         if not _is_mounted(path):
             return
@@ -93,9 +101,8 @@ def mount_volumes(volumes: list[DataVolume], job_dir: Path,
         source.mkdir(parents=True, exist_ok=True)
         if volume.kind == "s3" and not _is_mounted(source):
             _mount_s3(volume, source, access, job_dir / "keys")
-        elif volume.kind == "nfs":
-            raise JobStartFailed(f"nfs volumes cannot be mounted by this agent; {volume} was "
-                                 "asked for")
+        elif volume.kind == "nfs" and not _is_mounted(source):
+            mount_nfs(volume, source, job_dir / "nfs")
         mounts.append((source, volume.mountPath))
     return mounts
 
@@ -127,6 +134,7 @@ def unmount_volumes(job_dir: Path) -> None:
         return
     for path in sorted(root.iterdir()):
         _unmount(path)
+        stop_fuse(path, job_dir / "nfs")
     keys = job_dir / "keys"
     if keys.exists():
         for key in keys.iterdir():

@@ -21,6 +21,7 @@ from agent.registry import free_port
 from agent.volumes import unmount_volumes
 from chalicelib.logs import read_stream
 from chalicelib.wire.agent import EventEnvelope, JobLaunch
+from tests.nfs_server import NfsServer, start_nfs_server
 
 ROOT = Path(__file__).resolve().parents[2]
 BUSYBOX = "localhost/openfloat/busybox:local"
@@ -146,6 +147,16 @@ def served_fleet(monkeypatch, tmp_path, local_images) -> Iterator[Fleet]:
         monkeypatch.setenv(name, value)
     try:
         yield from _fleet(boto3.Session(region_name="us-east-1"), tmp_path)
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def nfs_server(tmp_path) -> Iterator[NfsServer]:
+    """A real NFS server (NFS-Ganesha) exporting a fresh directory at `server.url`."""
+    server = start_nfs_server(tmp_path / "nfs-server")
+    try:
+        yield server
     finally:
         server.stop()
 
