@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", default=_setting("WORK_DIR", "/var/lib/openfloat/agent"))
     parser.add_argument("--host-root", default=_setting("HOST_ROOT", "/"),
                         help="where this host's own files are (--dirMap directories)")
+    parser.add_argument("--publish-address", default=_setting("PUBLISH_ADDRESS", ""),
+                        help="address published ports listen on, as `IP:` (default: all)")
     args = parser.parse_args(argv)
     missing = [flag for flag, value in (("--bucket", args.bucket),
                                         ("--commands-queue", args.commands_queue),
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             instance_id=instance_id, instance_type=instance_type, bucket=args.bucket,
             commands_queue_url=args.commands_queue, events_queue_url=args.events_queue,
             imds_url=args.imds, job_root=Path(args.job_root), work_dir=Path(args.work_dir),
-            host_root=Path(args.host_root)),
+            host_root=Path(args.host_root), publish_address=args.publish_address),
         s3=session.client("s3"), sqs=session.client("sqs"),
         sfn=session.client("stepfunctions"), secrets=session.client("secretsmanager"),
         imds=imds,

@@ -77,6 +77,9 @@ class AgentSettings:
     # Where this host's own files are: `/`, or a directory of its own for a local instance,
     # which shares the machine with other instances but must not share their files.
     host_root: Path = Path("/")
+    # Where published ports listen: every address of the instance, or `127.0.0.1:` for a local
+    # instance, whose addresses are the machine's.
+    publish_address: str = ""
 
 
 def _now() -> str:
@@ -287,7 +290,8 @@ class Agent:
                 name, launch.imageUri, command, env={**launch.env, "FLOAT_JOB_ID": launch.jobId},
                 cpus=launch.cpus,
                 memory_bytes=int(launch.memoryGiB * 2**30) if launch.memoryGiB else None,
-                mounts=mounts, options=job_options(launch))
+                mounts=mounts, options=job_options(launch), publish=launch.publish,
+                publish_address=self.settings.publish_address)
             # Copied into the container's own files, so the script travels with checkpoints.
             self.podman.copy_in(name, script, SCRIPT_IN_CONTAINER)
             if launch.apiUrl is not None:

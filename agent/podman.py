@@ -141,10 +141,14 @@ class Podman:
 
     def create(self, name: str, image: str, command: list[str], *, env: dict[str, str],
                cpus: float | None, memory_bytes: int | None,
-               mounts: list[tuple[Path, str]], options: list[str] | None = None) -> None:
+               mounts: list[tuple[Path, str]], options: list[str] | None = None,
+               publish: list[str] | None = None, publish_address: str = "") -> None:
         """`options`: further `podman create` words (see `job_options`), placed before the
-        agent's own so that none of them can override the name, network or limits."""
-        args = ["create", *(options or []), "--name", name, "--network=none",
+        agent's own so that none of them can override the name, network or limits. A job
+        with no port to `publish` has no network at all."""
+        network = ["--network=bridge"] + [f"--publish={publish_address}{port}"
+                                          for port in publish] if publish else ["--network=none"]
+        args = ["create", *(options or []), "--name", name, *network,
                 "--log-driver", "k8s-file"]
         for key, value in env.items():
             args += ["--env", f"{key}={value}"]

@@ -57,6 +57,7 @@ def view(job: JobRecord) -> JobView:
         instanceId=job.instanceId,
         env=spec.env,
         customTags=spec.customTags,
+        portMappings=spec.publish,
         dataVolumes=spec.dataVolumes,
         vmPolicy=spec.vmPolicy,
         migratePolicy=spec.migratePolicy,

@@ -50,7 +50,8 @@ def submit(args: argparse.Namespace) -> None:
         body["timeLimit"] = args.timeLimit
     instance = {"gpu": args.gpu, "zone": args.zone, "securityGroups": args.securityGroup,
                 "rootVolSize": args.rootVolSize, "imageVolSize": args.imageVolSize,
-                "containerOpts": args.extraContainerOpts, "dirMaps": args.dirMap}
+                "containerOpts": args.extraContainerOpts, "dirMaps": args.dirMap,
+                "publish": args.publish}
     body.update({key: value for key, value in instance.items() if value is not None})
     for flag in ("disableMigrate", "privileged", "withRoot"):
         if getattr(args, flag):

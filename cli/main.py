@@ -109,6 +109,8 @@ def build_parser() -> Parser:
                         help="further podman run options, e.g. '--cap-add SYS_ADMIN'")
     submit.add_argument("--dirMap", action="append", metavar="HOST:CONTAINER",
                         help="a directory of the host the job runs on (its own on each host)")
+    submit.add_argument("--publish", action="append", metavar="HOST:CONTAINER",
+                        help="publish a container port on the instance (gives the job a network)")
     submit.add_argument("--extraOptions", metavar="FLAGS",
                         help="more submit flags in one word, read as if typed on the line")
 

@@ -141,7 +141,7 @@ class LocalInstances:
         command = [sys.executable, "-m", "agent", *flags, "--imds", imds.url,
                    "--job-root", str(self.job_root), "--work-dir", str(work / "work"),
                    # Its own files: no other instance sees them, as on a separate host.
-                   "--host-root", str(work / "host")]
+                   "--host-root", str(work / "host"), "--publish-address", "127.0.0.1:"]
         # Its own session: the whole process group dies with the instance.
         process = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)

@@ -53,6 +53,7 @@ class JobSpec(BaseModel):
     withRoot: bool = False
     containerOpts: list[str] = Field(default_factory=list)
     dirMaps: list[Any] = Field(default_factory=list)
+    publish: list[str] = Field(default_factory=list)
 
     @classmethod
     def from_request(cls, request: SubmitRequest) -> JobSpec:

@@ -46,6 +46,7 @@ class JobLaunch(Message):
     containerOptions: list[str] = Field(default_factory=list)
     dirMaps: list[DirMap] = Field(default_factory=list)
     checkpointable: bool = True
+    publish: list[str] = Field(default_factory=list)
 
 
 class RunCommand(Message):

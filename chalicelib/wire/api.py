@@ -43,6 +43,7 @@ LOG_NAMES = ("stdout", "stderr")
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SECURITY_GROUP = r"^sg-[0-9a-f]{8,17}$"
 _ZONE = r"^[a-z]{2}(-[a-z]+)+-[0-9][a-z]$"
+_PUBLISH = r"^(\d{1,5}):(\d{1,5})(/tcp|/udp)?$"
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 
 
@@ -87,6 +88,22 @@ class SubmitRequest(Body):
     withRoot: bool = False
     containerOpts: list[str] = Field(default_factory=list, max_length=64)
     dirMaps: list[DirMap] = Field(default_factory=list, max_length=16)
+    # `HOST:CONTAINER[/tcp|/udp]`: ports of the container published on its instance. The job
+    # then has a network; a host whose kernel cannot dump listening sockets cannot checkpoint it.
+    publish: list[str] = Field(default_factory=list, max_length=32)
+
+    @field_validator("publish")
+    @classmethod
+    def _ports(cls, ports: list[str]) -> list[str]:
+        for port in ports:
+            match = re.match(_PUBLISH, port)
+            if not match or not all(1 <= int(p) <= 65535 for p in match.group(1, 2)):
+                raise ValueError(f"{port!r} is not HOST:CONTAINER with ports 1-65535 "
+                                 "(optionally /tcp or /udp)")
+        hosts = [re.match(_PUBLISH, p).group(1, 3) for p in ports]  # type: ignore[union-attr]
+        if len(set(hosts)) != len(hosts):
+            raise ValueError("a host port is published twice")
+        return ports
 
     @field_validator("containerOpts", mode="before")
     @classmethod

@@ -80,7 +80,7 @@ class Fleet:
                 events_queue_url=self.events_url, imds_url=imds_url, job_root=self.job_root,
                 work_dir=self.tmp / instance_id, command_wait_seconds=1, imds_poll_seconds=0.3,
                 heartbeat_seconds=3600, task_heartbeat_seconds=0.1, part_size=8 * 1024 * 1024,
-                host_root=self.host_root(instance_id)),
+                host_root=self.host_root(instance_id), publish_address="127.0.0.1:"),
             s3=wrap(self.aws.client("s3")), sqs=wrap(sqs), sfn=self.sfn,
             secrets=self.aws.client("secretsmanager"), podman=Podman())
         self.agents.append(agent)

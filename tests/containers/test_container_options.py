@@ -4,13 +4,15 @@ further podman options and directories of the host it runs on, also after it mov
 from __future__ import annotations
 
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
 
 from agent.podman import podman_environment
-from chalicelib.wire.agent import CheckpointCommand, RestoreCommand, RunCommand
-from tests.containers.conftest import BUSYBOX, wait_for
+from agent.registry import free_port
+from chalicelib.wire.agent import CancelCommand, CheckpointCommand, RestoreCommand, RunCommand
+from tests.containers.conftest import BUSYBOX, PYTHON, wait_for
 
 NON_ROOT = "localhost/openfloat/busybox-uid1000:test"
 
@@ -99,3 +101,28 @@ def test_a_job_submitted_never_to_move_refuses_a_checkpoint_and_keeps_running(fl
     assert answer["token"] == "ckpt" and answer["error"] == "CheckpointFailed"
     assert "disableMigrate" in answer["cause"]
     assert agent.podman.state(agent.container("pinned")).running
+
+
+def test_a_published_port_answers_on_the_host_and_a_job_without_one_has_no_network(fleet):
+    agent = fleet.agent("i-ports")
+    port = free_port()
+    server = ("#!/usr/bin/python3\nimport http.server\n"
+              "http.server.HTTPServer(('', 8080), http.server.SimpleHTTPRequestHandler)"
+              ".serve_forever()\n")
+    agent.handle(RunCommand(taskToken="web", job=fleet.launch("web", PYTHON, server,
+                                                              publish=[f"{port}:8080"])))
+    assert "error" not in fleet.sfn.answers[-1], fleet.sfn.answers[-1]
+
+    def answered() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as reply:
+                return reply.status == 200
+        except OSError:
+            return False
+
+    wait_for(answered, 30, "the published port to answer")
+    agent.handle(CancelCommand(taskToken="stop", jobId="web"))
+    offline = fleet.agent("i-offline")
+    offline.handle(RunCommand(job=fleet.launch("offline", BUSYBOX, "ls /sys/class/net\n")))
+    wait_for(lambda: offline.watch_job() or offline.job is None, 30, "the job to end")
+    assert _lines(fleet, "offline") == ["lo"]

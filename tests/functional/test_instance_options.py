@@ -63,7 +63,7 @@ def test_the_launch_carries_zone_groups_volumes_and_container_options(flows):
         "imageVolSize": 120, "privileged": True, "withRoot": True, "gpu": None,
         "containerOpts": ["--shm-size=2g"], "dirMaps": [{"hostPath": "/scratch",
                                                          "containerPath": "/mnt/scratch"}],
-        "disableMigrate": True})})
+        "disableMigrate": True, "publish": ["8080:80"]})})
     seen: list = []
     simulated_agent(flows, None, True, seen, job_id="dressed")
     result = flows.run("launch", "dressed-launch-1", {
@@ -87,6 +87,7 @@ def test_the_launch_carries_zone_groups_volumes_and_container_options(flows):
     assert (run.job.privileged, run.job.withRoot, run.job.checkpointable) == (True, True, False)
     assert run.job.containerOptions == ["--shm-size=2g"]
     assert [str(d) for d in run.job.dirMaps] == ["/scratch:/mnt/scratch"]
+    assert run.job.publish == ["8080:80"]
 
 
 def test_a_job_never_checkpointed_reruns_on_a_reclaim_without_a_checkpoint(flows):
@@ -112,7 +113,8 @@ def test_instance_and_container_options_show_as_asked(alice, runtime):
     body = {**SUBMIT, "gpu": 1, "zone": "us-east-1b", "securityGroups": [group],
             "rootVolSize": 30, "imageVolSize": 80, "privileged": True, "withRoot": True,
             "containerOpts": "--cap-add SYS_PTRACE --shm-size 1g", "dirMaps": ["/data:/mnt/d"],
-            "disableMigrate": True, "migratePolicy": "[disable=true]"}
+            "disableMigrate": True, "migratePolicy": "[disable=true]",
+            "publish": ["8080:80", "5353:53/udp"]}
     submitted = alice.post("/v1/jobs", body)
     assert submitted.status_code == 201, submitted.body
     job = alice.get(f"/v1/jobs/{submitted.json_body['id']}").json_body
@@ -122,6 +124,7 @@ def test_instance_and_container_options_show_as_asked(alice, runtime):
     assert job["containerOpts"] == ["--cap-add=SYS_PTRACE", "--shm-size=1g"]
     assert job["dirMaps"] == [{"hostPath": "/data", "containerPath": "/mnt/d"}]
     assert job["migratePolicy"]["disable"] is True
+    assert job["portMappings"] == ["8080:80", "5353:53/udp"]
 
 
 @pytest.mark.parametrize("change, words", [
@@ -138,6 +141,9 @@ def test_instance_and_container_options_show_as_asked(alice, runtime):
     ({"dirMaps": ["/a:/mnt/x"], "dataVolumes": ["[size=5]:/mnt/x"]}, "mounted at /mnt/x"),
     ({"disableMigrate": True, "migratePolicy": "[enable=true]"}, "disableMigrate forbids"),
     ({"migratePolicy": "[enable=true,disable=true]"}, "enable or disable"),
+    ({"publish": ["80"]}, "'80' is not HOST:CONTAINER"),
+    ({"publish": ["70000:80"]}, "ports 1-65535"),
+    ({"publish": ["8080:80", "8080:81"]}, "published twice"),
 ])
 def test_bad_instance_and_container_options_are_refused(alice, store, change, words):
     before = len(list(store.list_jobs(owner="alice", statuses=frozenset(), name=None, limit=50,

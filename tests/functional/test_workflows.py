@@ -99,13 +99,13 @@ def test_a_task_hands_the_workflow_every_field_its_result_selector_reads(flows):
     instance, queue = seed_running(flows, "described")
     answer = task_job_instance({"jobId": "described", "state": "FindInstance"}, None)
     assert answer == {"jobId": "described", "instanceId": instance, "commandsQueueUrl": queue,
-                      "instanceType": "c5.large", "rerunAllowed": True}
+                      "instanceType": "c5.large", "rerunAllowed": True, "captureAllowed": True}
     gone = flows.store.get_job("described")
     flows.store.record_fields(gone, {"instanceId": None, "commandsQueueUrl": None})
     # A job whose instance is gone: the keys are there, with nulls, or the ResultSelector fails.
     answer = task_job_instance({"jobId": "described"}, None)
     assert answer == {"jobId": "described", "instanceId": None, "commandsQueueUrl": None,
-                      "instanceType": None, "rerunAllowed": True}
+                      "instanceType": None, "rerunAllowed": True, "captureAllowed": True}
 
 
 def _shape(state: dict) -> str:
