@@ -78,7 +78,8 @@ def launch_instance(runtime: Runtime, store: Store, request: LaunchRequest) -> L
         credentialsSecretId=entry.secretId if entry is not None else None,
         cpus=offer.vcpus, memoryGiB=min(mem.max, offer.memory_gib),
         dataVolumes=job.spec.dataVolumes, apiUrl=job.apiUrl, apiTokenSecretId=secret,
-        timeLimitSeconds=_time_left(runtime, job))
+        timeLimitSeconds=_time_left(runtime, job),
+        hostInitKey=job.hostInitKey, hostTerminateKey=job.hostTerminateKey)
     return Launched(instanceId=instance_id, instanceType=request.attempt.instanceType,
                     market=request.attempt.market, commandsQueueUrl=queue, job=launch,
                     launchedAt=runtime.now_iso())

@@ -38,6 +38,10 @@ class JobLaunch(Message):
     # What is left of the job's time limit when this launch was made; the agent stops the
     # container once it has run that long here (or what its checkpoint says is left, if less).
     timeLimitSeconds: float | None = Field(default=None, ge=0)
+    # The job's host scripts, run by the agent on the host itself: hostInit before the
+    # container starts or is restored, hostTerminate once it has left this host.
+    hostInitKey: str | None = None
+    hostTerminateKey: str | None = None
 
 
 class RunCommand(Message):
@@ -130,6 +134,8 @@ class JobExited(Event):
     exitCode: int
     # The agent stopped the container because the job used up its time limit.
     timedOut: bool = False
+    # Why the job's hostTerminate script failed after the exit, if it did.
+    hostTerminateFailure: str | None = None
 
 
 class CommandFailed(Event):

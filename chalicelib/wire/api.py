@@ -7,6 +7,7 @@ from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from chalicelib.wire.hostscripts import HOST_INIT, HOST_TERMINATE, check_script
 from chalicelib.wire.specs import CpuRange, DataVolume, MigratePolicy, Range, VmPolicy, parse_duration
 from chalicelib.wire.status import JobStatus
 
@@ -59,6 +60,20 @@ class SubmitRequest(Body):
     # Seconds the job may run (`3600`, `"90s"`, `"30m"`, `"2h"`); past it the job is stopped
     # and ends Timedout. Only Executing counts: a move or a suspension does not use it up.
     timeLimit: int | None = None
+    # Scripts run as root on every host the job visits (not in its container): hostInit before
+    # the container starts or is restored there, hostTerminate once it has left that host.
+    hostInit: str | None = None
+    hostTerminate: str | None = None
+
+    @field_validator("hostInit")
+    @classmethod
+    def _host_init(cls, text: str | None) -> str | None:
+        return None if text is None else check_script(HOST_INIT, text)
+
+    @field_validator("hostTerminate")
+    @classmethod
+    def _host_terminate(cls, text: str | None) -> str | None:
+        return None if text is None else check_script(HOST_TERMINATE, text)
 
     @field_validator("timeLimit", mode="before")
     @classmethod
@@ -171,6 +186,9 @@ class JobView(View):
     updateTime: str
     disableRerun: bool = False
     timeLimit: int | None = None
+    # Sizes in bytes of the job's host scripts; absent when it has none.
+    hostInitSize: int | None = None
+    hostTerminateSize: int | None = None
     history: list[HistoryEntry] = Field(default_factory=list)
     migrations: list[MigrationView] = Field(default_factory=list)
 
