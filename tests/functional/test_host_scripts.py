@@ -13,8 +13,9 @@ from chalicelib import executions
 from chalicelib.wire.agent import JobLaunch
 from chalicelib.wire.hostscripts import MAX_HOST_SCRIPT_BYTES
 from chalicelib.wire.status import JobStatus
+from tests.functional.test_launch_workflow import _launch, _submitted
 from tests.functional.test_migrate_workflow import _kinds, _migrate, _move_ready
-from tests.functional.workflow_helpers import running_instances, seed_running
+from tests.functional.workflow_helpers import running_instances, seed_running, simulated_agent
 
 SUBMIT = {"image": "docker.io/library/busybox:latest", "jobScript": "echo hi\n",
           "hostInit": "#!/bin/sh\necho preparing $FLOAT_JOB_ID on $FLOAT_INSTANCE_ID\n",
@@ -107,8 +108,27 @@ def test_a_host_init_that_fails_on_a_restore_ends_the_job_fail_to_execute_at_onc
     assert result["status"] == "SUCCEEDED", result
     job = flows.store.get_job("prepped")
     assert job.status == JobStatus.FAIL_TO_EXECUTE
-    assert job.history[-1].reason.startswith(
-        "the job's hostInit script failed on its new instance (HostInitFailed: ")
+    assert job.history[-1].reason == (
+        "the job's hostInit script failed on its new instance (HostInitFailed: simulated "
+        "HostInitFailed)")
     # Not tried on another instance, nor rerun: every host would run the same script.
     assert [_kinds(s) for s in new_seen] == [["restore"]]
     assert running_instances(flows) == [] and flows.state(old) == "terminated"
+
+
+def test_a_launch_names_the_host_scripts_and_a_failed_host_init_ends_fail_to_execute(flows):
+    _submitted(flows, "prepare", vmPolicy={"onDemand": True})
+    flows.store.record_fields(flows.store.get_job("prepare"), {
+        "hostInitKey": "jobs/prepare/hostInit", "hostInitSize": 9,
+        "hostTerminateKey": "jobs/prepare/hostTerminate", "hostTerminateSize": 5})
+    seen: list = []
+    simulated_agent(flows, None, "HostInitFailed", seen, job_id="prepare")
+    assert _launch(flows, "prepare")["status"] == "SUCCEEDED"
+    (run,) = seen
+    assert (run.job.hostInitKey, run.job.hostTerminateKey) == (
+        "jobs/prepare/hostInit", "jobs/prepare/hostTerminate")
+    job = flows.store.get_job("prepare")
+    assert job.status == JobStatus.FAIL_TO_EXECUTE
+    assert job.history[-1].reason == ("the worker's agent could not start the job "
+                                      "(HostInitFailed: simulated HostInitFailed)")
+    assert running_instances(flows) == []
