@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.wire.agent import JobLaunch
 from chalicelib.wire.failures import HostInitFailed
@@ -196,9 +197,9 @@ class HostScripts:
         try:
             run = self._run(launch, HOST_INIT, launch.hostInitKey, job_dir, event,
                             self.init_seconds)
-        except OSError as error:
+        except (OSError, BotoCoreError, ClientError) as error:
             raise HostInitFailed(f"job {launch.jobId} on {self.instance_id}: its hostInit "
-                                 f"script could not be run: {error}") from None
+                                 f"script could not be fetched or run: {error}") from None
         if run is not None and not run.ok:
             raise HostInitFailed(f"job {launch.jobId} on {self.instance_id}: {run.failure()}")
         return run

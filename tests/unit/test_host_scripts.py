@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from agent.hostscripts import HostScripts, ScriptRun, last_line, run_script, tail
 from chalicelib.wire.agent import JobLaunch
@@ -74,7 +75,12 @@ def test_a_script_past_its_limit_is_killed_with_what_it_started(tmp_path):
                         limit=0.5, grace=0.5)
     assert code is None and output == "waiting\n"
     assert time.monotonic() - started < 10
-    assert not _alive(int(marker.read_text()))
+    child = int(marker.read_text())
+    # SIGKILL was sent; it lands when the kernel next schedules the child.
+    gone_by = time.monotonic() + 5
+    while _alive(child) and time.monotonic() < gone_by:
+        time.sleep(0.05)
+    assert not _alive(child)
 
 
 def test_a_daemon_left_by_a_script_that_exited_is_not_waited_for(tmp_path):
@@ -185,3 +191,15 @@ def test_a_job_without_host_scripts_runs_nothing(tmp_path):
     assert hosts.init(_launch(s3), tmp_path, "start") is None
     assert hosts.terminate(_launch(s3), tmp_path, "exit") is None
     assert s3.puts == []
+
+
+def test_a_host_init_that_cannot_be_fetched_is_a_named_start_failure(tmp_path):
+    class Refusing(DictS3):
+        def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:  # noqa: N803
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "denied"}},
+                              "GetObject")
+
+    s3 = Refusing()
+    launch = _launch(s3, init="true\n")
+    with pytest.raises(HostInitFailed, match="could not be fetched or run: .*AccessDenied"):
+        _hosts(s3, tmp_path).init(launch, tmp_path, "start")
