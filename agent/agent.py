@@ -19,6 +19,7 @@ from aws_lambda_powertools import Logger
 
 from agent import jobcalls
 from agent.capsule import DEFAULT_PART_SIZE, CapsuleStore
+from agent.hostscripts import HostEvent, HostScripts
 from agent.imds import Imds, ImdsUnavailable
 from agent.jobcalls import JobCalls
 from agent.logs import LogShipper
@@ -131,6 +132,10 @@ class Agent:
         if self.imds is None:
             self.imds = Imds(self.settings.imds_url)
         self.capsules = CapsuleStore(self.s3, self.settings.bucket, self.settings.part_size)
+        self.host_scripts = HostScripts(self.s3, self.settings.bucket, self.settings.instance_id,
+                                        self.settings.instance_type,
+                                        self.settings.work_dir / "host-scripts",
+                                        host_root=self.settings.host_root)
         logger.append_keys(instance_id=self.settings.instance_id)
 
     def _guarded(self, what: str, step: Callable[[], Any], job_id: str | None = None) -> bool:
@@ -252,13 +257,15 @@ class Agent:
     def _job_dir(self, job_id: str) -> Path:
         return self.settings.job_root / job_id
 
-    def _prepare(self, launch: JobLaunch) -> tuple[Path, list[tuple[Path, str]]]:
-        """The job's directory, script and volumes on this host; the image present."""
+    def _prepare(self, launch: JobLaunch, event: HostEvent) -> tuple[Path, list[tuple[Path, str]]]:
+        """The job's directory, script and volumes on this host; the image present; its
+        hostInit script run (on every host the job visits, before it starts or is restored)."""
         job_dir = self._job_dir(launch.jobId)
         job_dir.mkdir(parents=True, exist_ok=True)
         self.podman.ensure_image(launch.imageUri, self._credentials(launch))
         try:
             mounts = mount_volumes(launch.dataVolumes, job_dir, self.s3_access)
+            self.host_scripts.init(launch, job_dir, event)
         except AgentFailure:
             unmount_volumes(job_dir)
             raise
@@ -272,12 +279,19 @@ class Agent:
             raise
         return job_dir, mounts
 
+    def _leave(self, launch: JobLaunch, event: HostEvent) -> str | None:
+        """The job has left this host: its hostTerminate script run, then its volumes
+        unmounted. Why the script failed, if it did."""
+        run = self.host_scripts.terminate(launch, self._job_dir(launch.jobId), event)
+        unmount_volumes(self._job_dir(launch.jobId))
+        return None if run is None or run.ok else run.failure()
+
     def run(self, launch: JobLaunch) -> dict[str, Any]:
         with self._lock:
             name = self.container(launch.jobId)
             if self.job is not None and self.job.launch.jobId == launch.jobId:
                 return {"container": name, "alreadyRunning": True}
-            job_dir, mounts = self._prepare(launch)
+            job_dir, mounts = self._prepare(launch, "start")
             script = job_dir / "script"
             body = self.s3.get_object(Bucket=self.settings.bucket, Key=launch.scriptKey)["Body"]
             script.write_bytes(body.read())
@@ -358,7 +372,7 @@ class Agent:
                 archive.unlink(missing_ok=True)
             if not leave_running:
                 self.podman.remove(name)
-                unmount_volumes(self._job_dir(job_id))
+                self._leave(launch, "checkpoint")
                 self.job = None
             self.last_checkpoint = manifest
             # Older checkpoints left behind cost storage, not correctness: a restore reads the
@@ -381,7 +395,7 @@ class Agent:
             if seq is not None and manifest.seq != seq:
                 raise CheckpointFailed(f"job {launch.jobId}: checkpoint {seq} is not the newest "
                                        f"committed one ({manifest.seq})")
-            self._prepare(launch)
+            self._prepare(launch, "restore")
             self.settings.work_dir.mkdir(parents=True, exist_ok=True)
             archive = self.settings.work_dir / f"{name}.restore.tar.zst"
             try:
@@ -414,7 +428,7 @@ class Agent:
                 self.job.stopping = True
                 self.podman.remove(self.container(job_id))
                 self.job.shipper.ship()
-                unmount_volumes(self._job_dir(job_id))
+                self._leave(self.job.launch, "cancel")
                 self.job = None
             return {"cancelled": job_id}
 
@@ -443,12 +457,14 @@ class Agent:
             if job.stopping or state is None or state.running or state.exit_code is None:
                 return
             job.shipper.ship()
+            # Before the report, which leads to the instance's release; run once, however
+            # often a refused report is sent again.
+            failure = self._leave(job.launch, "exit")
             # Reported before the job is let go: a refused report is sent again next tick.
             self.emit(JobExited(instanceId=self.settings.instance_id, time=_now(),
                                 jobId=job.launch.jobId, exitCode=state.exit_code,
-                                timedOut=job.timed_out))
+                                timedOut=job.timed_out, hostTerminateFailure=failure))
             self.job = None
-            unmount_volumes(self._job_dir(job.launch.jobId))
             logger.info("job exited", extra={"job_id": job.launch.jobId, "rc": state.exit_code})
 
     def watch_metadata(self) -> None:

@@ -144,7 +144,8 @@ def decide_agent(event: AgentEvent, job: JobRecord | None, timeouts: dict[str, i
     if isinstance(event, JobExited):
         name, payload = executions.finish_start(
             job.id, event.instanceId, event.exitCode,
-            time_limit=(job.spec.timeLimit or 0) if event.timedOut else None)
+            time_limit=(job.spec.timeLimit or 0) if event.timedOut else None,
+            host_terminate_failure=event.hostTerminateFailure)
         return StartWorkflow("finish", name, payload)
     return Skip(f"{event.kind} needs no action", managed=True)
 

@@ -56,14 +56,18 @@ def migrate_start(job_id: str, instance_id: str | None, version: int, *, reason:
 
 
 def finish_start(job_id: str, instance_id: str, exit_code: int, *,
-                 time_limit: int | None = None) -> tuple[str, dict[str, Any]]:
+                 time_limit: int | None = None,
+                 host_terminate_failure: str | None = None) -> tuple[str, dict[str, Any]]:
     """The execution name and input of the finish workflow for a container that exited on
-    `instance_id`; with `time_limit`, its agent stopped it there and the job ends Timedout."""
+    `instance_id`; with `time_limit`, its agent stopped it there and the job ends Timedout.
+    A failed hostTerminate script is named in the reason; it does not change the status."""
     if time_limit is not None:
         to: str | None = "Timedout"
         why = f"stopped: it ran for its time limit of {time_limit} s"
     else:
         to, why = None, f"the job exited with code {exit_code}"
+    if host_terminate_failure:
+        why += f"; then {host_terminate_failure}"
     return f"{job_id}-finish-{instance_id}", {
         "jobId": job_id, "instanceId": instance_id, "exitCode": exit_code, "to": to, "why": why}
 

@@ -23,6 +23,8 @@ from chalicelib.wire.api import (
     Page,
     SubmitRequest,
 )
+from chalicelib.wire.hostscripts import HOST_INIT, HOST_TERMINATE, HostScript
+from chalicelib.wire.hostscripts import script_key as host_script_key
 from chalicelib.wire.status import JobStatus
 
 # A job that never got an instance has nothing to tear down and is cancelled at once.
@@ -64,6 +66,8 @@ def view(job: JobRecord) -> JobView:
         disableRerun=spec.disableRerun,
         timeLimit=spec.timeLimit,
         **spec.model_dump(include=_INSTANCE_AND_CONTAINER),
+        hostInitSize=job.hostInitSize,
+        hostTerminateSize=job.hostTerminateSize,
         submitTime=job.submitTime,
         updateTime=job.updateTime,
         history=job.history,
@@ -78,13 +82,16 @@ def submit(runtime: Runtime, store: Store, principal: Principal, request: Submit
     job_id = runtime.new_id()
     now = runtime.now_iso()
     key = script_key(job_id)
-    # The script goes first: a job item always points at a script that exists.
-    runtime.s3.put_object(
-        Bucket=runtime.config.data_bucket,
-        Key=key,
-        Body=request.jobScript.encode(),
-        ContentType="text/plain; charset=utf-8",
-    )
+    hosts = _host_scripts(job_id, request)
+    # The scripts go first: a job item always points at scripts that exist.
+    stored = {key: request.jobScript, **{k: text for k, text in hosts.values()}}
+    for object_key, text in stored.items():
+        runtime.s3.put_object(
+            Bucket=runtime.config.data_bucket,
+            Key=object_key,
+            Body=text.encode(),
+            ContentType="text/plain; charset=utf-8",
+        )
     job = JobRecord(
         id=job_id,
         owner=principal.username,
@@ -94,6 +101,8 @@ def submit(runtime: Runtime, store: Store, principal: Principal, request: Submit
         image=request.image,
         imageUri=image_uri,
         scriptKey=key,
+        **{f"{name}Key": k for name, (k, _) in hosts.items()},
+        **{f"{name}Size": len(text.encode()) for name, (_, text) in hosts.items()},
         spec=JobSpec.from_request(request),
         apiUrl=api_url,
         submitTime=now,
@@ -103,7 +112,8 @@ def submit(runtime: Runtime, store: Store, principal: Principal, request: Submit
     try:
         store.create_job(job)
     except Exception:
-        runtime.s3.delete_object(Bucket=runtime.config.data_bucket, Key=key)
+        for object_key in stored:
+            runtime.s3.delete_object(Bucket=runtime.config.data_bucket, Key=object_key)
         raise
     try:
         executions.start(runtime, "launch", f"{job.id}-launch", {
@@ -117,6 +127,12 @@ def submit(runtime: Runtime, store: Store, principal: Principal, request: Submit
         store.transition_job(job, JobStatus.FAIL_TO_EXECUTE, failed)
         raise Unavailable(f"job {job.id} could not be launched: {error}") from error
     return view(job)
+
+
+def _host_scripts(job_id: str, request: SubmitRequest) -> dict[HostScript, tuple[str, str]]:
+    """The host scripts the job was submitted with: each one's S3 key and text."""
+    texts = {HOST_INIT: request.hostInit, HOST_TERMINATE: request.hostTerminate}
+    return {name: (host_script_key(job_id, name), text) for name, text in texts.items() if text}
 
 
 def get_record(store: Store, principal: Principal, job_id: str) -> JobRecord:

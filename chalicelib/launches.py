@@ -84,7 +84,8 @@ def launch_instance(runtime: Runtime, store: Store, request: LaunchRequest) -> L
         dataVolumes=job.spec.dataVolumes, apiUrl=job.apiUrl, apiTokenSecretId=secret,
         timeLimitSeconds=_time_left(runtime, job), gpus=spec.gpu or 0,
         privileged=spec.privileged, withRoot=spec.withRoot, containerOptions=spec.containerOpts,
-        dirMaps=spec.dirMaps, checkpointable=not spec.disableMigrate, publish=spec.publish)
+        dirMaps=spec.dirMaps, checkpointable=not spec.disableMigrate, publish=spec.publish,
+        hostInitKey=job.hostInitKey, hostTerminateKey=job.hostTerminateKey)
     return Launched(instanceId=instance_id, instanceType=request.attempt.instanceType,
                     market=request.attempt.market, commandsQueueUrl=queue, job=launch,
                     launchedAt=runtime.now_iso())

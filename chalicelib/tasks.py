@@ -23,6 +23,7 @@ from chalicelib.wire.failures import (
     CheckpointFailed,
     CheckpointNotFound,
     CheckpointUploadFailed,
+    HostInitFailed,
     ImagePullFailed,
     JobStartFailed,
     RegistryAuthFailed,
@@ -47,7 +48,7 @@ TASK_ERRORS: dict[str, type[Exception]] = {
     error.__name__: error for error in (
         IllegalTransition, StaleWrite, NotFound, NoCandidate, fleet.InsufficientCapacity,
         # reported by agents through SendTaskFailure
-        ImagePullFailed, RegistryAuthFailed, JobStartFailed, CheckpointFailed,
+        ImagePullFailed, RegistryAuthFailed, JobStartFailed, HostInitFailed, CheckpointFailed,
         CheckpointUploadFailed, CheckpointNotFound, CheckpointCorrupt, RestoreFailed,
         AgentError,
         # caught by every task's States.ALL and retried by none: a wrong input stays wrong

@@ -21,6 +21,7 @@ from chalicelib.wire.api import (
     SubmitRequest,
     SuspendRequest,
 )
+from chalicelib.wire.hostscripts import MAX_HOST_SCRIPT_BYTES
 from chalicelib.wire.specs import VmPolicy
 from cli import filters, output, prompt
 from cli.client import segment
@@ -56,6 +57,10 @@ def submit(args: argparse.Namespace) -> None:
     for flag in ("disableMigrate", "privileged", "withRoot"):
         if getattr(args, flag):
             body[flag] = True
+    for flag in ("hostInit", "hostTerminate"):
+        if getattr(args, flag) is not None:
+            body[flag] = _read_script(getattr(args, flag), f"the {flag} script",
+                                      MAX_HOST_SCRIPT_BYTES)
     validate(SubmitRequest, body)
     job = connect(args).call("POST", "/v1/jobs", JobView, body=body)
     output.emit(args.format, job, job_table)
@@ -186,6 +191,10 @@ def job_table(job: JobView) -> str:
     if job.timeLimit is not None:
         details.append(("TIME LIMIT", f"{job.timeLimit} s of running (moves and suspensions "
                                       "not counted)"))
+    for label, size in (("HOST INIT", job.hostInitSize), ("HOST TERMINATE", job.hostTerminateSize)):
+        if size is not None:
+            details.append((label, f"{size} bytes (float log cat {label.lower().replace(' ', '')}"
+                                   ".log shows what it printed)"))
     if job.disableRerun:
         details.append(("RERUN", "disabled (a failed restore ends the job CheckpointFailed)"))
     history = output.table(
@@ -222,21 +231,20 @@ def _vm_policy(policy: VmPolicy) -> str:
     return "spotOnly" if policy.spotOnly else "onDemand"
 
 
-def _read_script(path: str) -> str:
-    """The job script's content; the API takes the script itself, not a path."""
+def _read_script(path: str, what: str = "the job script", limit: int = MAX_JOB_SCRIPT_BYTES) -> str:
+    """A script's content (`what` names it in errors); the API takes the script, not a path."""
     try:
         with open(path, "rb") as file:
             size = os.fstat(file.fileno()).st_size
-            if size > MAX_JOB_SCRIPT_BYTES:
-                raise CliError(f"the job script {path} is {size} bytes; the limit is "
-                               f"{MAX_JOB_SCRIPT_BYTES}")
+            if size > limit:
+                raise CliError(f"{what} {path} is {size} bytes; the limit is {limit}")
             content = file.read()
     except OSError as error:
-        raise CliError(f"cannot read the job script {path}: {error.strerror or error}") from None
+        raise CliError(f"cannot read {what} {path}: {error.strerror or error}") from None
     try:
         return content.decode("utf-8")
     except UnicodeDecodeError:
-        raise CliError(f"the job script {path} is not UTF-8 text") from None
+        raise CliError(f"{what} {path} is not UTF-8 text") from None
 
 
 def _pairs(items: list[str], separator: str, flag: str, shape: str) -> dict[str, str]:

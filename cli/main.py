@@ -113,6 +113,12 @@ def build_parser() -> Parser:
                         help="publish a container port on the instance (gives the job a network)")
     submit.add_argument("--extraOptions", metavar="FLAGS",
                         help="more submit flags in one word, read as if typed on the line")
+    submit.add_argument("--hostInit", metavar="FILE",
+                        help="script run as root on each host the job visits, before its "
+                        "container starts or is restored there; a failure ends it FailToExecute")
+    submit.add_argument("--hostTerminate", metavar="FILE",
+                        help="script run as root on each host once the job has left it (exited, "
+                        "cancelled, moved or suspended)")
 
     listing = command(commands, "list", jobs.list_jobs, "list jobs", aliases=["squeue", "ls"])
     listing.add_argument("-f", "--filter", action="append", metavar="FILTER",
@@ -124,7 +130,8 @@ def build_parser() -> Parser:
     log = command(commands, "log", jobs.log, "list or print a job's logs")
     log.add_argument("-j", "--job", required=True, metavar="ID")
     log.add_argument("action", choices=("cat", "ls"))
-    log.add_argument("name", nargs="?", help="stdout, stderr or stdout.autosave (for cat)")
+    log.add_argument("name", nargs="?", help="stdout, stderr, stdout.autosave, hostinit.log or "
+                     "hostterminate.log (for cat)")
 
     cancel = command(commands, "cancel", jobs.cancel, "cancel a job", aliases=["scancel"])
     cancel.add_argument("-j", "--job", required=True, metavar="ID")

@@ -1,4 +1,4 @@
-"""Step Functions, locally: two places where moto's interpreter does not do what AWS does, put
+"""Step Functions, locally: three places where moto's interpreter does not do what AWS does, put
 right while inside `faithful_stepfunctions()`.
 
 - Nested workflows: it hands a `states:startExecution` task's parameters to boto3 as the ASL
@@ -10,21 +10,27 @@ right while inside `faithful_stepfunctions()`.
   heartbeats (a quick agent, between the message going out and the watch beginning) is
   ignored, and the task times out for want of a heartbeat although its answer is in. Here an
   answer already in ends the wait, as on AWS.
+- Task failures: SendTaskFailure's `cause` (the agent's sentence saying why, such as a hostInit
+  script's exit code and last line) is dropped, and a workflow's Catch sees only the error
+  name. Here it reaches the workflow, as on AWS.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import botocore.session
+from moto.core.responses import EmptyResult
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service_callback as callback_task,
 )
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service_sfn as sfn_task,
 )
+from moto.stepfunctions.responses import StepFunctionResponse
 
 _SERVICE = "stepfunctions"
 
@@ -67,12 +73,24 @@ def faithful_stepfunctions() -> Iterator[None]:
             return outcome
         return original_wait(self, env, callback_endpoint, heartbeat_endpoint)
 
+    original_failure = StepFunctionResponse.send_task_failure
+
+    def send_task_failure(self: Any) -> Any:
+        backend = self.stepfunction_backend
+        if "cause" not in inspect.signature(backend.send_task_failure).parameters:
+            return original_failure(self)  # no interpreter runs: nothing waits for the cause
+        backend.send_task_failure(self._get_param("taskToken"), error=self._get_param("error"),
+                                  cause=self._get_param("cause"))
+        return EmptyResult()
+
     cls._normalise_parameters = normalise_parameters  # type: ignore[method-assign]
     cls._normalise_response = normalise_response  # type: ignore[method-assign]
     waiting._wait_for_task_token_heartbeat = wait_with_heartbeats  # type: ignore[method-assign]
+    StepFunctionResponse.send_task_failure = send_task_failure  # type: ignore[method-assign]
     try:
         yield
     finally:
         cls._normalise_parameters = original_parameters  # type: ignore[method-assign]
         cls._normalise_response = original_response  # type: ignore[method-assign]
         waiting._wait_for_task_token_heartbeat = original_wait  # type: ignore[method-assign]
+        StepFunctionResponse.send_task_failure = original_failure  # type: ignore[method-assign]

@@ -58,7 +58,8 @@ class JobSpec(BaseModel):
     @classmethod
     def from_request(cls, request: SubmitRequest) -> JobSpec:
         return cls.model_validate(
-            request.model_dump(mode="json", exclude={"image", "jobScript", "name"})
+            request.model_dump(mode="json", exclude={"image", "jobScript", "name", "hostInit",
+                                                     "hostTerminate"})
         )
 
 
@@ -72,6 +73,11 @@ class JobRecord(BaseModel):
     imageUri: str
     scriptKey: str
     spec: JobSpec
+    # The job's host scripts in S3 (wire.hostscripts has the keys) and their sizes; None: none.
+    hostInitKey: str | None = None
+    hostInitSize: int | None = None
+    hostTerminateKey: str | None = None
+    hostTerminateSize: int | None = None
     instanceId: str | None = None
     # The instance's own command queue, where workflows send the agent its commands.
     commandsQueueUrl: str | None = None

@@ -47,6 +47,10 @@ class JobLaunch(Message):
     dirMaps: list[DirMap] = Field(default_factory=list)
     checkpointable: bool = True
     publish: list[str] = Field(default_factory=list)
+    # The job's host scripts, run by the agent on the host itself: hostInit before the
+    # container starts or is restored, hostTerminate once it has left this host.
+    hostInitKey: str | None = None
+    hostTerminateKey: str | None = None
 
 
 class RunCommand(Message):
@@ -139,6 +143,8 @@ class JobExited(Event):
     exitCode: int
     # The agent stopped the container because the job used up its time limit.
     timedOut: bool = False
+    # Why the job's hostTerminate script failed after the exit, if it did.
+    hostTerminateFailure: str | None = None
 
 
 class CommandFailed(Event):

@@ -21,6 +21,7 @@ from chalicelib.wire.base import IMAGE_NAME_PATTERN as IMAGE_NAME_PATTERN
 from chalicelib.wire.base import USERNAME_PATTERN as USERNAME_PATTERN
 from chalicelib.wire.base import Body, View
 from chalicelib.wire.base import Role as Role
+from chalicelib.wire.hostscripts import HOST_INIT, HOST_TERMINATE, check_script
 from chalicelib.wire.specs import (
     CpuRange,
     DataVolume,
@@ -131,6 +132,21 @@ class SubmitRequest(Body):
         if len(set(groups)) != len(groups):
             raise ValueError("a security group is given twice")
         return groups
+
+    # Scripts run as root on every host the job visits (not in its container): hostInit before
+    # the container starts or is restored there, hostTerminate once it has left that host.
+    hostInit: str | None = None
+    hostTerminate: str | None = None
+
+    @field_validator("hostInit")
+    @classmethod
+    def _host_init(cls, text: str | None) -> str | None:
+        return None if text is None else check_script(HOST_INIT, text)
+
+    @field_validator("hostTerminate")
+    @classmethod
+    def _host_terminate(cls, text: str | None) -> str | None:
+        return None if text is None else check_script(HOST_TERMINATE, text)
 
     @field_validator("timeLimit", mode="before")
     @classmethod
@@ -259,6 +275,9 @@ class JobView(View):
     withRoot: bool = False
     containerOpts: list[str] = Field(default_factory=list)
     dirMaps: list[DirMap] = Field(default_factory=list)
+    # Sizes in bytes of the job's host scripts; absent when it has none.
+    hostInitSize: int | None = None
+    hostTerminateSize: int | None = None
     history: list[HistoryEntry] = Field(default_factory=list)
     migrations: list[MigrationView] = Field(default_factory=list)
 

@@ -28,6 +28,10 @@ class JobStartFailed(AgentFailure):
     """The container could not be created or started."""
 
 
+class HostInitFailed(JobStartFailed):
+    """The job's hostInit script exited non-zero or ran past its time limit on the host."""
+
+
 class CheckpointFailed(AgentFailure):
     """CRIU or podman could not dump the container."""
 

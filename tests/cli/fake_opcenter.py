@@ -110,6 +110,8 @@ def job_json(job_id: str = "job-1", status: str = "Executing", **overrides: Any)
         "submitTime": "2024-05-01T10:00:00Z", "updateTime": "2024-05-01T10:05:00Z",
         "disableRerun": False,
         "timeLimit": None,
+        "hostInitSize": None,
+        "hostTerminateSize": None,
         "history": [
             {"time": "2024-05-01T10:00:00Z", "from": None, "to": "Submitted",
              "reason": "submitted", "instance": None},
