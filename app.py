@@ -13,7 +13,7 @@ from chalicelib import auth, events, images, jobs, launches, logs, openapi, recl
 from chalicelib import reconcile as reconciler
 from chalicelib import runtime as runtime_module
 from chalicelib.errors import BadRequest
-from chalicelib.routing import TEXT, Call, Routes
+from chalicelib.routing import TEXT, Call, Routes, text_response
 from chalicelib.runtime import Runtime
 from chalicelib.store import Store
 from chalicelib.wire.api import (
@@ -38,6 +38,7 @@ from chalicelib.wire.api import (
     UserView,
     WhoamiView,
 )
+from chalicelib.wire.logs import MAX_LOG_LINES
 from chalicelib.wire.status import JobStatus
 from chalicelib.wire.tasks import (
     InstanceRef,
@@ -152,11 +153,18 @@ def list_job_logs(call: Call, job_id: str) -> list[LogInfo]:
     return logs.list_logs(call.runtime, call.store, call.principal, job_id)
 
 
-@routes.route("GET", "/v1/jobs/{job_id}/logs/{name}", response=str, content_type=TEXT)
-def read_job_log(call: Call, job_id: str, name: str) -> str:
-    """Read a job's stdout or stderr."""
-    content = logs.read_log(call.runtime, call.store, call.principal, job_id, name)
-    return content.decode(errors="replace")
+@routes.route("GET", "/v1/jobs/{job_id}/logs/{name}", response=str, content_type=TEXT,
+              query=(("offset", "from this byte on; the X-Log-* headers say where it ended"),
+                     ("lines", f"only the last lines, 1-{MAX_LOG_LINES}")))
+def read_job_log(call: Call, job_id: str, name: str) -> Any:
+    """Read a job's stdout or stderr: whole, from a byte offset, or its last lines."""
+    offset = logs.whole_number(call.query("offset"), "offset", 0)
+    lines = logs.whole_number(call.query("lines"), "lines", 1, MAX_LOG_LINES)
+    if offset is None and lines is None:
+        content = logs.read_log(call.runtime, call.store, call.principal, job_id, name)
+        return content.decode(errors="replace")
+    part = logs.read_slice(call.runtime, call.store, call.principal, job_id, name, offset, lines)
+    return text_response(part.content.decode(errors="replace"), part.headers())
 
 
 def _statuses(text: str | None) -> frozenset[JobStatus]:
