@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from chalice import Chalice
 from pydantic import BaseModel
 
-from chalicelib import auth, events, images, jobs, launches, logs, openapi, reclaims, tasks, users
+from chalicelib import auth, changes, events, images, jobs, launches, logs, openapi, reclaims, tasks, users
 from chalicelib import reconcile as reconciler
 from chalicelib import runtime as runtime_module
 from chalicelib.errors import BadRequest
@@ -18,6 +18,7 @@ from chalicelib.runtime import Runtime
 from chalicelib.store import Store
 from chalicelib.wire.api import (
     API_VERSION,
+    RELEASE,
     CancelRequest,
     HealthView,
     ImageRequest,
@@ -28,9 +29,11 @@ from chalicelib.wire.api import (
     LoginRequest,
     LoginView,
     MigrateRequest,
+    ModifyRequest,
     Page,
     ReclaimRequest,
     ReclaimView,
+    RerunRequest,
     ResumeRequest,
     SubmitRequest,
     SuspendRequest,
@@ -63,7 +66,7 @@ _PAGING = (("limit", "page size, 1-500 (default 100)"), ("nextToken", "from the 
 @routes.route("GET", "/v1/health", response=HealthView, public=True)
 def health(call: Call) -> HealthView:
     """Report that the API is up."""
-    return HealthView(status="ok", version=API_VERSION)
+    return HealthView(status="ok", version=API_VERSION, release=RELEASE)
 
 
 @routes.route("POST", "/v1/login", body=LoginRequest, response=LoginView, public=True)
@@ -165,6 +168,19 @@ def read_job_log(call: Call, job_id: str, name: str) -> Any:
         return content.decode(errors="replace")
     part = logs.read_slice(call.runtime, call.store, call.principal, job_id, name, offset, lines)
     return text_response(part.content.decode(errors="replace"), part.headers())
+
+
+@routes.route("PATCH", "/v1/jobs/{job_id}", body=ModifyRequest, response=JobView)
+def modify_job(call: Call, job_id: str) -> JobView:
+    """Change a live job's vmPolicy, migratePolicy or custom tags."""
+    return changes.modify(call.runtime, call.store, call.principal, job_id, call.body)
+
+
+@routes.route("POST", "/v1/jobs/{job_id}/rerun", body=RerunRequest, response=JobView, status=201)
+def rerun_job(call: Call, job_id: str) -> JobView:
+    """Submit a finished job again as a new job."""
+    return changes.rerun(call.runtime, call.store, call.principal, job_id, call.body.reason,
+                         call.api_url())
 
 
 def _statuses(text: str | None) -> frozenset[JobStatus]:

@@ -21,7 +21,6 @@ from chalicelib.wire.logs import (
     LOG_EPOCH_START_HEADER,
     LOG_OFFSET_HEADER,
     LOG_SIZE_HEADER,
-    MAX_LOG_LINES,
     EpochOpening,
     LogPart,
     current_parts,
