@@ -7,7 +7,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel
 
 from chalicelib import fleet, jobs
 from chalicelib.auth import Principal
@@ -70,13 +69,13 @@ def _changed(job: JobRecord, request: ModifyRequest) -> tuple[Any, list[str]]:
         vm = request.vmPolicy.model_dump(mode="json")
         if vm != VmPolicy.model_validate(spec.vmPolicy).model_dump(mode="json"):
             updates["vmPolicy"] = vm
-            changes.append(f"vmPolicy {vm_text(request.vmPolicy)}")
+            changes.append(f"vmPolicy {request.vmPolicy}")
     if request.migratePolicy is not None:
         rules = request.migratePolicy.model_dump(mode="json")
         old = spec.migratePolicy
         if old is None or rules != MigratePolicy.model_validate(old).model_dump(mode="json"):
             updates["migratePolicy"] = rules
-            changes.append(f"migratePolicy {options_text(request.migratePolicy)}")
+            changes.append(f"migratePolicy {request.migratePolicy}")
     tags = dict(spec.customTags)
     for key, value in request.addCustomTags.items():
         if tags.get(key) != value:
@@ -104,32 +103,6 @@ def _retag(runtime: Runtime, job: JobRecord, request: ModifyRequest) -> None:
         # The job's record holds the tags; its next instance carries them whatever happens here.
         logger.warning("could not retag the job's instance", extra={
             "job_id": job.id, "instance_id": job.instanceId, "error": str(error)})
-
-
-def vm_text(policy: VmPolicy) -> str:
-    if policy.spotFirst:
-        return f"[spotFirst=true,retryLimit={policy.retryLimit},retryInterval={policy.retryInterval}s]"
-    return "[spotOnly=true]" if policy.spotOnly else "[onDemand=true]"
-
-
-def options_text(policy: BaseModel) -> str:
-    """The keys of `policy` that differ from its defaults, written as `--migratePolicy` takes
-    them: `[cpu.upperBoundRatio=80,evadeOOM=true]`."""
-    given = _flat(policy.model_dump(mode="json"))
-    defaults = _flat(type(policy)().model_dump(mode="json"))
-    parts = [f"{key}={str(value).lower() if isinstance(value, bool) else value}"
-             for key, value in given.items() if defaults.get(key) != value]
-    return f"[{','.join(parts)}]"
-
-
-def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def rerun(runtime: Runtime, store: Store, principal: Principal, job_id: str,

@@ -63,7 +63,7 @@ def test_modify_keeps_the_migrate_policy_and_shows_it(flows, alice):
     assert shown["migratePolicy"]["cpu"]["upperBoundRatio"] == 70
     assert shown["migratePolicy"]["evadeOOM"] is True
     assert shown["history"][-1]["reason"] == (
-        "modified by alice: migratePolicy [cpu.upperBoundRatio=70.0,evadeOOM=true]")
+        "modified by alice: migratePolicy [cpu.upperBoundRatio=70,evadeOOM=true]")
 
 
 def test_modify_adds_and_removes_custom_tags_on_the_job_and_its_instance(flows, alice):
