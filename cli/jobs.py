@@ -106,7 +106,10 @@ def cancel(args: argparse.Namespace) -> None:
         # where the caller wanted it. Any other conflict still fails.
         if error.status != 409:
             raise
-        now = client.call("GET", f"/v1/jobs/{segment(args.job)}", JobView)
+        try:
+            now = client.call("GET", f"/v1/jobs/{segment(args.job)}", JobView)
+        except CliError:
+            raise error from None
         if now.status not in TERMINAL_STATUSES:
             raise
         output.line(f"job {now.id} is already {now.status.value}; nothing to cancel")
