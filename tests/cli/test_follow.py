@@ -138,3 +138,38 @@ def test_tail_of_an_unknown_log_or_without_a_name_is_one_line(job, run):
     assert nameless.code == 2 and "float log tail" in nameless.err
     assert follow_cat.code == 2 and "--follow and -n go with float log tail" in follow_cat.err
     assert all(r.err.count("\n") == 1 for r in (unknown, nameless, follow_cat))
+
+
+def test_follow_across_a_restore_from_an_older_checkpoint_shows_the_replaced_text(
+        job, run, runtime, store, tmp_path: Path, monkeypatch):
+    log, first = job
+    log.print("stdout", "1", "2")
+    first.ship()
+    checkpointed = log.size()
+    log.print("stdout", "3")
+    first.ship()
+    polls = 0
+    real_sleep = time.sleep
+
+    def the_job_moves(seconds: float) -> None:
+        # While the follower waits: the job is restored from the checkpoint taken after "2",
+        # prints again from there, and ends.
+        nonlocal polls
+        polls += 1
+        if polls == 1:
+            new = log.moved_to(tmp_path / "new.log", keep=checkpointed)
+            new.print("stdout", "3 again")
+            LogShipper(runtime.s3, runtime.config.data_bucket, "job-1", new.path,
+                       carried=checkpointed).ship()
+            current = store.get_job("job-1")
+            store.transition_job(current, JobStatus.COMPLETED,
+                                 entry(runtime, current.status, JobStatus.COMPLETED, "exited 0"))
+        real_sleep(0.01)
+
+    monkeypatch.setattr(follow.time, "sleep", the_job_moves)
+
+    result = run("log", "tail", "--follow", "stdout", "-j", "job-1")
+
+    assert result.code == 0, result.err
+    assert result.out == "1\n2\n3\n3 again\n"
+    assert result.err.startswith("float: stdout went back to byte 4 (the job was restored")
