@@ -40,8 +40,12 @@ def version(args: argparse.Namespace) -> None:
     except UsageError:
         address = None
     if address is not None:
-        health = _health(Client(address))
-        info.update(opCenter=health.release or UNKNOWN, api=health.version, address=address)
+        try:
+            health = _health(Client(address))
+        except CliError as error:  # this float's own release is still worth printing
+            info.update(opCenter=f"unknown: {error.message}", address=address)
+        else:
+            info.update(opCenter=health.release or UNKNOWN, api=health.version, address=address)
     output.emit(args.format, info, lambda data: output.fields(
         (key.upper() if key != "opCenter" else "OPCENTER", value) for key, value in data.items()))
 

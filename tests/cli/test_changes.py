@@ -122,6 +122,14 @@ def test_version_without_an_opcenter_is_this_floats(run):
     assert (result.code, yaml.safe_load(result.out)) == (0, {"client": RELEASE})
 
 
+def test_version_of_an_opcenter_that_does_not_answer_still_names_this_floats(run):
+    result = run("version", "-a", "127.0.0.1:9", "-F", "json")
+
+    assert result.code == 0, result.err
+    shown = json.loads(result.out)
+    assert shown["client"] == RELEASE and shown["opCenter"].startswith("unknown: cannot reach")
+
+
 def test_status_says_the_opcenter_answers_and_who_is_logged_in(logged_in, run):
     logged_in.reply("GET", "/v1/health", HEALTH)
     logged_in.reply("GET", "/v1/whoami", {"username": "alice", "role": "user"})
