@@ -9,15 +9,16 @@ from typing import Any, TypeVar
 from chalice import Chalice
 from pydantic import BaseModel
 
-from chalicelib import auth, events, images, jobs, launches, logs, openapi, reclaims, tasks, users
+from chalicelib import auth, changes, events, images, jobs, launches, logs, openapi, reclaims, tasks, users
 from chalicelib import reconcile as reconciler
 from chalicelib import runtime as runtime_module
 from chalicelib.errors import BadRequest
-from chalicelib.routing import TEXT, Call, Routes
+from chalicelib.routing import TEXT, Call, Routes, text_response
 from chalicelib.runtime import Runtime
 from chalicelib.store import Store
 from chalicelib.wire.api import (
     API_VERSION,
+    RELEASE,
     CancelRequest,
     HealthView,
     ImageRequest,
@@ -28,9 +29,11 @@ from chalicelib.wire.api import (
     LoginRequest,
     LoginView,
     MigrateRequest,
+    ModifyRequest,
     Page,
     ReclaimRequest,
     ReclaimView,
+    RerunRequest,
     ResumeRequest,
     SubmitRequest,
     SuspendRequest,
@@ -38,6 +41,7 @@ from chalicelib.wire.api import (
     UserView,
     WhoamiView,
 )
+from chalicelib.wire.logs import MAX_LOG_LINES
 from chalicelib.wire.status import JobStatus
 from chalicelib.wire.tasks import (
     InstanceRef,
@@ -62,7 +66,7 @@ _PAGING = (("limit", "page size, 1-500 (default 100)"), ("nextToken", "from the 
 @routes.route("GET", "/v1/health", response=HealthView, public=True)
 def health(call: Call) -> HealthView:
     """Report that the API is up."""
-    return HealthView(status="ok", version=API_VERSION)
+    return HealthView(status="ok", version=API_VERSION, release=RELEASE)
 
 
 @routes.route("POST", "/v1/login", body=LoginRequest, response=LoginView, public=True)
@@ -152,11 +156,31 @@ def list_job_logs(call: Call, job_id: str) -> list[LogInfo]:
     return logs.list_logs(call.runtime, call.store, call.principal, job_id)
 
 
-@routes.route("GET", "/v1/jobs/{job_id}/logs/{name}", response=str, content_type=TEXT)
-def read_job_log(call: Call, job_id: str, name: str) -> str:
-    """Read a job's stdout or stderr."""
-    content = logs.read_log(call.runtime, call.store, call.principal, job_id, name)
-    return content.decode(errors="replace")
+@routes.route("GET", "/v1/jobs/{job_id}/logs/{name}", response=str, content_type=TEXT,
+              query=(("offset", "from this byte on; the X-Log-* headers say where it ended"),
+                     ("lines", f"only the last lines, 1-{MAX_LOG_LINES}")))
+def read_job_log(call: Call, job_id: str, name: str) -> Any:
+    """Read a job's stdout or stderr: whole, from a byte offset, or its last lines."""
+    offset = logs.whole_number(call.query("offset"), "offset", 0)
+    lines = logs.whole_number(call.query("lines"), "lines", 1, MAX_LOG_LINES)
+    if offset is None and lines is None:
+        content = logs.read_log(call.runtime, call.store, call.principal, job_id, name)
+        return content.decode(errors="replace")
+    part = logs.read_slice(call.runtime, call.store, call.principal, job_id, name, offset, lines)
+    return text_response(part.content.decode(errors="replace"), part.headers())
+
+
+@routes.route("PATCH", "/v1/jobs/{job_id}", body=ModifyRequest, response=JobView)
+def modify_job(call: Call, job_id: str) -> JobView:
+    """Change a live job's vmPolicy, migratePolicy or custom tags."""
+    return changes.modify(call.runtime, call.store, call.principal, job_id, call.body)
+
+
+@routes.route("POST", "/v1/jobs/{job_id}/rerun", body=RerunRequest, response=JobView, status=201)
+def rerun_job(call: Call, job_id: str) -> JobView:
+    """Submit a finished job again as a new job."""
+    return changes.rerun(call.runtime, call.store, call.principal, job_id, call.body.reason,
+                         call.api_url())
 
 
 def _statuses(text: str | None) -> frozenset[JobStatus]:

@@ -265,3 +265,15 @@ def release(runtime: Runtime, instance_id: str, queue_url: str | None = None) ->
         except ClientError as error:
             if "NonExistentQueue" not in error.response["Error"]["Code"]:
                 raise
+
+
+def retag(runtime: Runtime, instance_id: str, add: dict[str, str], remove: list[str]) -> None:
+    """Bring a running instance's custom tags in line with the job's; OpenFloat's own tags
+    stay whatever a custom tag is called."""
+    own = {JOB_TAG, LAUNCH_TAG, "Name"}
+    added = [{"Key": k, "Value": v} for k, v in add.items() if k not in own]
+    removed = [{"Key": k} for k in remove if k not in own]
+    if added:
+        runtime.ec2.create_tags(Resources=[instance_id], Tags=added)
+    if removed:
+        runtime.ec2.delete_tags(Resources=[instance_id], Tags=removed)

@@ -25,7 +25,7 @@ from chalicelib.wire.api import (
 )
 from chalicelib.wire.hostscripts import HOST_INIT, HOST_TERMINATE, HostScript
 from chalicelib.wire.hostscripts import script_key as host_script_key
-from chalicelib.wire.status import JobStatus
+from chalicelib.wire.status import TERMINAL_STATUSES, JobStatus
 
 # A job that never got an instance has nothing to tear down and is cancelled at once.
 _CANCEL_AT_ONCE = frozenset({JobStatus.SUBMITTED, JobStatus.WAITING_FOR_LICENSE})
@@ -76,7 +76,9 @@ def view(job: JobRecord) -> JobView:
 
 
 def submit(runtime: Runtime, store: Store, principal: Principal, request: SubmitRequest,
-           api_url: str | None = None) -> JobView:
+           api_url: str | None = None, origin: str | None = None) -> JobView:
+    """Keep the script, create the job Submitted and start its launch. `origin` says in its
+    first history entry where the job came from (a rerun of another)."""
     image_uri = images.resolve(store, request.image)
     fleet.check_instance_options(runtime, request.zone, request.securityGroups)
     job_id = runtime.new_id()
@@ -107,7 +109,8 @@ def submit(runtime: Runtime, store: Store, principal: Principal, request: Submit
         apiUrl=api_url,
         submitTime=now,
         updateTime=now,
-        history=[HistoryEntry(time=now, to=JobStatus.SUBMITTED, reason=f"submitted by {principal.username}")],
+        history=[HistoryEntry(time=now, to=JobStatus.SUBMITTED, reason=f"submitted by "
+                              f"{principal.username}" + (f" as {origin}" if origin else ""))],
     )
     try:
         store.create_job(job)
@@ -176,6 +179,9 @@ def cancel(
         if job.status == JobStatus.CANCELLING:
             _start_cancel(runtime, job)
             return view(job)
+        if job.status in TERMINAL_STATUSES:
+            raise Conflict(f"job {job.id} is already {job.status.value}: {job.status.value} "
+                           "is final and there is nothing to cancel")
         at_once = job.status in _CANCEL_AT_ONCE and job.instanceId is None
         target = JobStatus.CANCELLED if at_once else JobStatus.CANCELLING
         entry = HistoryEntry(

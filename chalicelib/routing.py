@@ -103,6 +103,11 @@ def _parse_body(request: Request, model: type[BaseModel]) -> BaseModel:
         raise _validation_error(error) from None
 
 
+def text_response(body: str, headers: dict[str, str]) -> Response:
+    """A text/plain 200 that also carries `headers` (a log slice's offsets)."""
+    return Response(body=body, status_code=200, headers={**headers, "Content-Type": TEXT})
+
+
 def _render(result: Any, status: int, content_type: str) -> Response:
     if isinstance(result, Response):
         return result

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from chalicelib.wire.api import ErrorView, Page
-from cli.errors import CliError, UsageError, invalid
+from cli.errors import CliError, RefusedError, UsageError, invalid
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -105,8 +105,13 @@ class Client:
         """A plain-text resource (a log), byte for byte."""
         return self._send("GET", path, None, None, "text/plain")
 
+    def read_with_headers(self, path: str,
+                          query: dict[str, str]) -> tuple[bytes, http.client.HTTPMessage]:
+        """A plain-text resource and the reply's headers (a log slice says where it lies)."""
+        return self._send("GET", path, None, query, "text/plain", with_headers=True)
+
     def _send(self, method: str, path: str, body: Any, query: dict[str, str] | None,
-              accept: str) -> bytes:
+              accept: str, with_headers: bool = False) -> Any:
         url = self.address + path + ("?" + urllib.parse.urlencode(query) if query else "")
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(url, data=data, method=method)
@@ -118,7 +123,8 @@ class Client:
             request.add_header("Authorization", f"Bearer {self._token}")
         try:
             with self._opener.open(request, timeout=TIMEOUT_SECONDS) as response:
-                return bytes(response.read())
+                data = bytes(response.read())
+                return (data, response.headers) if with_headers else data
         except urllib.error.HTTPError as error:
             raise self._refused(error) from None
         except urllib.error.URLError as error:
@@ -133,15 +139,15 @@ class Client:
     def _refused(self, error: urllib.error.HTTPError) -> CliError:
         if 300 <= error.code < 400:
             where = error.headers.get("Location", "another address")
-            return CliError(
-                f"the OpCenter at {self.address} redirects to {where}; use that with -a")
+            return RefusedError(
+                f"the OpCenter at {self.address} redirects to {where}; use that with -a", error.code)
         try:
             message = ErrorView.model_validate_json(error.read()).message
         except (ValueError, OSError, http.client.HTTPException):
             message = f"the OpCenter answered {error.code} {error.reason}"
         if error.code == 401 and self._token:
             message = f"{message}{self._refused_hint}"
-        return CliError(message)
+        return RefusedError(message, error.code)
 
 
 def segment(value: str) -> str:

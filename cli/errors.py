@@ -19,6 +19,14 @@ class CliError(Exception):
         self.message = message
 
 
+class RefusedError(CliError):
+    """The OpCenter answered with an HTTP error; `status` is its code."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class UsageError(CliError):
     """The command line itself is wrong: an unknown flag, a missing argument, a malformed value."""
 

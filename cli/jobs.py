@@ -23,9 +23,10 @@ from chalicelib.wire.api import (
 )
 from chalicelib.wire.hostscripts import MAX_HOST_SCRIPT_BYTES
 from chalicelib.wire.specs import VmPolicy
-from cli import filters, output, prompt
+from chalicelib.wire.status import TERMINAL_STATUSES
+from cli import filters, follow, output, prompt
 from cli.client import segment
-from cli.errors import CliError, UsageError, validate
+from cli.errors import CliError, RefusedError, UsageError, validate
 from cli.session import JOB_ID, connect
 
 MIB = 1024 * 1024
@@ -40,9 +41,9 @@ def submit(args: argparse.Namespace) -> None:
              "vmPolicy": args.vmPolicy, "migratePolicy": args.migratePolicy}
     body.update({key: value for key, value in given.items() if value is not None})
     if args.env:
-        body["env"] = _pairs(args.env, "=", "-e", "K=V")
+        body["env"] = pairs(args.env, "=", "-e", "K=V")
     if args.customTag:
-        body["customTags"] = _pairs(args.customTag, ":", "--customTag", "key:value")
+        body["customTags"] = pairs(args.customTag, ":", "--customTag", "key:value")
     if args.dataVolume:
         body["dataVolumes"] = args.dataVolume
     if args.disableRerun:
@@ -81,7 +82,13 @@ def show(args: argparse.Namespace) -> None:
 
 
 def log(args: argparse.Namespace) -> None:
-    """`float log -j ID cat stdout|stderr|stdout.autosave` (raw text) or `float log -j ID ls`."""
+    """`float log -j ID cat stdout|stderr|stdout.autosave|output` (raw text), `float log -j ID
+    ls`, or `float log tail [--follow] [-n N] NAME -j ID` (cli.follow)."""
+    if args.action != "tail" and (args.follow or args.lines is not None):
+        raise UsageError(f"--follow and -n go with float log tail, not {args.action}")
+    if args.action == "tail":
+        follow.tail(args)
+        return
     if args.action == "cat" and not args.name:
         raise UsageError("say which log: float log -j ID cat stdout (or stderr)")
     if args.action == "ls" and args.name:
@@ -105,7 +112,21 @@ def cancel(args: argparse.Namespace) -> None:
         f"Cancel job {args.job}? [y/N] "
     ):
         raise CliError(f"job {args.job} was not cancelled")
-    job = client.call("POST", f"/v1/jobs/{segment(args.job)}/cancel", JobView, body=body)
+    try:
+        job = client.call("POST", f"/v1/jobs/{segment(args.job)}/cancel", JobView, body=body)
+    except RefusedError as error:
+        # As MMCloud does, a job that has already ended is not an error to cancel: it is
+        # where the caller wanted it. Any other conflict still fails.
+        if error.status != 409:
+            raise
+        try:
+            now = client.call("GET", f"/v1/jobs/{segment(args.job)}", JobView)
+        except CliError:
+            raise error from None
+        if now.status not in TERMINAL_STATUSES:
+            raise
+        output.line(f"job {now.id} is already {now.status.value}; nothing to cancel")
+        return
     output.emit(args.format, job, job_table)
 
 
@@ -183,6 +204,8 @@ def job_table(job: JobView) -> str:
         ("VM POLICY", _vm_policy(job.vmPolicy)), ("SUBMIT TIME", job.submitTime),
         ("UPDATE TIME", job.updateTime),
     ]
+    if job.migratePolicy is not None:
+        details.append(("MIGRATE POLICY", str(job.migratePolicy)))
     if job.customTags:
         details.append(("CUSTOM TAGS", ", ".join(f"{k}:{v}" for k, v in job.customTags.items())))
     if job.portMappings:
@@ -247,7 +270,7 @@ def _read_script(path: str, what: str = "the job script", limit: int = MAX_JOB_S
         raise CliError(f"{what} {path} is not UTF-8 text") from None
 
 
-def _pairs(items: list[str], separator: str, flag: str, shape: str) -> dict[str, str]:
+def pairs(items: list[str], separator: str, flag: str, shape: str) -> dict[str, str]:
     """`-e K=V` or `--customTag k:v` flags as a dict; a key given twice is an error."""
     pairs: dict[str, str] = {}
     for item in items:

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from cli import images, jobs, session, users
+from cli import changes, follow, images, jobs, opcenter, session, users
 from cli.errors import CliError, UsageError
 from cli.output import DEFAULT_FORMAT, FORMATS
 from cli.session import JOB_ID
@@ -28,6 +28,18 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see: {self.prog} --help)")
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        namespace, extras = super().parse_known_args(args, namespace)
+        # argparse settles an optional positional at the first run of plain words, so in
+        # `log tail --follow output` the flag before `output` leaves NAME empty and `output`
+        # over; the word is NAME's, as MMCloud's CLI reads it.
+        for action in self._actions:
+            if (action.nargs == "?" and not action.option_strings and extras
+                    and not extras[0].startswith("-")
+                    and getattr(namespace, action.dest, None) is None):
+                setattr(namespace, action.dest, extras.pop(0))
+        return namespace, extras
 
 
 def add_global_flags(parser: argparse.ArgumentParser, after_command: bool,
@@ -129,9 +141,13 @@ def build_parser() -> Parser:
 
     log = command(commands, "log", jobs.log, "list or print a job's logs")
     log.add_argument("-j", "--job", required=True, metavar="ID")
-    log.add_argument("action", choices=("cat", "ls"))
-    log.add_argument("name", nargs="?", help="stdout, stderr, stdout.autosave, hostinit.log or "
-                     "hostterminate.log (for cat)")
+    log.add_argument("action", choices=("cat", "ls", "tail"))
+    log.add_argument("name", nargs="?", help="stdout, stderr, output (stdout), each also as "
+                     "NAME.autosave; hostinit.log, hostterminate.log (for cat)")
+    log.add_argument("-f", "--follow", action="store_true",
+                     help="tail: go on printing what the job prints until it ends")
+    log.add_argument("-n", "--lines", type=int, metavar="N",
+                     help=f"tail: print the last N lines first (default {follow.DEFAULT_LINES})")
 
     cancel = command(commands, "cancel", jobs.cancel, "cancel a job", aliases=["scancel"])
     cancel.add_argument("-j", "--job", required=True, metavar="ID")
@@ -168,6 +184,35 @@ def build_parser() -> Parser:
                          "the instance left up)")
     reclaim.add_argument("--notice", type=_seconds, metavar="SECONDS",
                          help="for spot: seconds from the warning to termination (default 120)")
+
+    modify = command(commands, "modify", changes.modify,
+                     "change a live job's vmPolicy, migratePolicy or custom tags")
+    modify.add_argument("-j", "--job", required=True, metavar="ID")
+    modify.add_argument("--vmPolicy", metavar="SPEC",
+                        help="[spotOnly=true], [onDemand=true], [spotFirst=true,...] for its "
+                        "next launch or move")
+    modify.add_argument("--migratePolicy", metavar="SPEC",
+                        help="[cpu.upperBoundRatio=90,mem.step=8,evadeOOM=true,...]")
+    modify.add_argument("--customTag", "--addCustomTag", action="append", metavar="KEY:VALUE",
+                        help="add or replace a custom tag (repeat for more)")
+    modify.add_argument("--removeCustomTag", action="append", metavar="KEY",
+                        help="remove a custom tag (repeat for more)")
+    modify.add_argument("--reason", help="why, kept in the job's history")
+
+    rerun = command(commands, "rerun", changes.rerun,
+                    "submit a finished job again as a new job (same image, script and spec)")
+    rerun.add_argument("-j", "--job", required=True, metavar="ID")
+    rerun.add_argument("--reason", help="why, kept in the new job's history")
+
+    command(commands, "version", opcenter.version, "this float's release and the OpCenter's")
+    command(commands, "status", opcenter.status,
+            "whether the OpCenter answers, its release, and who you are logged in as")
+    release_group = commands.add_parser("release", help="the OpCenter's release",
+                                        description="the OpCenter's release")
+    release = release_group.add_subparsers(dest="release_command", required=True,
+                                           metavar="SUBCOMMAND")
+    command(release, "sync", opcenter.release_sync,
+            "say which release the OpCenter runs and whether this float matches it")
 
     image_group = commands.add_parser("image", help="the Application Library",
                                       description="the Application Library")

@@ -194,6 +194,16 @@ class JobTable(Tables):
                 return
             query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
+    def modify_job(self, job: JobRecord, entry: HistoryEntry, fields: dict[str, Any]) -> JobRecord:
+        """Set fields of a job and note why in its history, its status kept, if nobody changed
+        the job since it was read (else StaleWrite)."""
+        values = {":entry": {"L": [{"M": to_item(entry.model_dump(mode="json", by_alias=True))}]},
+                  ":now": {"S": entry.time}}
+        return self._update_job(
+            job, {"updateTime": ":now"}, values, fields,
+            extra_sets=["#history = list_append(#history, :entry)"],
+            refusal=StaleWrite(f"job {job.id} changed while it was being modified"))
+
     def record_fields(self, job: JobRecord, fields: dict[str, Any]) -> JobRecord:
         """Set fields of a job (not its status) if nobody changed it since it was read."""
         return self._update_job(job, {}, {}, fields, refusal=StaleWrite(

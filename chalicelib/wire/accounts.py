@@ -77,6 +77,8 @@ class UserView(View):
 class HealthView(View):
     status: str
     version: str
+    # Absent from OpCenters older than the field.
+    release: str | None = None
 
 
 class WhoamiView(View):

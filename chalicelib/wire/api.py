@@ -35,11 +35,14 @@ from chalicelib.wire.specs import (
 from chalicelib.wire.status import JobStatus
 
 API_VERSION = "v1"
+# The OpenFloat release, as pyproject.toml names it: the CLI and the OpCenter each report their own.
+RELEASE = "0.1.0"
 # Job scripts travel in the submit body and are kept in S3; a script is a launcher, not data.
 MAX_JOB_SCRIPT_BYTES = 1024 * 1024
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 100
 LOG_NAMES = ("stdout", "stderr")
+MAX_TAGS = 40
 
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SECURITY_GROUP = r"^sg-[0-9a-f]{8,17}$"
@@ -52,6 +55,18 @@ def _check_instance_type(value: str | None) -> str | None:
     if value is not None and not _INSTANCE_TYPE.match(value):
         raise ValueError(f"{value!r} is not an instance type such as c5.2xlarge")
     return value
+
+
+def check_tags(tags: dict[str, str]) -> dict[str, str]:
+    """Custom tags end up on EC2 instances, so EC2's tag rules apply."""
+    if len(tags) > MAX_TAGS:
+        raise ValueError(f"{len(tags)} tags given; at most {MAX_TAGS} are allowed")
+    for key, value in tags.items():
+        if not key or len(key) > 128 or key.lower().startswith("aws:"):
+            raise ValueError(f"tag key {key!r} must be 1-128 characters, not starting aws:")
+        if len(value) > 256:
+            raise ValueError(f"tag {key!r} has a value longer than 256 characters")
+    return tags
 
 
 
@@ -181,15 +196,7 @@ class SubmitRequest(Body):
     @field_validator("customTags")
     @classmethod
     def _tags(cls, tags: dict[str, str]) -> dict[str, str]:
-        # The tags end up on EC2 instances, so EC2's tag rules apply.
-        if len(tags) > 40:
-            raise ValueError(f"{len(tags)} tags given; at most 40 are allowed")
-        for key, value in tags.items():
-            if not key or len(key) > 128 or key.lower().startswith("aws:"):
-                raise ValueError(f"tag key {key!r} must be 1-128 characters, not starting aws:")
-            if len(value) > 256:
-                raise ValueError(f"tag {key!r} has a value longer than 256 characters")
-        return tags
+        return check_tags(tags)
 
     @model_validator(mode="after")
     def _mounts_unique(self) -> SubmitRequest:
@@ -381,3 +388,35 @@ def first_problem(error: ValidationError) -> tuple[str | None, str]:
     else:
         why = first["msg"].removeprefix("Value error, ")
     return where, why
+
+
+class ModifyRequest(Body):
+    """Change a live job: its vmPolicy (every later launch and move uses it), its
+    migratePolicy (WaveRider's rules), custom tags added or replaced, custom tags removed."""
+
+    vmPolicy: VmPolicy | None = None
+    migratePolicy: MigratePolicy | None = None
+    addCustomTags: dict[str, str] = Field(default_factory=dict)
+    removeCustomTags: list[str] = Field(default_factory=list, max_length=MAX_TAGS)
+    reason: str | None = Field(default=None, max_length=512)
+
+    @field_validator("addCustomTags")
+    @classmethod
+    def _tags(cls, tags: dict[str, str]) -> dict[str, str]:
+        return check_tags(tags)
+
+    @model_validator(mode="after")
+    def _something(self) -> ModifyRequest:
+        both = sorted(set(self.addCustomTags) & set(self.removeCustomTags))
+        if both:
+            raise ValueError(f"tag {both[0]!r} is both added and removed")
+        if (self.vmPolicy is None and self.migratePolicy is None and not self.addCustomTags
+                and not self.removeCustomTags):
+            raise ValueError("nothing to modify: give vmPolicy, migratePolicy, addCustomTags "
+                             "or removeCustomTags")
+        return self
+
+
+class RerunRequest(Body):
+    reason: str | None = Field(default=None, max_length=512)
+

@@ -1,5 +1,5 @@
 """How a job's stdout and stderr lie in S3: the parts its agents ship as the job writes, and
-which of them make up each stream now.
+which of them make up each stream now; and the headers of a log read from an offset.
 
     jobs/JOB/logs/STREAM/EPOCH/from-OFFSET     an epoch begins: its text starts at OFFSET, and
                                                earlier epochs give what came before
@@ -24,6 +24,20 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict
 
 STREAMS = ("stdout", "stderr")
+
+# A log read from a byte offset (`?offset=N`) or as its last lines (`?lines=N`) answers with
+# these headers: where the body begins and ends in the stream (ask for `offset=END` next), the
+# stream's size now, and where the text of its newest epoch begins. A follower that sees the
+# epoch change to one beginning below its offset knows the text from there was replaced (a
+# restore from an older checkpoint, a rerun from the start) and reads on from that point.
+LOG_OFFSET_HEADER = "X-Log-Offset"
+LOG_END_HEADER = "X-Log-End"
+LOG_SIZE_HEADER = "X-Log-Size"
+LOG_EPOCH_HEADER = "X-Log-Epoch"
+LOG_EPOCH_START_HEADER = "X-Log-Epoch-Start"
+# `float log` accepts this name too: the job's standard output, as MMCloud's clients call it.
+LOG_ALIASES = {"output": "stdout"}
+MAX_LOG_LINES = 100_000
 
 _EPOCH_DIGITS = 6
 _OFFSET_DIGITS = 16

@@ -166,6 +166,12 @@ class VmPolicy(Spec):
             raise ValueError("retryLimit and retryInterval go with spotFirst=true")
         return self
 
+    def __str__(self) -> str:
+        if self.spotFirst:
+            return (f"[spotFirst=true,retryLimit={self.retryLimit},"
+                    f"retryInterval={self.retryInterval}s]")
+        return "[spotOnly=true]" if self.spotOnly else "[onDemand=true]"
+
 
 class BoundRule(Spec):
     """WaveRider rule for one resource: move up or down when utilization stays out of bounds."""
@@ -236,6 +242,28 @@ class MigratePolicy(Spec):
                     f"{', '.join(BoundRule.model_fields)}; stepAuto; evadeOOM; enable; disable)"
                 )
         return parsed
+
+    def __str__(self) -> str:
+        """The keys that differ from the defaults, as `--migratePolicy` takes them."""
+        given, defaults = _flat(self.model_dump()), _flat(MigratePolicy().model_dump())
+        return "[" + ",".join(f"{key}={_option(value)}" for key, value in given.items()
+                              if defaults.get(key) != value) + "]"
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _option(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 _MOUNT = re.compile(r"^/[A-Za-z0-9._/-]*$")

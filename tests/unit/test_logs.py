@@ -115,3 +115,13 @@ def test_keys_sort_in_the_order_they_are_read_and_read_back_as_written():
     assert listed("j", "stdout", part_key("j", "stderr", 1, 0, 1)) is None
     assert listed("j", "stdout", "jobs/j/logs/stdout/notes.txt") is None
     assert next_epoch(parsed) == 3 and next_epoch([]) == 1
+
+
+def test_a_slice_is_cut_before_a_character_its_end_splits():
+    from chalicelib.logs import _complete_utf8
+
+    text = "größe€".encode()
+    assert _complete_utf8(text) == len(text)
+    assert _complete_utf8(text[:-1]) == len(text) - 3  # inside the three bytes of €
+    assert _complete_utf8(text[:3]) == 2  # inside ö
+    assert _complete_utf8(b"") == 0 and _complete_utf8(b"plain") == 5

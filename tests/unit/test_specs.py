@@ -103,3 +103,22 @@ def test_job_script_size_limit_is_stated():
 def test_two_volumes_cannot_share_a_mount_point():
     body = {"image": "a/b", "jobScript": "x", "dataVolumes": ["[size=1]:/m", "nfs://h/e:/m"]}
     assert "mounted at /m" in _error(SubmitRequest, body)
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("[spotFirst=true,retryLimit=5,retryInterval=10m]",
+     "[spotFirst=true,retryLimit=5,retryInterval=600s]"),
+    ("[onDemand=true]", "[onDemand=true]"),
+    ("[spotOnly=true]", "[spotOnly=true]"),
+])
+def test_a_vm_policy_reads_back_as_the_flag_would_be_written(text, shown):
+    assert str(VmPolicy.model_validate(text)) == shown
+    assert VmPolicy.model_validate(str(VmPolicy.model_validate(text))) == VmPolicy.model_validate(text)
+
+
+def test_a_migrate_policy_shows_only_what_differs_from_the_defaults():
+    policy = MigratePolicy.model_validate("[cpu.upperBoundRatio=70,mem.step=8,evadeOOM=true]")
+
+    assert str(policy) == "[cpu.upperBoundRatio=70,mem.step=8,evadeOOM=true]"
+    assert MigratePolicy.model_validate(str(policy)) == policy
+    assert str(MigratePolicy()) == "[]"
