@@ -11,9 +11,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import executions, fleet, images
+from chalicelib import executions, fleet, images, volumes
 from chalicelib.auth import Principal, revoke_job_token
-from chalicelib.errors import Conflict, Forbidden, NotFound, StaleWrite, Unavailable
+from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound, StaleWrite, Unavailable
 from chalicelib.runtime import Runtime
 from chalicelib.store import JobRecord, JobSpec, Store
 from chalicelib.wire.api import (
@@ -29,6 +29,7 @@ from chalicelib.wire.status import JobStatus
 _CANCEL_AT_ONCE = frozenset({JobStatus.SUBMITTED, JobStatus.WAITING_FOR_LICENSE})
 # Re-read and decide again this many times when another writer moves the job first.
 _CANCEL_ATTEMPTS = 3
+_MAX_VOLUMES = 16
 
 
 def script_key(job_id: str) -> str:
@@ -66,6 +67,11 @@ def view(job: JobRecord) -> JobView:
 def submit(runtime: Runtime, store: Store, principal: Principal, request: SubmitRequest,
            api_url: str | None = None) -> JobView:
     image_uri = images.resolve(store, request.image)
+    wanted = volumes.resolve(store, runtime, principal.username, request.dataVolumes,
+                             request.storage)
+    if len(wanted) > _MAX_VOLUMES:
+        raise BadRequest(f"{len(wanted)} data volumes asked for (--dataVolume and --storage); "
+                         f"at most {_MAX_VOLUMES} are allowed", field="storage")
     job_id = runtime.new_id()
     now = runtime.now_iso()
     key = script_key(job_id)
@@ -76,6 +82,13 @@ def submit(runtime: Runtime, store: Store, principal: Principal, request: Submit
         Body=request.jobScript.encode(),
         ContentType="text/plain; charset=utf-8",
     )
+    try:
+        kept, keys_secret = volumes.store_keys(runtime, job_id, wanted)
+    except Exception:
+        runtime.s3.delete_object(Bucket=runtime.config.data_bucket, Key=key)
+        raise
+    spec = JobSpec.from_request(request)
+    spec.dataVolumes = [volume.model_dump(mode="json") for volume in kept]
     job = JobRecord(
         id=job_id,
         owner=principal.username,
@@ -85,8 +98,9 @@ def submit(runtime: Runtime, store: Store, principal: Principal, request: Submit
         image=request.image,
         imageUri=image_uri,
         scriptKey=key,
-        spec=JobSpec.from_request(request),
+        spec=spec,
         apiUrl=api_url,
+        volumeKeysSecretId=keys_secret,
         submitTime=now,
         updateTime=now,
         history=[HistoryEntry(time=now, to=JobStatus.SUBMITTED, reason=f"submitted by {principal.username}")],
@@ -95,6 +109,7 @@ def submit(runtime: Runtime, store: Store, principal: Principal, request: Submit
         store.create_job(job)
     except Exception:
         runtime.s3.delete_object(Bucket=runtime.config.data_bucket, Key=key)
+        volumes.delete_keys(runtime, job_id)
         raise
     try:
         executions.start(runtime, "launch", f"{job.id}-launch", {
@@ -106,6 +121,7 @@ def submit(runtime: Runtime, store: Store, principal: Principal, request: Submit
                               to=JobStatus.FAIL_TO_EXECUTE,
                               reason=f"the launch workflow could not be started: {error}")
         store.transition_job(job, JobStatus.FAIL_TO_EXECUTE, failed)
+        volumes.delete_keys(runtime, job.id)
         raise Unavailable(f"job {job.id} could not be launched: {error}") from error
     return view(job)
 
@@ -168,6 +184,7 @@ def cancel(
             continue
         if target == JobStatus.CANCELLED:
             revoke_job_token(runtime, job.id)
+            volumes.delete_keys(runtime, job.id)
         else:
             _start_cancel(runtime, job)
         return view(job)

@@ -77,7 +77,8 @@ def launch_instance(runtime: Runtime, store: Store, request: LaunchRequest) -> L
         jobId=job.id, imageUri=job.imageUri, scriptKey=job.scriptKey, env=job.spec.env,
         credentialsSecretId=entry.secretId if entry is not None else None,
         cpus=offer.vcpus, memoryGiB=min(mem.max, offer.memory_gib),
-        dataVolumes=job.spec.dataVolumes, apiUrl=job.apiUrl, apiTokenSecretId=secret,
+        dataVolumes=job.spec.dataVolumes, volumeKeysSecretId=job.volumeKeysSecretId,
+        apiUrl=job.apiUrl, apiTokenSecretId=secret,
         timeLimitSeconds=_time_left(runtime, job))
     return Launched(instanceId=instance_id, instanceType=request.attempt.instanceType,
                     market=request.attempt.market, commandsQueueUrl=queue, job=launch,

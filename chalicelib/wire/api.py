@@ -51,6 +51,8 @@ class SubmitRequest(Body):
     env: dict[str, str] = Field(default_factory=dict)
     customTags: dict[str, str] = Field(default_factory=dict)
     dataVolumes: list[DataVolume] = Field(default_factory=list, max_length=16)
+    # Names of storage the user registered (`float storage register`), mounted as volumes.
+    storage: list[str] = Field(default_factory=list, max_length=16)
     vmPolicy: VmPolicy = Field(default_factory=VmPolicy)
     migratePolicy: MigratePolicy | None = None
     # When a job cannot be restored from a checkpoint, it is started again from the beginning
