@@ -284,7 +284,7 @@ class DataVolume(Spec):
         source, sep, mount = text.rpartition(":")
         if not sep:
             raise ValueError(f"expected SOURCE:/mount/path, got {_without_keys(value)!r}")
-        unknown = set(options) - {"size", "mode", "endpoint", *_KEY_OPTIONS}
+        unknown = set(options) - {"size", "mode", "endpoint", "credentials", *_KEY_OPTIONS}
         if unknown:
             raise ValueError(f"unknown dataVolume option {sorted(unknown)[0]!r} in "
                              f"{_without_keys(value)!r}")
