@@ -42,4 +42,5 @@ def test_a_job_migrates_itself_with_float_from_inside_its_container(fleet):
     assert migrate.headers["authorization"] == "Bearer token-of-selfish"
     assert (show.method, show.path) == ("GET", "/v1/jobs/selfish")
     # The refused `float list` never reached the OpCenter; its reason went to the job's stderr.
-    assert "float: inside a job only migrate and show work (on the job itself); got list" in stderr
+    assert ("float: inside a job only migrate and show (on the job itself) and secret get work; "
+            "got list") in stderr
