@@ -10,9 +10,10 @@ from chalice import Chalice
 from pydantic import BaseModel
 
 from chalicelib import auth, events, images, jobs, launches, logs, openapi, reclaims, tasks, users
-from chalicelib import storage, vault
 from chalicelib import reconcile as reconciler
 from chalicelib import runtime as runtime_module
+from chalicelib import storage as named_storage
+from chalicelib import vault as user_secrets
 from chalicelib.errors import BadRequest
 from chalicelib.routing import TEXT, Call, Routes
 from chalicelib.runtime import Runtime
@@ -40,7 +41,6 @@ from chalicelib.wire.api import (
     WhoamiView,
 )
 from chalicelib.wire.status import JobStatus
-from chalicelib.wire.vault import SecretRequest, SecretValue, SecretView, StorageRequest, StorageView
 from chalicelib.wire.tasks import (
     InstanceRef,
     JobRef,
@@ -49,6 +49,7 @@ from chalicelib.wire.tasks import (
     SettleRequest,
     StatusChange,
 )
+from chalicelib.wire.vault import SecretRequest, SecretValue, SecretView, StorageRequest, StorageView
 
 Input = TypeVar("Input", bound=BaseModel)
 
@@ -230,45 +231,45 @@ def delete_user(call: Call, username: str) -> UserView:
 @routes.route("PUT", "/v1/secrets/{name}", body=SecretRequest, response=SecretView)
 def set_secret(call: Call, name: str) -> SecretView:
     """Keep a secret under a name, replacing its value if it exists."""
-    return vault.put(call.runtime, call.principal, name, call.body)
+    return user_secrets.put(call.runtime, call.principal, name, call.body)
 
 
 @routes.route("GET", "/v1/secrets", response=Page[SecretView], query=_PAGING)
 def list_secrets(call: Call) -> Page[SecretView]:
     """List the caller's secrets by name (never their values)."""
-    return vault.list_names(call.runtime, call.principal, call.page_size(),
+    return user_secrets.list_names(call.runtime, call.principal, call.page_size(),
                             call.query("nextToken"))
 
 
 @routes.route("GET", "/v1/secrets/{name}", response=SecretValue, job_token=True)
 def get_secret(call: Call, name: str) -> SecretValue:
     """Read one of the caller's secrets (a job's token reads its owner's)."""
-    return vault.get(call.runtime, call.principal, name)
+    return user_secrets.get(call.runtime, call.principal, name)
 
 
 @routes.route("DELETE", "/v1/secrets/{name}", response=SecretView)
 def delete_secret(call: Call, name: str) -> SecretView:
     """Delete one of the caller's secrets."""
-    return vault.delete(call.runtime, call.principal, name)
+    return user_secrets.delete(call.runtime, call.principal, name)
 
 
 @routes.route("POST", "/v1/storage", body=StorageRequest, response=StorageView, status=201)
 def register_storage(call: Call) -> StorageView:
     """Register a named S3 prefix or NFS export for `submit --storage NAME`."""
-    return storage.register(call.runtime, call.store, call.principal, call.body)
+    return named_storage.register(call.runtime, call.store, call.principal, call.body)
 
 
 @routes.route("GET", "/v1/storage", response=Page[StorageView], query=_PAGING)
 def list_storage(call: Call) -> Page[StorageView]:
     """List the caller's registered storage."""
-    return storage.list_storage(call.store, call.principal, call.page_size(),
+    return named_storage.list_storage(call.store, call.principal, call.page_size(),
                                 call.query("nextToken"))
 
 
 @routes.route("DELETE", "/v1/storage/{name}", response=StorageView)
 def remove_storage(call: Call, name: str) -> StorageView:
     """Remove a registered storage and its keys (jobs already submitted keep theirs)."""
-    return storage.remove(call.runtime, call.store, call.principal, name)
+    return named_storage.remove(call.runtime, call.store, call.principal, name)
 
 
 # ---- Step Functions tasks (names as chalicelib.workflows.TASK_FUNCTIONS lists them) ----------

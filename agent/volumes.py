@@ -42,6 +42,10 @@ def volume_keys(text: str) -> VolumeKeys:
             for mount, keys in json.loads(text).items()}
 
 
+def _is_mounted(path: Path) -> bool:
+    return os.path.ismount(path)
+
+
 @dataclass(frozen=True)
 class S3fsMount:
     """One s3fs invocation: its arguments, what it adds to s3fs's environment, and the content

@@ -39,7 +39,8 @@ def resolve(store: Store, runtime: Runtime, owner: str, volumes: list[DataVolume
     return found
 
 
-def store_keys(runtime: Runtime, job_id: str, volumes: list[DataVolume]) -> tuple[list[DataVolume], str | None]:
+def store_keys(runtime: Runtime, job_id: str,
+               volumes: list[DataVolume]) -> tuple[list[DataVolume], str | None]:
     """Move the volumes' keys into the job's secret: the volumes as the job record keeps them
     (`credentials: stored`, no keys) and the secret's id (None when no volume has keys)."""
     keys = {v.mountPath: v.keys() for v in volumes if v.has_keys}
