@@ -222,7 +222,7 @@ def list_users(call: Call) -> Page[UserView]:
 @routes.route("DELETE", "/v1/users/{username}", response=UserView)
 def delete_user(call: Call, username: str) -> UserView:
     """Delete a user (admins only)."""
-    return users.delete(call.store, call.principal, username)
+    return users.delete(call.runtime, call.store, call.principal, username)
 
 
 # ---- secrets and named storage (each user's own) --------------------------------------------

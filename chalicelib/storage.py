@@ -86,3 +86,14 @@ def as_volume(runtime: Runtime, store: Store, owner: str, name: str) -> DataVolu
     return DataVolume.model_validate({
         "kind": record.kind, "mountPath": record.mountPath, "source": record.source,
         "mode": record.mode, "endpoint": record.endpoint, **keys})
+
+
+def forget_owner(runtime: Runtime, store: Store, owner: str) -> None:
+    """Remove every storage of a user who is being deleted, with its keys."""
+    me = Principal(username=owner, role="user")
+    while True:
+        records, _ = store.list_storage(owner, 100, None)
+        if not records:
+            return
+        for record in records:
+            remove(runtime, store, me, record.name)

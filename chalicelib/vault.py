@@ -115,3 +115,17 @@ def list_names(runtime: Runtime, principal: Principal, limit: int,
     ]
     return Page[SecretView](items=sorted(items, key=lambda s: s.name),
                             nextToken=response.get("NextToken"))
+
+
+def forget_owner(runtime: Runtime, owner: str) -> None:
+    """Delete every secret of a user who is being deleted."""
+    me = Principal(username=owner, role="user")
+    token: str | None = None
+    while True:
+        page = list_names(runtime, me, 100, token)
+        for secret in page.items:
+            runtime.secrets.delete_secret(SecretId=_prefix(runtime, owner) + secret.name,
+                                          ForceDeleteWithoutRecovery=True)
+        if not page.nextToken:
+            return
+        token = page.nextToken

@@ -157,3 +157,17 @@ def test_the_agent_gets_the_keys_by_reference_and_they_go_when_the_job_ends(flow
     endings.settle(flows.runtime, flows.store, Verdict(jobId=job.id, exitCode=0, why="exited 0"))
     assert flows.store.get_job(job.id).status == JobStatus.COMPLETED
     assert keys_secret_id(flows.runtime, job.id) not in _secret_names(flows.runtime)
+
+
+def test_deleting_a_user_deletes_their_secrets_and_storage(admin, make_user, runtime):
+    carol = make_user("carol")
+    carol.post("/v1/storage", S3)
+    carol.request("PUT", "/v1/secrets/KEY", body={"value": "carols"})
+    admin.request("PUT", "/v1/secrets/KEY", body={"value": "admins"})
+
+    assert admin.delete("/v1/users/carol").status_code == 200
+    again = make_user("carol")
+    assert again.get("/v1/secrets").json_body["items"] == []
+    assert again.get("/v1/storage").json_body["items"] == []
+    assert [n for n in _secret_names(runtime) if "/users/carol/" in n] == []
+    assert admin.get("/v1/secrets/KEY").json_body["value"] == "admins"
