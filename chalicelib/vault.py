@@ -20,6 +20,8 @@ from chalicelib.runtime import Runtime
 from chalicelib.wire.api import Page
 from chalicelib.wire.vault import SECRET_NAME_PATTERN, SecretRequest, SecretValue, SecretView
 
+_MAX_LISTED = 100
+
 
 def _prefix(runtime: Runtime, owner: str) -> str:
     return f"{runtime.config.secret_prefix}users/{owner}/secrets/"
@@ -94,15 +96,16 @@ def list_names(runtime: Runtime, principal: Principal, limit: int,
                token: str | None) -> Page[SecretView]:
     """The caller's secrets by name, with when each was last set; never a value."""
     prefix = _prefix(runtime, principal.username)
+    # Secrets Manager hands out at most 100 a page; the caller follows nextToken for more.
     request: dict[str, Any] = {"Filters": [{"Key": "name", "Values": [prefix]}],
-                               "MaxResults": limit}
+                               "MaxResults": min(limit, _MAX_LISTED)}
     if token:
         request["NextToken"] = token
     client = runtime.secrets
     try:
         response = client.list_secrets(**request)
     except ClientError as error:
-        if _code(error) in ("InvalidNextTokenException", "InvalidParameterException"):
+        if token and _code(error) in ("InvalidNextTokenException", "InvalidParameterException"):
             raise BadRequest("nextToken is not a token this API handed out",
                              field="nextToken") from None
         raise

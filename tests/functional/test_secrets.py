@@ -2,6 +2,7 @@
 name by their owner or the owner's own jobs, never listed with their values."""
 
 import json
+from urllib.parse import quote
 
 import pytest
 
@@ -105,3 +106,17 @@ def test_a_jobs_own_token_reads_its_owners_secrets_and_nothing_more(alice, bob, 
         assert refused.status_code == 403, (method, path)
         assert "read its owner's secrets" in refused.json_body["message"]
     assert alice.get(f"/v1/secrets/{NAME}").json_body["value"] == VALUE
+
+
+def test_a_long_list_comes_in_pages_whatever_limit_is_asked(alice):
+    for index in range(7):
+        alice.request("PUT", f"/v1/secrets/S{index}", body={"value": "v"})
+    seen, token = [], None
+    while True:
+        page = alice.get("/v1/secrets?limit=3" + (f"&nextToken={quote(token)}" if token else "")).json_body
+        seen += [s["name"] for s in page["items"]]
+        token = page.get("nextToken")
+        if not token:
+            break
+    assert sorted(seen) == [f"S{i}" for i in range(7)]
+    assert alice.get("/v1/secrets?limit=500").status_code == 200
