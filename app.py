@@ -12,6 +12,8 @@ from pydantic import BaseModel
 from chalicelib import auth, changes, events, images, jobs, launches, logs, openapi, reclaims, tasks, users
 from chalicelib import reconcile as reconciler
 from chalicelib import runtime as runtime_module
+from chalicelib import storage as named_storage
+from chalicelib import vault as user_secrets
 from chalicelib.errors import BadRequest
 from chalicelib.routing import TEXT, Call, Routes, text_response
 from chalicelib.runtime import Runtime
@@ -51,6 +53,7 @@ from chalicelib.wire.tasks import (
     SettleRequest,
     StatusChange,
 )
+from chalicelib.wire.vault import SecretRequest, SecretValue, SecretView, StorageRequest, StorageView
 
 Input = TypeVar("Input", bound=BaseModel)
 
@@ -243,7 +246,54 @@ def list_users(call: Call) -> Page[UserView]:
 @routes.route("DELETE", "/v1/users/{username}", response=UserView)
 def delete_user(call: Call, username: str) -> UserView:
     """Delete a user (admins only)."""
-    return users.delete(call.store, call.principal, username)
+    return users.delete(call.runtime, call.store, call.principal, username)
+
+
+# ---- secrets and named storage (each user's own) --------------------------------------------
+
+
+@routes.route("PUT", "/v1/secrets/{name}", body=SecretRequest, response=SecretView)
+def set_secret(call: Call, name: str) -> SecretView:
+    """Keep a secret under a name, replacing its value if it exists."""
+    return user_secrets.put(call.runtime, call.principal, name, call.body)
+
+
+@routes.route("GET", "/v1/secrets", response=Page[SecretView], query=_PAGING)
+def list_secrets(call: Call) -> Page[SecretView]:
+    """List the caller's secrets by name (never their values)."""
+    return user_secrets.list_names(call.runtime, call.principal, call.page_size(),
+                            call.query("nextToken"))
+
+
+@routes.route("GET", "/v1/secrets/{name}", response=SecretValue, job_token=True)
+def get_secret(call: Call, name: str) -> SecretValue:
+    """Read one of the caller's secrets (a job's token reads its owner's)."""
+    return user_secrets.get(call.runtime, call.principal, name)
+
+
+@routes.route("DELETE", "/v1/secrets/{name}", response=SecretView)
+def delete_secret(call: Call, name: str) -> SecretView:
+    """Delete one of the caller's secrets."""
+    return user_secrets.delete(call.runtime, call.principal, name)
+
+
+@routes.route("POST", "/v1/storage", body=StorageRequest, response=StorageView, status=201)
+def register_storage(call: Call) -> StorageView:
+    """Register a named S3 prefix or NFS export for `submit --storage NAME`."""
+    return named_storage.register(call.runtime, call.store, call.principal, call.body)
+
+
+@routes.route("GET", "/v1/storage", response=Page[StorageView], query=_PAGING)
+def list_storage(call: Call) -> Page[StorageView]:
+    """List the caller's registered storage."""
+    return named_storage.list_storage(call.store, call.principal, call.page_size(),
+                                call.query("nextToken"))
+
+
+@routes.route("DELETE", "/v1/storage/{name}", response=StorageView)
+def remove_storage(call: Call, name: str) -> StorageView:
+    """Remove a registered storage and its keys (jobs already submitted keep theirs)."""
+    return named_storage.remove(call.runtime, call.store, call.principal, name)
 
 
 # ---- Step Functions tasks (names as chalicelib.workflows.TASK_FUNCTIONS lists them) ----------

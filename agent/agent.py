@@ -24,7 +24,14 @@ from agent.imds import Imds, ImdsUnavailable
 from agent.jobcalls import JobCalls
 from agent.logs import LogShipper
 from agent.podman import Credentials, Podman, job_options
-from agent.volumes import S3Access, map_host_dirs, mount_volumes, unmount_volumes
+from agent.volumes import (
+    S3Access,
+    VolumeKeys,
+    map_host_dirs,
+    mount_volumes,
+    unmount_volumes,
+    volume_keys,
+)
 from chalicelib.wire.agent import (
     CancelCommand,
     CheckpointCommand,
@@ -242,6 +249,13 @@ class Agent:
         data = json.loads(value)
         return Credentials(username=data["username"], token=data["token"])
 
+    def _volume_keys(self, launch: JobLaunch) -> VolumeKeys:
+        """The S3 keys the job's volumes brought with them, by mount path."""
+        if launch.volumeKeysSecretId is None:
+            return {}
+        secret = self.secrets.get_secret_value(SecretId=launch.volumeKeysSecretId)
+        return volume_keys(secret["SecretString"])
+
     def _job_calls(self, launch: JobLaunch) -> JobCalls | None:
         """What serves the job's own `float` calls, when the OpCenter gave it a token."""
         if launch.apiUrl is None or launch.apiTokenSecretId is None:
@@ -264,7 +278,8 @@ class Agent:
         job_dir.mkdir(parents=True, exist_ok=True)
         self.podman.ensure_image(launch.imageUri, self._credentials(launch))
         try:
-            mounts = mount_volumes(launch.dataVolumes, job_dir, self.s3_access)
+            mounts = mount_volumes(launch.dataVolumes, job_dir, self.s3_access,
+                                   self._volume_keys(launch))
             self.host_scripts.init(launch, job_dir, event)
         except AgentFailure:
             unmount_volumes(job_dir)
@@ -300,8 +315,12 @@ class Agent:
             command = [SCRIPT_IN_CONTAINER] if script.read_bytes().startswith(b"#!") else \
                 ["/bin/sh", SCRIPT_IN_CONTAINER]
             self.podman.remove(name)
+            # FLOAT_ADDR as MMCloud sets it: job scripts pass it on (`float secret get N -a
+            # $FLOAT_ADDR`); the in-job float reaches the OpCenter through this agent anyway.
+            address = {"FLOAT_ADDR": launch.apiUrl} if launch.apiUrl is not None else {}
             self.podman.create(
-                name, launch.imageUri, command, env={**launch.env, "FLOAT_JOB_ID": launch.jobId},
+                name, launch.imageUri, command,
+                env={**address, **launch.env, "FLOAT_JOB_ID": launch.jobId},
                 cpus=launch.cpus,
                 memory_bytes=int(launch.memoryGiB * 2**30) if launch.memoryGiB else None,
                 mounts=mounts, options=job_options(launch), publish=launch.publish,

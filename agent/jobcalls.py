@@ -1,5 +1,6 @@
 """Calls a job makes on the OpCenter from inside its container: `float migrate` and `float show`
-on itself (programmatic migration, say after loading its data).
+on itself (programmatic migration, say after loading its data), and `float secret get NAME` of
+its owner's secrets (nf-float's job script reads its AWS keys so).
 
 The container has no network and never sees a credential. The `float` in it
 (injob/usr/local/bin/float) drops its arguments into a directory the agent shares with the
@@ -23,11 +24,17 @@ logger = Logger(service="openfloat-agent")
 
 # Where the shared directory appears inside the container.
 CONTROL_IN_CONTAINER = "/.openfloat"
-# Files laid over the container's root: the in-job float at /usr/local/bin/float. A tree, as
-# podman cp creates no missing directories (a busybox image has no /usr/local/bin).
+# Files laid over the container's root: the in-job float at /usr/local/bin/float, and at
+# /opt/memverge/bin/float where MMCloud's job scripts call it. A tree, as podman cp creates no
+# missing directories (a busybox image has no /usr/local/bin).
 IN_JOB_TREE = Path(__file__).resolve().parent / "injob"
 # What a job may ask about itself; everything else needs a user's login.
-ALLOWED = frozenset({"migrate", "show"})
+ALLOWED = frozenset({"migrate", "show", "secret"})
+# Of `float secret`, a job may only read.
+SECRET_ALLOWED = frozenset({"get"})
+# The OpCenter address a job script may pass (`-a $FLOAT_ADDR`): the agent knows where its
+# OpCenter is, and the job's token works there only.
+_ADDRESS_FLAGS = ("-a", "--address")
 CLI_TIMEOUT_SECONDS = 60
 
 
@@ -74,10 +81,14 @@ class JobCalls:
         return answered
 
     def _run(self, args: list[str]) -> tuple[int, str, str]:
+        args = without_address(args)
         if not args or args[0] not in ALLOWED:
             given = args[0] if args else "nothing"
-            return 2, "", (f"float: inside a job only {' and '.join(sorted(ALLOWED))} work "
-                           f"(on the job itself); got {given}\n")
+            return 2, "", ("float: inside a job only migrate and show (on the job itself) and "
+                           f"secret get work; got {given}\n")
+        if args[0] == "secret" and (len(args) < 2 or args[1] not in SECRET_ALLOWED):
+            given = args[1] if len(args) > 1 else "nothing"
+            return 2, "", f"float: inside a job only secret get works; got secret {given}\n"
         with tempfile.TemporaryDirectory(prefix="openfloat-call-") as home:
             env = {**os.environ, "FLOAT_ADDRESS": self.api_url, "FLOAT_TOKEN": self.token(),
                    "FLOAT_JOB_ID": self.job_id, "FLOAT_CONFIG_DIR": home}
@@ -91,3 +102,16 @@ class JobCalls:
                 return 1, "", f"float: the OpCenter did not answer within {CLI_TIMEOUT_SECONDS} s\n"
         return result.returncode, result.stdout, result.stderr
 
+
+def without_address(args: list[str]) -> list[str]:
+    """The arguments without `-a ADDR`, `--address ADDR` or `--address=ADDR`."""
+    kept: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in _ADDRESS_FLAGS:
+            skip = True
+        elif not arg.startswith("--address="):
+            kept.append(arg)
+    return kept

@@ -5,6 +5,7 @@ it left them. The volumes themselves never go into a checkpoint."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import subprocess
@@ -12,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.nfs import mount_nfs, stop_fuse
+from chalicelib.wire.containers import DirMap
 from chalicelib.wire.failures import JobStartFailed
-from chalicelib.wire.specs import DataVolume, DirMap
+from chalicelib.wire.specs import DataVolume, endpoint_url
 
 
 @dataclass(frozen=True)
@@ -23,12 +25,25 @@ class S3Access:
     endpoint: str | None = None
     access_key: str | None = None
     secret_key: str | None = None
+    session_token: str | None = None
 
     @classmethod
     def from_environment(cls) -> S3Access:
         return cls(endpoint=os.environ.get("AWS_ENDPOINT_URL"),
                    access_key=os.environ.get("AWS_ACCESS_KEY_ID"),
                    secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"))
+
+
+# Mount path → the keys a volume brought with it (`credentials: stored`), read from the secret
+# the job's launch names.
+VolumeKeys = dict[str, S3Access]
+
+
+def volume_keys(text: str) -> VolumeKeys:
+    """The job's volume keys secret (JSON: mount path → accessKey, secretKey[, sessionToken])."""
+    return {mount: S3Access(access_key=keys.get("accessKey"), secret_key=keys.get("secretKey"),
+                            session_token=keys.get("sessionToken"))
+            for mount, keys in json.loads(text).items()}
 
 
 def _mount_points() -> set[str]:
@@ -65,42 +80,83 @@ def _unmount(path: Path) -> None:
                            check=False)
 
 
-def _mount_s3(volume: DataVolume, mountpoint: Path, access: S3Access, secrets_dir: Path) -> None:
+@dataclass(frozen=True)
+class S3fsMount:
+    """One s3fs invocation: its arguments, what it adds to s3fs's environment, and the content
+    of its password file when it uses one."""
+
+    argv: list[str]
+    env: dict[str, str]
+    passwd: str | None = None
+
+
+def s3fs_mount(volume: DataVolume, mountpoint: Path, access: S3Access,
+               passwd_file: Path) -> S3fsMount:
+    """How s3fs mounts the volume with these keys (or the instance role when there are none)."""
     assert volume.source is not None
     bucket, _, prefix = volume.source.removeprefix("s3://").partition("/")
     target = f"{bucket}:/{prefix.strip('/')}" if prefix.strip("/") else bucket
     options = ["-o", "nonempty", "-o", "allow_other"]
     if volume.mode == "r":
         options += ["-o", "ro"]
-    endpoint = f"https://{volume.endpoint}" if volume.endpoint else access.endpoint
+    endpoint = endpoint_url(volume.endpoint) if volume.endpoint else access.endpoint
     if endpoint:
         options += ["-o", f"url={endpoint}", "-o", "use_path_request_style"]
-    if access.access_key and access.secret_key:
+    env: dict[str, str] = {}
+    passwd = None
+    if access.access_key and access.secret_key and access.session_token:
+        # s3fs takes a session token only from its environment (readable by root alone).
+        env = {"AWSACCESSKEYID": access.access_key, "AWSSECRETACCESSKEY": access.secret_key,
+               "AWSSESSIONTOKEN": access.session_token}
+        options += ["-o", "use_session_token"]
+    elif access.access_key and access.secret_key:
         # A file readable by root only: keys on a command line are visible to every user.
+        passwd = f"{access.access_key}:{access.secret_key}\n"
+        options += ["-o", f"passwd_file={passwd_file}"]
+    else:
+        options += ["-o", "iam_role=auto"]
+    return S3fsMount(["s3fs", target, str(mountpoint), *options], env, passwd)
+
+
+def _mount_s3(volume: DataVolume, mountpoint: Path, access: S3Access, secrets_dir: Path) -> None:
+    call = s3fs_mount(volume, mountpoint, access, secrets_dir / f"s3fs-{mountpoint.name}")
+    if call.passwd is not None:
         secrets_dir.mkdir(parents=True, exist_ok=True)
         keys = secrets_dir / f"s3fs-{mountpoint.name}"
         fd = os.open(keys, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as file:
-            file.write(f"{access.access_key}:{access.secret_key}\n")
-        options += ["-o", f"passwd_file={keys}"]
-    else:
-        options += ["-o", "iam_role=auto"]
-    result = subprocess.run(["s3fs", target, str(mountpoint), *options], capture_output=True,
-                            text=True, timeout=60, check=False)
+            file.write(call.passwd)
+    # Keys of the agent's own never mix with the volume's: s3fs reads these names first.
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("AWSACCESSKEYID", "AWSSECRETACCESSKEY", "AWSSESSIONTOKEN")}
+    result = subprocess.run(call.argv, capture_output=True, text=True, timeout=60, check=False,
+                            env={**base, **call.env})
     if result.returncode != 0 or not _is_mounted(mountpoint):
         raise JobStartFailed(f"cannot mount {volume.source} at {volume.mountPath}: "
                              f"{result.stderr.strip() or 's3fs exited ' + str(result.returncode)}")
 
 
-def mount_volumes(volumes: list[DataVolume], job_dir: Path,
-                  access: S3Access) -> list[tuple[Path, str]]:
+def access_for(volume: DataVolume, access: S3Access, keys: VolumeKeys) -> S3Access:
+    """The keys a volume is mounted with: its own when it brought them, else the agent's."""
+    if volume.credentials is None:
+        return access
+    own = keys.get(volume.mountPath)
+    if own is None or not own.access_key or not own.secret_key:
+        raise JobStartFailed(f"the S3 keys of the volume at {volume.mountPath} were not handed "
+                             "to this agent")
+    return S3Access(endpoint=access.endpoint, access_key=own.access_key,
+                    secret_key=own.secret_key, session_token=own.session_token)
+
+
+def mount_volumes(volumes: list[DataVolume], job_dir: Path, access: S3Access,
+                  keys: VolumeKeys | None = None) -> list[tuple[Path, str]]:
     """Prepare every volume under job_dir; (host path, container path) pairs to bind-mount."""
     mounts: list[tuple[Path, str]] = []
     for index, volume in enumerate(volumes):
         source = job_dir / "volumes" / str(index)
         source.mkdir(parents=True, exist_ok=True)
         if volume.kind == "s3" and not _is_mounted(source):
-            _mount_s3(volume, source, access, job_dir / "keys")
+            _mount_s3(volume, source, access_for(volume, access, keys or {}), job_dir / "keys")
         elif volume.kind == "nfs" and not _is_mounted(source):
             mount_nfs(volume, source, job_dir / "nfs")
         mounts.append((source, volume.mountPath))

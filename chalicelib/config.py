@@ -16,6 +16,7 @@ RESOURCE_ENV: dict[str, str] = {
     "USERS_TABLE": "UsersTable",
     "LICENSES_TABLE": "LicensesTable",
     "USAGE_TABLE": "UsageTable",
+    "STORAGE_TABLE": "StorageTable",
     "DATA_BUCKET": "DataBucket",
     "SECRET_PREFIX": "SecretPrefix",
     "AGENT_EVENTS_QUEUE": "AgentEventsQueue",
@@ -46,6 +47,7 @@ class Config:
     users_table: str
     licenses_table: str
     usage_table: str
+    storage_table: str
     data_bucket: str
     secret_prefix: str
     agent_events_queue: str
@@ -103,6 +105,7 @@ class Config:
             users_table=env["USERS_TABLE"],
             licenses_table=env["LICENSES_TABLE"],
             usage_table=env["USAGE_TABLE"],
+            storage_table=env["STORAGE_TABLE"],
             data_bucket=env["DATA_BUCKET"],
             secret_prefix=env["SECRET_PREFIX"],
             agent_events_queue=env["AGENT_EVENTS_QUEUE"],

@@ -15,7 +15,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import fleet
+from chalicelib import fleet, volumes
 from chalicelib.auth import revoke_job_token
 from chalicelib.runtime import Runtime
 from chalicelib.store import JobRecord, Store, UsageRecord
@@ -112,6 +112,7 @@ def settle(runtime: Runtime, store: Store, verdict: Verdict) -> Settled:
     job = store.transition_job(job, target, entry, fields)
     if target in TERMINAL_STATUSES:
         revoke_job_token(runtime, job.id)
+        volumes.delete_keys(runtime, job.id)
     logger.info("job settled", extra={"job_id": job.id, "status": target.value,
                                       "reason": reason, "released": released})
     return Settled(jobId=job.id, status=job.status, released=released)

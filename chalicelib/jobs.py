@@ -11,9 +11,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import executions, fleet, images
+from chalicelib import executions, fleet, images, volumes
 from chalicelib.auth import Principal, revoke_job_token
-from chalicelib.errors import Conflict, Forbidden, NotFound, StaleWrite, Unavailable
+from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound, StaleWrite, Unavailable
 from chalicelib.runtime import Runtime
 from chalicelib.store import JobRecord, JobSpec, Store
 from chalicelib.wire.api import (
@@ -31,6 +31,7 @@ from chalicelib.wire.status import TERMINAL_STATUSES, JobStatus
 _CANCEL_AT_ONCE = frozenset({JobStatus.SUBMITTED, JobStatus.WAITING_FOR_LICENSE})
 # Re-read and decide again this many times when another writer moves the job first.
 _CANCEL_ATTEMPTS = 3
+_MAX_VOLUMES = 16
 
 
 # Spec fields the view shows as they were given.
@@ -81,6 +82,11 @@ def submit(runtime: Runtime, store: Store, principal: Principal, request: Submit
     first history entry where the job came from (a rerun of another)."""
     image_uri = images.resolve(store, request.image)
     fleet.check_instance_options(runtime, request.zone, request.securityGroups)
+    wanted = volumes.resolve(store, runtime, principal.username, request.dataVolumes,
+                             request.storage)
+    if len(wanted) > _MAX_VOLUMES:
+        raise BadRequest(f"{len(wanted)} data volumes asked for (--dataVolume and --storage); "
+                         f"at most {_MAX_VOLUMES} are allowed", field="storage")
     job_id = runtime.new_id()
     now = runtime.now_iso()
     key = script_key(job_id)
@@ -94,6 +100,14 @@ def submit(runtime: Runtime, store: Store, principal: Principal, request: Submit
             Body=text.encode(),
             ContentType="text/plain; charset=utf-8",
         )
+    try:
+        kept, keys_secret = volumes.store_keys(runtime, job_id, wanted)
+    except Exception:
+        for object_key in stored:
+            runtime.s3.delete_object(Bucket=runtime.config.data_bucket, Key=object_key)
+        raise
+    spec = JobSpec.from_request(request)
+    spec.dataVolumes = [volume.model_dump(mode="json") for volume in kept]
     job = JobRecord(
         id=job_id,
         owner=principal.username,
@@ -105,8 +119,9 @@ def submit(runtime: Runtime, store: Store, principal: Principal, request: Submit
         scriptKey=key,
         **{f"{name}Key": k for name, (k, _) in hosts.items()},
         **{f"{name}Size": len(text.encode()) for name, (_, text) in hosts.items()},
-        spec=JobSpec.from_request(request),
+        spec=spec,
         apiUrl=api_url,
+        volumeKeysSecretId=keys_secret,
         submitTime=now,
         updateTime=now,
         history=[HistoryEntry(time=now, to=JobStatus.SUBMITTED, reason=f"submitted by "
@@ -117,6 +132,7 @@ def submit(runtime: Runtime, store: Store, principal: Principal, request: Submit
     except Exception:
         for object_key in stored:
             runtime.s3.delete_object(Bucket=runtime.config.data_bucket, Key=object_key)
+        volumes.delete_keys(runtime, job_id)
         raise
     try:
         executions.start(runtime, "launch", f"{job.id}-launch", {
@@ -128,6 +144,7 @@ def submit(runtime: Runtime, store: Store, principal: Principal, request: Submit
                               to=JobStatus.FAIL_TO_EXECUTE,
                               reason=f"the launch workflow could not be started: {error}")
         store.transition_job(job, JobStatus.FAIL_TO_EXECUTE, failed)
+        volumes.delete_keys(runtime, job.id)
         raise Unavailable(f"job {job.id} could not be launched: {error}") from error
     return view(job)
 
@@ -199,6 +216,7 @@ def cancel(
             continue
         if target == JobStatus.CANCELLED:
             revoke_job_token(runtime, job.id)
+            volumes.delete_keys(runtime, job.id)
         else:
             _start_cancel(runtime, job)
         return view(job)

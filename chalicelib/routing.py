@@ -165,7 +165,8 @@ class Routes:
                     )
                     if principal.job is not None and not job_token:
                         raise Forbidden(f"the token of job {principal.job} may only show or "
-                                        "migrate that job; log in as a user for anything else")
+                                        "migrate that job and read its owner's secrets; log in "
+                                        "as a user for anything else")
                     call = Call(rt, store, principal, request)
                     if body is not None:
                         call.body = _parse_body(request, body)

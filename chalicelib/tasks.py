@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from aws_lambda_powertools.utilities.parser import parse
 from pydantic import BaseModel, ValidationError
 
-from chalicelib import endings, fleet, moves
+from chalicelib import endings, fleet, moves, volumes
 from chalicelib.auth import revoke_job_token
 from chalicelib.errors import IllegalTransition, MalformedTaskInput, NotFound, StaleWrite
 from chalicelib.placement import NoCandidate
@@ -81,6 +81,7 @@ def _move(runtime: Runtime, store: Store, job: JobRecord, target: JobStatus, rea
     moved = store.transition_job(job, target, entry, fields)
     if target in TERMINAL_STATUSES:
         revoke_job_token(runtime, job.id)
+        volumes.delete_keys(runtime, job.id)
     return moved
 
 

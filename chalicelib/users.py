@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from chalicelib import storage, vault
 from chalicelib.auth import Principal, hash_password
 from chalicelib.errors import Conflict
 from chalicelib.runtime import Runtime
@@ -31,12 +32,17 @@ def list_users(store: Store, principal: Principal, limit: int, token: str | None
     return Page[UserView](items=[_view(u) for u in users], nextToken=next_token)
 
 
-def delete(store: Store, principal: Principal, username: str) -> UserView:
+def delete(runtime: Runtime, store: Store, principal: Principal, username: str) -> UserView:
+    """Delete the user, then their secrets and named storage: a new user given the same name
+    later must not find them."""
     principal.require_admin("delete users")
     if username == principal.username:
         # Deleting oneself could leave the OpCenter with no admin at all.
         raise Conflict("you cannot delete your own account; ask another admin")
-    return _view(store.delete_user(username))
+    removed = store.delete_user(username)
+    vault.forget_owner(runtime, username)
+    storage.forget_owner(runtime, store, username)
+    return _view(removed)
 
 
 def ensure_admin(runtime: Runtime, store: Store, username: str, password: str) -> bool:

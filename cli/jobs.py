@@ -46,6 +46,8 @@ def submit(args: argparse.Namespace) -> None:
         body["customTags"] = pairs(args.customTag, ":", "--customTag", "key:value")
     if args.dataVolume:
         body["dataVolumes"] = args.dataVolume
+    if args.storage:
+        body["storage"] = args.storage
     if args.disableRerun:
         body["disableRerun"] = True
     if args.timeLimit is not None:

@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from cli import changes, follow, images, jobs, opcenter, session, users
+from cli import secrets as secret_commands
+from cli import storage as storage_commands
 from cli.errors import CliError, UsageError
 from cli.output import DEFAULT_FORMAT, FORMATS
 from cli.session import JOB_ID
@@ -131,6 +133,9 @@ def build_parser() -> Parser:
     submit.add_argument("--hostTerminate", metavar="FILE",
                         help="script run as root on each host once the job has left it (exited, "
                         "cancelled, moved or suspended)")
+    submit.add_argument("--storage", action="append", metavar="NAME",
+                        help="mount a storage registered with float storage register (repeat "
+                        "for more)")
 
     listing = command(commands, "list", jobs.list_jobs, "list jobs", aliases=["squeue", "ls"])
     listing.add_argument("-f", "--filter", action="append", metavar="FILTER",
@@ -242,7 +247,59 @@ def build_parser() -> Parser:
     add_user.add_argument("--role", choices=("admin", "user"), default="user")
     command(user, "list", users.list_users, "list users")
     command(user, "delete", users.delete, "delete a user").add_argument("username")
+    add_secret_commands(commands, command)
+    add_storage_commands(commands, command)
     return parser
+
+
+def add_secret_commands(commands: Any, command: Callable[..., argparse.ArgumentParser]) -> None:
+    group = commands.add_parser("secret", help="your secrets (values kept for your jobs)",
+                                description="your secrets: named values only you and your jobs "
+                                "read (inside a job: float secret get NAME)")
+    secret = group.add_subparsers(dest="secret_command", required=True, metavar="SUBCOMMAND")
+    put = command(secret, "set", secret_commands.set_secret,
+                  "keep a value under a name (replaces the value it had)")
+    put.add_argument("name", help="letters, digits, _ - and . (at most 128)")
+    put.add_argument("value", nargs="?", help="the value (or --stdin)")
+    put.add_argument("--stdin", action="store_true",
+                     help="read the value from stdin (kept off the command line)")
+    command(secret, "get", secret_commands.get_secret,
+            "print a secret's value alone").add_argument("name")
+    command(secret, "unset", secret_commands.unset_secret,
+            "delete a secret").add_argument("name")
+    command(secret, "ls", secret_commands.list_secrets, "list your secrets' names (not values)",
+            aliases=["list"])
+
+
+def add_storage_commands(commands: Any, command: Callable[..., argparse.ArgumentParser]) -> None:
+    group = commands.add_parser("storage", help="named S3 or NFS storage for submit --storage",
+                                description="named S3 or NFS storage, mounted into a job with "
+                                "float submit --storage NAME")
+    storage = group.add_subparsers(dest="storage_command", required=True, metavar="SUBCOMMAND")
+    register = command(storage, "register", storage_commands.register,
+                       "register a named storage (s3: -b, nfs: --server and --path)")
+    register.add_argument("-n", "--name", dest="storage_name", required=True, metavar="NAME")
+    register.add_argument("-t", "--type", required=True, choices=("s3", "nfs"))
+    register.add_argument("-m", "--mountPoint", required=True, metavar="PATH",
+                          help="where jobs see it, e.g. /mnt/data")
+    register.add_argument("-b", "--bucket", metavar="BUCKET[/PREFIX]", help="s3: the bucket")
+    register.add_argument("--server", metavar="HOST", help="nfs: the NFS server")
+    register.add_argument("--path", metavar="EXPORT", help="nfs: the exported directory")
+    register.add_argument("--mode", choices=("r", "rw"), help="read-only or read-write "
+                          "(default rw)")
+    register.add_argument("-e", "--endpoint", metavar="URL",
+                          help="s3: the endpoint, host[:port] or http(s)://host[:port] "
+                          "(default: AWS S3)")
+    register.add_argument("-k", "--accessKey", metavar="KEY",
+                          help="s3: access key id (default: the worker's own role)")
+    register.add_argument("-s", "--secret", metavar="KEY", help="s3: secret access key")
+    register.add_argument("--token", metavar="TOKEN", help="s3: session token, with -k and -s")
+    command(storage, "list", storage_commands.list_storage, "list your storage", aliases=["ls"])
+    remove = command(storage, "remove", storage_commands.remove,
+                     "remove a storage (jobs already submitted with it keep it)",
+                     aliases=["rm"])
+    remove.add_argument("name", nargs="?")
+    remove.add_argument("-n", "--name", dest="storage_name", metavar="NAME")
 
 
 def _flags_of(parser: argparse.ArgumentParser) -> tuple[set[str], dict[str, Any]]:

@@ -20,7 +20,7 @@ from chalicelib.config import RESOURCE_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 RESOURCES = ROOT / "infra" / "resources.json"
-TABLES = ("JobsTable", "ImagesTable", "UsersTable", "LicensesTable", "UsageTable")
+TABLES = ("JobsTable", "ImagesTable", "UsersTable", "LicensesTable", "UsageTable", "StorageTable")
 # The Chalice-generated logical ids this file adds to.
 FUNCTION = "APIHandler"
 ROLE = "DefaultRole"
@@ -70,9 +70,12 @@ def _policy() -> dict[str, Any]:
                  "Resource": "*"},
                 {"Effect": "Allow",
                  "Action": ["secretsmanager:CreateSecret", "secretsmanager:GetSecretValue",
-                            "secretsmanager:PutSecretValue", "secretsmanager:DeleteSecret"],
+                            "secretsmanager:PutSecretValue", "secretsmanager:DeleteSecret",
+                            "secretsmanager:DescribeSecret"],
                  "Resource": {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:"
                                          "${AWS::AccountId}:secret:openfloat/${AWS::StackName}/*"}},
+                # `float secret ls`: ListSecrets takes no resource; the API filters by name.
+                {"Effect": "Allow", "Action": ["secretsmanager:ListSecrets"], "Resource": "*"},
             ],
         },
     }

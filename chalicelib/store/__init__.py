@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from chalicelib.store.jobs import JobRecord, JobSpec, JobTable
 from chalicelib.store.library import ImageRecord, ImageTable
+from chalicelib.store.storage import StorageRecord, StorageTable
 from chalicelib.store.tables import decode_token, encode_token
 from chalicelib.store.usage import UsageRecord, UsageTable
 from chalicelib.store.users import UserRecord, UserTable
 
-__all__ = ["ImageRecord", "JobRecord", "JobSpec", "Store", "UsageRecord", "UserRecord",
+__all__ = ["ImageRecord", "JobRecord", "JobSpec", "StorageRecord", "Store", "UsageRecord", "UserRecord",
            "decode_token", "encode_token"]
 
 
-class Store(JobTable, UsageTable, ImageTable, UserTable):
+class Store(JobTable, UsageTable, ImageTable, UserTable, StorageTable):
     """Every table, through one client and one configuration."""

@@ -84,6 +84,8 @@ class JobRecord(BaseModel):
     rc: int | None = None
     # Where the job reaches the API from inside (`float migrate` in its script).
     apiUrl: str | None = None
+    # The Secrets Manager id of the S3 keys of the job's volumes, when any has its own.
+    volumeKeysSecretId: str | None = None
     # When the agent on `instanceId` last reported in (its heartbeat's own time); the
     # reconciler reads an Executing job whose agent fell silent as lost.
     heartbeatTime: str | None = None

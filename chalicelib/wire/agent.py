@@ -13,7 +13,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.wire.checkpoints import CheckpointManifest
-from chalicelib.wire.specs import DataVolume, DirMap
+from chalicelib.wire.containers import DirMap
+from chalicelib.wire.specs import DataVolume
 
 
 class Message(BaseModel):
@@ -31,6 +32,9 @@ class JobLaunch(Message):
     cpus: float | None = Field(default=None, gt=0)
     memoryGiB: float | None = Field(default=None, gt=0)
     dataVolumes: list[DataVolume] = Field(default_factory=list)
+    # The S3 keys of the volumes that have their own (`credentials: stored`): a JSON object of
+    # mount path → {accessKey, secretKey[, sessionToken]} in this Secrets Manager secret.
+    volumeKeysSecretId: str | None = None
     # The job may call the API on itself (`float migrate`): where, and the secret holding
     # its own token. The agent makes those calls for it; the container never sees the token.
     apiUrl: str | None = None

@@ -21,15 +21,14 @@ from chalicelib.wire.base import IMAGE_NAME_PATTERN as IMAGE_NAME_PATTERN
 from chalicelib.wire.base import USERNAME_PATTERN as USERNAME_PATTERN
 from chalicelib.wire.base import Body, View
 from chalicelib.wire.base import Role as Role
+from chalicelib.wire.containers import DirMap, check_ports, parse_container_options
 from chalicelib.wire.hostscripts import HOST_INIT, HOST_TERMINATE, check_script
 from chalicelib.wire.specs import (
     CpuRange,
     DataVolume,
-    DirMap,
     MigratePolicy,
     Range,
     VmPolicy,
-    parse_container_options,
     parse_duration,
 )
 from chalicelib.wire.status import JobStatus
@@ -47,7 +46,6 @@ MAX_TAGS = 40
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SECURITY_GROUP = r"^sg-[0-9a-f]{8,17}$"
 _ZONE = r"^[a-z]{2}(-[a-z]+)+-[0-9][a-z]$"
-_PUBLISH = r"^(\d{1,5}):(\d{1,5})(/tcp|/udp)?$"
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 
 
@@ -81,6 +79,8 @@ class SubmitRequest(Body):
     env: dict[str, str] = Field(default_factory=dict)
     customTags: dict[str, str] = Field(default_factory=dict)
     dataVolumes: list[DataVolume] = Field(default_factory=list, max_length=16)
+    # Names of storage the user registered (`float storage register`), mounted as volumes.
+    storage: list[str] = Field(default_factory=list, max_length=16)
     vmPolicy: VmPolicy = Field(default_factory=VmPolicy)
     migratePolicy: MigratePolicy | None = None
     # When a job cannot be restored from a checkpoint, it is started again from the beginning
@@ -108,18 +108,7 @@ class SubmitRequest(Body):
     # then has a network; a host whose kernel cannot dump listening sockets cannot checkpoint it.
     publish: list[str] = Field(default_factory=list, max_length=32)
 
-    @field_validator("publish")
-    @classmethod
-    def _ports(cls, ports: list[str]) -> list[str]:
-        for port in ports:
-            match = re.match(_PUBLISH, port)
-            if not match or not all(1 <= int(p) <= 65535 for p in match.group(1, 2)):
-                raise ValueError(f"{port!r} is not HOST:CONTAINER with ports 1-65535 "
-                                 "(optionally /tcp or /udp)")
-        hosts = [re.match(_PUBLISH, p).group(1, 3) for p in ports]  # type: ignore[union-attr]
-        if len(set(hosts)) != len(hosts):
-            raise ValueError("a host port is published twice")
-        return ports
+    _ports = field_validator("publish")(check_ports)
 
     @field_validator("containerOpts", mode="before")
     @classmethod

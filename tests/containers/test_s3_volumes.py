@@ -1,5 +1,8 @@
 """S3 data volumes: mounted for the job, kept out of its checkpoint, mounted again where it moves."""
 
+import json
+import os
+
 from chalicelib.wire.agent import RunCommand
 from tests.containers.conftest import BUSYBOX, wait_for
 
@@ -36,3 +39,31 @@ def test_s3_volumes_are_mounted_again_after_a_move(served_fleet):
     assert result == b"NA12878 counted to 30\n"
     assert [o["Key"] for o in s3.list_objects_v2(Bucket="lab-inputs")["Contents"]] == [
         "run-7/sample.txt"]
+
+
+def test_volumes_with_their_own_keys_are_mounted_with_them(served_fleet):
+    fleet = served_fleet
+    s3 = fleet.aws.client("s3")
+    s3.create_bucket(Bucket="lab-keyed")
+    s3.put_object(Bucket="lab-keyed", Key="in/sample.txt", Body=b"NA12878")
+    keys = {"/mnt/in": {"accessKey": "reader-ak", "secretKey": "reader/sk"},
+            "/mnt/out": {"accessKey": "writer-ak", "secretKey": "writer-sk",
+                         "sessionToken": "writer-session-token"}}
+    fleet.aws.client("secretsmanager").create_secret(Name="keyed-volume-keys",
+                                                     SecretString=json.dumps(keys))
+    endpoint = os.environ["AWS_ENDPOINT_URL"]  # http://127.0.0.1:PORT, scheme and all
+    launch = fleet.launch("keyed", BUSYBOX, "cat /mnt/in/sample.txt > /mnt/out/copy.txt\n",
+                          volumeKeysSecretId="keyed-volume-keys", dataVolumes=[
+        "[mode=r,credentials=stored]s3://lab-keyed/in:/mnt/in",
+        f"[mode=rw,credentials=stored,endpoint={endpoint}]s3://lab-keyed/out:/mnt/out"])
+    agent = fleet.agent("i-keyed")
+    agent.handle(RunCommand(taskToken="run", job=launch))
+    assert "error" not in fleet.sfn.answers[-1], fleet.sfn.answers[-1]
+    # The keys without a token went to a root-only file; the token's, to s3fs's environment.
+    passwd = fleet.job_root / "keyed" / "keys" / "s3fs-0"
+    assert passwd.read_text() == "reader-ak:reader/sk\n"
+    assert passwd.stat().st_mode & 0o777 == 0o600
+    assert not (fleet.job_root / "keyed" / "keys" / "s3fs-1").exists()
+    wait_for(lambda: agent.watch_job() or agent.job is None, 60, "the job to finish")
+    assert s3.get_object(Bucket="lab-keyed", Key="out/copy.txt")["Body"].read() == b"NA12878"
+    assert not passwd.exists()  # unmounted, and the keys with it
