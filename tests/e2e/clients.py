@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from localmode.demo import FLOAT
 
@@ -47,15 +44,3 @@ def run(args: list[str], env: dict[str, str], *, merge_stderr: bool = False,
                             stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE)
     return Ran(result.returncode, result.stdout, result.stderr or "")
-
-
-def poll(what: str, check: Callable[[], Any], timeout: float, every: float = 2.0) -> Any:
-    """Ask again every `every` seconds, as the plugins' status loops do, until `check` answers."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up after {timeout:g} s waiting for {what}")
-        time.sleep(every)

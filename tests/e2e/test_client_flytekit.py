@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.clients import float_env, poll, run
+from localmode.demo import wait_until
+from tests.e2e.clients import float_env, run
 from tests.e2e.conftest import PASSWORD, python_image
 
 # utils.py: a plain dict index, so an unknown status raises KeyError.
@@ -94,11 +95,11 @@ def test_flyte_tasks_through_the_flytekit_mmcloud_connector(local, admin_cli, co
                               env, cpu="1", mem="1")
     sleeper = connector.create(image, ["sleep", "300"], {}, cpu="1:2", mem="1:2")
 
-    poll("the sleeping task to run", lambda: connector.get(sleeper) == "RUNNING"
+    wait_until("the sleeping task to run", lambda: connector.get(sleeper) == "RUNNING"
          and admin_cli.job(sleeper)["status"] == "Executing", 240)
     connector.delete(sleeper)
 
-    phases = {job: poll(f"{job} to finish", lambda j=job: (p := connector.get(j)) != "RUNNING"
+    phases = {job: wait_until(f"{job} to finish", lambda j=job: (p := connector.get(j)) != "RUNNING"
                         and p, 300) for job in (square, sleeper)}
     assert phases == {square: "SUCCEEDED", sleeper: "FAILED"}
     done = admin_cli.job(square)

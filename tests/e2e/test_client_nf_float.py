@@ -20,7 +20,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tests.e2e.clients import ALL_STATUSES, float_env, poll, run
+from localmode.demo import wait_until
+from tests.e2e.clients import ALL_STATUSES, float_env, run
 from tests.e2e.conftest import PASSWORD, python_image
 
 RUN_NAME = "e2e_run"  # nf-float upper-cases it and turns `_` into `-` for secret names
@@ -136,11 +137,11 @@ def test_a_nextflow_run_through_nf_float(local, admin_cli, nf, tmp_path: Path):
         return NF_STATUS.get(_status(shown.out), "UNKNOWN")
 
     # The long task is killed once it runs, as Nextflow kills a task it no longer needs.
-    poll("the third task to run", lambda: queue_status(jobs["ef/0003"]) == "RUNNING", 240)
+    wait_until("the third task to run", lambda: queue_status(jobs["ef/0003"]) == "RUNNING", 240)
     killed = nf("cancel", "-j", jobs["ef/0003"], "-f")
     assert killed.code == 0, killed.out
 
-    finished = {task: poll(f"task {task} to finish",
+    finished = {task: wait_until(f"task {task} to finish",
                            lambda job=job_id: (s := queue_status(job)) in ("DONE", "ERROR") and s,
                            300)
                 for task, job_id in jobs.items()}

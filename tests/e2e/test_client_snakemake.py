@@ -23,7 +23,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tests.e2e.clients import float_env, poll, run
+from localmode.demo import wait_until
+from tests.e2e.clients import float_env, run
 from tests.e2e.conftest import PASSWORD, python_image
 
 BUCKET = "smk-work"
@@ -122,11 +123,11 @@ def test_a_snakemake_workflow_through_the_snakemake_float_profile(local, admin_c
     jobs = {rule: profile.submit(image, rule, jobid, threads, command, tmp_path)
             for rule, (jobid, threads, command) in RULES.items()}
 
-    poll("the sort job to run", lambda: profile.status(jobs["samtools_sort"]) == "running"
+    wait_until("the sort job to run", lambda: profile.status(jobs["samtools_sort"]) == "running"
          and admin_cli.job(jobs["samtools_sort"])["status"] == "Executing", 240)
     profile.cancel(jobs["samtools_sort"])
 
-    outcome = {rule: poll(f"{rule} to finish",
+    outcome = {rule: wait_until(f"{rule} to finish",
                           lambda job=job_id: (s := profile.status(job)) != "running" and s, 300)
                for rule, job_id in jobs.items()}
     assert outcome == {"bwa_map": "success", "samtools_sort": "failed"}
