@@ -9,7 +9,20 @@ from typing import Any, TypeVar
 from chalice import Chalice
 from pydantic import BaseModel
 
-from chalicelib import auth, changes, events, images, jobs, launches, logs, openapi, reclaims, tasks, users
+from chalicelib import (
+    auth,
+    blockvolumes,
+    changes,
+    events,
+    images,
+    jobs,
+    launches,
+    logs,
+    openapi,
+    reclaims,
+    tasks,
+    users,
+)
 from chalicelib import reconcile as reconciler
 from chalicelib import runtime as runtime_module
 from chalicelib import storage as named_storage
@@ -52,6 +65,7 @@ from chalicelib.wire.tasks import (
     PlanRequest,
     SettleRequest,
     StatusChange,
+    VolumesRequest,
 )
 from chalicelib.wire.vault import SecretRequest, SecretValue, SecretView, StorageRequest, StorageView
 
@@ -331,6 +345,11 @@ def task_plan_launch(event: dict, context: object) -> dict:
 @app.lambda_function(name="task-launch-instance")
 def task_launch_instance(event: dict, context: object) -> dict:
     return _run_task(launches.launch_instance, LaunchRequest, event)
+
+
+@app.lambda_function(name="task-attach-volumes")
+def task_attach_volumes(event: dict, context: object) -> dict:
+    return _run_task(blockvolumes.attach, VolumesRequest, event)
 
 
 @app.lambda_function(name="task-settle-job")

@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="where this host's own files are (--dirMap directories)")
     parser.add_argument("--publish-address", default=_setting("PUBLISH_ADDRESS", ""),
                         help="address published ports listen on, as `IP:` (default: all)")
+    parser.add_argument("--block-devices", default=_setting("BLOCK_DEVICES"),
+                        help="a directory of attached volumes, one directory each, named by "
+                             "volume id (an emulated instance; default: EC2's disks)")
     args = parser.parse_args(argv)
     missing = [flag for flag, value in (("--bucket", args.bucket),
                                         ("--commands-queue", args.commands_queue),
@@ -55,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
             instance_id=instance_id, instance_type=instance_type, bucket=args.bucket,
             commands_queue_url=args.commands_queue, events_queue_url=args.events_queue,
             imds_url=args.imds, job_root=Path(args.job_root), work_dir=Path(args.work_dir),
-            host_root=Path(args.host_root), publish_address=args.publish_address),
+            host_root=Path(args.host_root), publish_address=args.publish_address,
+            block_devices=Path(args.block_devices) if args.block_devices else None),
         s3=session.client("s3"), sqs=session.client("sqs"),
         sfn=session.client("stepfunctions"), secrets=session.client("secretsmanager"),
         imds=imds,

@@ -9,7 +9,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +25,7 @@ from agent.jobcalls import JobCalls
 from agent.logs import LogShipper
 from agent.podman import Credentials, Podman, job_options
 from agent.volumes import (
+    BlockDevices,
     S3Access,
     VolumeKeys,
     map_host_dirs,
@@ -33,6 +34,7 @@ from agent.volumes import (
     volume_keys,
 )
 from chalicelib.wire.agent import (
+    AttachedVolume,
     CancelCommand,
     CheckpointCommand,
     CheckpointCommitted,
@@ -88,6 +90,9 @@ class AgentSettings:
     # Where published ports listen: every address of the instance, or `127.0.0.1:` for a local
     # instance, whose addresses are the machine's.
     publish_address: str = ""
+    # Where attached EBS volumes appear: EC2's disks (None), or a local instance's directory
+    # of the volumes attached to it.
+    block_devices: Path | None = None
 
 
 def _now() -> str:
@@ -187,10 +192,11 @@ class Agent:
     def handle(self, command: Command) -> dict[str, Any] | None:
         """Carry out one command and answer its task token; failures are answered, not raised."""
         handlers: dict[type, Callable[[Any], dict[str, Any]]] = {
-            RunCommand: lambda c: self.run(c.job),
+            RunCommand: lambda c: self.run(c.job, c.volumes),
             CheckpointCommand: lambda c: self.checkpoint(c.jobId, c.reason, c.leaveRunning)
             .model_dump(mode="json"),
-            RestoreCommand: lambda c: self.restore(c.job, c.seq).model_dump(mode="json"),
+            RestoreCommand: lambda c: self.restore(c.job, c.seq, c.volumes).model_dump(
+                mode="json"),
             CancelCommand: lambda c: self.cancel(c.jobId),
             TerminateCommand: lambda c: self.terminate(),
         }
@@ -271,7 +277,8 @@ class Agent:
     def _job_dir(self, job_id: str) -> Path:
         return self.settings.job_root / job_id
 
-    def _prepare(self, launch: JobLaunch, event: HostEvent) -> tuple[Path, list[tuple[Path, str]]]:
+    def _prepare(self, launch: JobLaunch, event: HostEvent,
+                 attached: Sequence[AttachedVolume] = ()) -> tuple[Path, list[tuple[Path, str]]]:
         """The job's directory, script and volumes on this host; the image present; its
         hostInit script run (on every host the job visits, before it starts or is restored)."""
         job_dir = self._job_dir(launch.jobId)
@@ -279,7 +286,8 @@ class Agent:
         self.podman.ensure_image(launch.imageUri, self._credentials(launch))
         try:
             mounts = mount_volumes(launch.dataVolumes, job_dir, self.s3_access,
-                                   self._volume_keys(launch))
+                                   self._volume_keys(launch), attached,
+                                   BlockDevices(local_root=self.settings.block_devices))
             self.host_scripts.init(launch, job_dir, event)
         except AgentFailure:
             unmount_volumes(job_dir)
@@ -301,12 +309,12 @@ class Agent:
         unmount_volumes(self._job_dir(launch.jobId))
         return None if run is None or run.ok else run.failure()
 
-    def run(self, launch: JobLaunch) -> dict[str, Any]:
+    def run(self, launch: JobLaunch, attached: Sequence[AttachedVolume] = ()) -> dict[str, Any]:
         with self._lock:
             name = self.container(launch.jobId)
             if self.job is not None and self.job.launch.jobId == launch.jobId:
                 return {"container": name, "alreadyRunning": True}
-            job_dir, mounts = self._prepare(launch, "start")
+            job_dir, mounts = self._prepare(launch, "start", attached)
             script = job_dir / "script"
             body = self.s3.get_object(Bucket=self.settings.bucket, Key=launch.scriptKey)["Body"]
             script.write_bytes(body.read())
@@ -407,14 +415,15 @@ class Agent:
                                                        "bytes": manifest.archiveSize})
             return manifest
 
-    def restore(self, launch: JobLaunch, seq: int | None = None) -> Restored:
+    def restore(self, launch: JobLaunch, seq: int | None = None,
+                attached: Sequence[AttachedVolume] = ()) -> Restored:
         with self._lock:
             name = self.container(launch.jobId)
             manifest = self.capsules.require_latest(launch.jobId)
             if seq is not None and manifest.seq != seq:
                 raise CheckpointFailed(f"job {launch.jobId}: checkpoint {seq} is not the newest "
                                        f"committed one ({manifest.seq})")
-            self._prepare(launch, "restore")
+            self._prepare(launch, "restore", attached)
             self.settings.work_dir.mkdir(parents=True, exist_ok=True)
             archive = self.settings.work_dir / f"{name}.restore.tar.zst"
             try:

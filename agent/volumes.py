@@ -9,10 +9,13 @@ import json
 import os
 import re
 import subprocess
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from agent.nfs import mount_nfs, stop_fuse
+from chalicelib.wire.agent import AttachedVolume
 from chalicelib.wire.containers import DirMap
 from chalicelib.wire.failures import JobStartFailed
 from chalicelib.wire.specs import DataVolume, endpoint_url
@@ -148,14 +151,79 @@ def access_for(volume: DataVolume, access: S3Access, keys: VolumeKeys) -> S3Acce
                     secret_key=own.secret_key, session_token=own.session_token)
 
 
+@dataclass(frozen=True)
+class BlockDevices:
+    """Where an EBS volume the control plane attached shows up on this host. On EC2 it is a
+    disk: found by its volume id (the serial of a Nitro instance's NVMe disk) or by the device
+    name it was attached as, and formatted the first time. A local instance has no disks: the
+    instance manager gives it one directory per attached volume, `local_root/<volume id>`,
+    there only while the volume is attached to it."""
+
+    local_root: Path | None = None
+    wait_seconds: float = 120.0
+    poll_seconds: float = 0.5
+
+    def candidates(self, volume: AttachedVolume) -> list[Path]:
+        if self.local_root is not None:
+            return [self.local_root / volume.volumeId]
+        serial = volume.volumeId.replace("-", "")
+        letter = volume.device.removeprefix("/dev/sd")
+        return [Path("/dev/disk/by-id") / f"nvme-Amazon_Elastic_Block_Store_{serial}",
+                Path(volume.device), Path(f"/dev/xvd{letter}")]
+
+    def find(self, volume: AttachedVolume) -> Path:
+        """The volume's disk (or directory); JobStartFailed when it does not appear in time."""
+        deadline = time.monotonic() + self.wait_seconds
+        while True:
+            for path in self.candidates(volume):
+                if path.exists():
+                    return path
+            if time.monotonic() >= deadline:
+                raise JobStartFailed(f"volume {volume.volumeId} ({volume.device}) did not "
+                                     f"appear on this host within {self.wait_seconds:.0f} s")
+            time.sleep(self.poll_seconds)
+
+
+def _run(argv: list[str], what: str) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    if result.returncode != 0:
+        why = result.stderr.strip() or f"{argv[0]} exited {result.returncode}"
+        raise JobStartFailed(f"{what}: {why}")
+
+
+def _mount_block(volume: DataVolume, attached: AttachedVolume, mountpoint: Path,
+                 devices: BlockDevices) -> None:
+    """Mount the job's EBS volume at mountpoint: a new one is formatted first. Whatever an
+    earlier host left mounted there is let go first: only what is attached here counts."""
+    source = devices.find(attached)
+    _unmount(mountpoint)
+    what = f"cannot mount volume {attached.volumeId} at {volume.mountPath}"
+    if source.is_dir():
+        _run(["mount", "--bind", str(source), str(mountpoint)], what)
+        return
+    found = subprocess.run(["blkid", "-o", "value", "-s", "TYPE", str(source)],
+                           capture_output=True, text=True, timeout=60, check=False)
+    if not found.stdout.strip():
+        _run(["mkfs.ext4", "-q", "-F", "-L", f"dv{attached.index}", str(source)], what)
+    _run(["mount", str(source), str(mountpoint)], what)
+
+
 def mount_volumes(volumes: list[DataVolume], job_dir: Path, access: S3Access,
-                  keys: VolumeKeys | None = None) -> list[tuple[Path, str]]:
-    """Prepare every volume under job_dir; (host path, container path) pairs to bind-mount."""
+                  keys: VolumeKeys | None = None, attached: Sequence[AttachedVolume] = (),
+                  devices: BlockDevices = BlockDevices()) -> list[tuple[Path, str]]:
+    """Prepare every volume under job_dir; (host path, container path) pairs to bind-mount.
+    New block volumes are the EBS volumes in `attached`, by their place in `volumes`."""
     mounts: list[tuple[Path, str]] = []
+    by_index = {a.index: a for a in attached}
     for index, volume in enumerate(volumes):
         source = job_dir / "volumes" / str(index)
         source.mkdir(parents=True, exist_ok=True)
-        if volume.kind == "s3" and not _is_mounted(source):
+        if volume.kind == "block":
+            if index not in by_index:
+                raise JobStartFailed(f"the block volume at {volume.mountPath} is not attached "
+                                     "to this instance")
+            _mount_block(volume, by_index[index], source, devices)
+        elif volume.kind == "s3" and not _is_mounted(source):
             _mount_s3(volume, source, access_for(volume, access, keys or {}), job_dir / "keys")
         elif volume.kind == "nfs" and not _is_mounted(source):
             mount_nfs(volume, source, job_dir / "nfs")
@@ -184,7 +252,7 @@ def map_host_dirs(dir_maps: list[DirMap], job_dir: Path, host_root: Path) -> lis
 
 
 def unmount_volumes(job_dir: Path) -> None:
-    """Release the job's mounts on this host (its block volumes' files stay)."""
+    """Release the job's mounts on this host (its block volumes keep their files, on EBS)."""
     root = job_dir / "volumes"
     if not root.exists():
         return

@@ -15,7 +15,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import fleet, volumes
+from chalicelib import blockvolumes, fleet, volumes
 from chalicelib.auth import revoke_job_token
 from chalicelib.runtime import Runtime
 from chalicelib.store import JobRecord, Store, UsageRecord
@@ -92,6 +92,7 @@ def settle(runtime: Runtime, store: Store, verdict: Verdict) -> Settled:
         keep = verdict.keep or job.instanceId
     released = release_all(runtime, store, job.id, job, keep)
     if final:
+        blockvolumes.release(runtime, job.id)
         return Settled(jobId=job.id, status=job.status, released=released, alreadyFinal=True)
     last = job.history[-1] if job.history else None
     instance = keep or job.instanceId
@@ -113,6 +114,8 @@ def settle(runtime: Runtime, store: Store, verdict: Verdict) -> Settled:
     if target in TERMINAL_STATUSES:
         revoke_job_token(runtime, job.id)
         volumes.delete_keys(runtime, job.id)
+        # What an instance still shutting down holds goes on the reconciler's next pass.
+        blockvolumes.release(runtime, job.id)
     logger.info("job settled", extra={"job_id": job.id, "status": target.value,
                                       "reason": reason, "released": released})
     return Settled(jobId=job.id, status=job.status, released=released)

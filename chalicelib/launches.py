@@ -3,7 +3,9 @@ attempt launched, recorded on the job and described for its agent."""
 
 from __future__ import annotations
 
-from chalicelib import fleet
+from dataclasses import replace
+
+from chalicelib import blockvolumes, fleet
 from chalicelib.auth import issue_job_token
 from chalicelib.errors import IllegalTransition, StaleWrite
 from chalicelib.placement import launch_plan
@@ -53,10 +55,20 @@ def launch_instance(runtime: Runtime, store: Store, request: LaunchRequest) -> L
         f"-r{request.retry}" if request.retry else "")
     queue = fleet.command_queue(runtime, token)
     spec = job.spec
-    options = fleet.InstanceOptions(zone=spec.zone, security_groups=tuple(spec.securityGroups),
+    # A job whose volumes exist goes where they are (they are copied only if it must move on).
+    zone = spec.zone or blockvolumes.zone_of(runtime, job)
+    options = fleet.InstanceOptions(zone=zone, security_groups=tuple(spec.securityGroups),
                                     root_gb=spec.rootVolSize, image_gb=spec.imageVolSize)
-    instance = fleet.launch(runtime, job.id, token, request.attempt, queue, spec.customTags,
-                            options)
+    try:
+        instance = fleet.launch(runtime, job.id, token, request.attempt, queue, spec.customTags,
+                                options)
+    except fleet.InsufficientCapacity:
+        if spec.zone is not None or zone is None:
+            raise
+        # No room where the volumes are, and the job named no zone: any zone will do, and the
+        # volumes are copied there through a snapshot before the job starts.
+        instance = fleet.launch(runtime, job.id, f"{token}-anyzone", request.attempt, queue,
+                                spec.customTags, replace(options, zone=None))
     instance_id = str(instance["InstanceId"])
     for _ in range(3):
         if job.status != expected:

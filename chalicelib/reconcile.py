@@ -20,7 +20,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import endings, executions, fleet
+from chalicelib import blockvolumes, endings, executions, fleet
 from chalicelib.endings import Verdict
 from chalicelib.errors import Conflict, IllegalTransition, StaleWrite
 from chalicelib.moves import instant
@@ -169,11 +169,13 @@ class Pass:
     recovering: list[str] = field(default_factory=list)
     ended: list[str] = field(default_factory=list)
     terminated: list[str] = field(default_factory=list)
+    # Jobs whose volumes this pass deleted (or began to: detached first).
+    volumes: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"recovering": self.recovering, "ended": self.ended,
-                "terminated": self.terminated, "failed": self.failed}
+                "terminated": self.terminated, "volumes": self.volumes, "failed": self.failed}
 
 
 def limits_of(runtime: Runtime) -> Limits:
@@ -272,5 +274,23 @@ def reconcile(runtime: Runtime, store: Store) -> Pass:
         done.terminated.append(instance.id)
         logger.warning("left-over instance terminated", extra={
             "instance_id": instance.id, "job_id": instance.job_id, "reason": verdict.why})
+    _release_volumes(runtime, store, done)
     logger.info("reconciled", extra=done.as_dict())
     return done
+
+
+def _release_volumes(runtime: Runtime, store: Store, done: Pass) -> None:
+    """Delete the volumes of jobs that have ended (or are gone): what their ending could not,
+    because an instance still held them."""
+    for job_id in sorted(blockvolumes.tagged_jobs(runtime)):
+        owner = store.get_job(job_id)
+        if owner is not None and owner.status not in TERMINAL_STATUSES:
+            continue
+        try:
+            blockvolumes.release(runtime, job_id)
+        except (BotoCoreError, ClientError) as error:
+            done.failed.append(job_id)
+            logger.exception("deleting a job's volumes failed", extra={
+                "job_id": job_id, "error": str(error)})
+            continue
+        done.volumes.append(job_id)

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from aws_lambda_powertools.utilities.parser import parse
 from pydantic import BaseModel, ValidationError
 
-from chalicelib import endings, fleet, moves, volumes
+from chalicelib import blockvolumes, endings, fleet, moves, volumes
 from chalicelib.auth import revoke_job_token
 from chalicelib.errors import IllegalTransition, MalformedTaskInput, NotFound, StaleWrite
 from chalicelib.placement import NoCandidate
@@ -47,6 +47,7 @@ from chalicelib.wire.tasks import (
 TASK_ERRORS: dict[str, type[Exception]] = {
     error.__name__: error for error in (
         IllegalTransition, StaleWrite, NotFound, NoCandidate, fleet.InsufficientCapacity,
+        blockvolumes.VolumesNotReady, blockvolumes.VolumeAttachFailed,
         # reported by agents through SendTaskFailure
         ImagePullFailed, RegistryAuthFailed, JobStartFailed, HostInitFailed, CheckpointFailed,
         CheckpointUploadFailed, CheckpointNotFound, CheckpointCorrupt, RestoreFailed,

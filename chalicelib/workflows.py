@@ -25,6 +25,7 @@ TASK_FUNCTIONS: dict[str, str] = {
     "PlanLaunchFunction": "task-plan-launch",
     "LaunchInstanceFunction": "task-launch-instance",
     "SettleJobFunction": "task-settle-job",
+    "AttachVolumesFunction": "task-attach-volumes",
 }
 # Placeholder in the ASL → the workflow a nested execution runs.
 CHILD_WORKFLOWS: dict[str, str] = {

@@ -3,7 +3,10 @@ agent process, started with the user data the launch gave the instance, with its
 service and work directory. When the instance is terminated, its agent and its container are
 killed at once (SIGKILL: a reclaimed VM does not say goodbye) and EventBridge hears of it as it
 would from EC2. Reclaim drills play EC2's part in a Spot reclaim: the warning, the metadata
-notice, and the termination when the notice runs out, whatever the job has managed by then."""
+notice, and the termination when the notice runs out, whatever the job has managed by then.
+Each EBS volume of the emulated EC2 is a directory of its own, which an instance sees only while
+the volume is attached to it, and which goes when the volume is deleted: a volume that did not
+follow its job is missing on the new instance, as on EC2."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import contextlib
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -65,6 +69,7 @@ class LocalInstances:
         self.events = session.client("events")
         self.job_root = state_dir / "jobs"
         self.instance_root = state_dir / "instances"
+        self.volume_root = state_dir / "volumes"
         self.poll_seconds = poll_seconds
         self.podman = Podman()
         self._instances: dict[str, LocalInstance] = {}
@@ -79,6 +84,7 @@ class LocalInstances:
     def start(self) -> LocalInstances:
         self.job_root.mkdir(parents=True, exist_ok=True)
         self.instance_root.mkdir(parents=True, exist_ok=True)
+        self.volume_root.mkdir(parents=True, exist_ok=True)
         self._thread.start()
         return self
 
@@ -123,6 +129,33 @@ class LocalInstances:
                     elif state not in LIVE and instance_id in self._instances:
                         self._kill(instance_id)
                         self._announce(instance_id, state)
+            self._sync_volumes()
+
+    def _sync_volumes(self) -> None:
+        """Give each live instance the volumes attached to it (`devices/<volume id>`, a link to
+        the volume's own directory) and nothing else; a deleted volume's files go with it."""
+        pages = self.ec2.get_paginator("describe_volumes").paginate(
+            Filters=[{"Name": "tag-key", "Values": [JOB_TAG]}])
+        volumes = [volume for page in pages for volume in page["Volumes"]]
+        held: dict[str, set[str]] = {}
+        for volume in volumes:
+            (self.volume_root / volume["VolumeId"]).mkdir(parents=True, exist_ok=True)
+            for attachment in volume.get("Attachments", []):
+                if attachment["State"] == "attached":
+                    held.setdefault(attachment["InstanceId"], set()).add(volume["VolumeId"])
+        for instance_id in self._instances:
+            devices = self.instance_root / instance_id / "devices"
+            devices.mkdir(parents=True, exist_ok=True)
+            wanted = held.get(instance_id, set())
+            for link in devices.iterdir():
+                if link.name not in wanted:
+                    link.unlink()
+            for volume_id in wanted - {link.name for link in devices.iterdir()}:
+                (devices / volume_id).symlink_to(self.volume_root / volume_id)
+        live = {volume["VolumeId"] for volume in volumes}
+        for directory in self.volume_root.iterdir():
+            if directory.name not in live:
+                shutil.rmtree(directory, ignore_errors=True)
 
     def _boot(self, instance_id: str, instance_type: str, zone: str = ZONE) -> None:
         raw = self.ec2.describe_instance_attribute(
@@ -141,7 +174,8 @@ class LocalInstances:
         command = [sys.executable, "-m", "agent", *flags, "--imds", imds.url,
                    "--job-root", str(self.job_root), "--work-dir", str(work / "work"),
                    # Its own files: no other instance sees them, as on a separate host.
-                   "--host-root", str(work / "host"), "--publish-address", "127.0.0.1:"]
+                   "--host-root", str(work / "host"), "--publish-address", "127.0.0.1:",
+                   "--block-devices", str(work / "devices")]
         # Its own session: the whole process group dies with the instance.
         process = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)

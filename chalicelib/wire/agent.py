@@ -57,10 +57,21 @@ class JobLaunch(Message):
     hostTerminateKey: str | None = None
 
 
+class AttachedVolume(Message):
+    """A new block volume of the job, attached to the agent's instance by the control plane
+    before the command was sent: which of the job's data volumes it is, and how it was
+    attached (EC2's device name; on Nitro instances the disk is found by its volume id)."""
+
+    index: int = Field(ge=0)
+    volumeId: str
+    device: str
+
+
 class RunCommand(Message):
     kind: Literal["run"] = "run"
     taskToken: str | None = None
     job: JobLaunch
+    volumes: list[AttachedVolume] = Field(default_factory=list)
 
 
 class CheckpointCommand(Message):
@@ -77,6 +88,7 @@ class RestoreCommand(Message):
     taskToken: str | None = None
     job: JobLaunch
     seq: int | None = None  # None: the newest committed checkpoint
+    volumes: list[AttachedVolume] = Field(default_factory=list)
 
 
 class CancelCommand(Message):

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from chalicelib.wire.agent import JobLaunch
+from chalicelib.wire.agent import AttachedVolume, JobLaunch
 from chalicelib.wire.status import JobStatus
 
 Market = Literal["spot", "on-demand"]
@@ -147,6 +147,13 @@ class LaunchRequest(TaskInput):
     retry: int = 0
 
 
+class VolumesRequest(TaskInput):
+    """Attach the job's block volumes to this instance."""
+
+    jobId: str
+    instanceId: str
+
+
 # ---- outputs --------------------------------------------------------------------------------
 
 
@@ -191,3 +198,7 @@ class Launched(TaskOutput):
     commandsQueueUrl: str
     job: JobLaunch
     launchedAt: str
+
+
+class AttachedVolumes(TaskOutput):
+    volumes: list[AttachedVolume]

@@ -20,7 +20,7 @@ from agent.podman import Podman, podman_environment
 from agent.registry import free_port
 from agent.volumes import unmount_volumes
 from chalicelib.logs import read_stream
-from chalicelib.wire.agent import EventEnvelope, JobLaunch
+from chalicelib.wire.agent import AttachedVolume, EventEnvelope, JobLaunch
 from tests.nfs_server import NfsServer, start_nfs_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,7 +80,8 @@ class Fleet:
                 events_queue_url=self.events_url, imds_url=imds_url, job_root=self.job_root,
                 work_dir=self.tmp / instance_id, command_wait_seconds=1, imds_poll_seconds=0.3,
                 heartbeat_seconds=3600, task_heartbeat_seconds=0.1, part_size=8 * 1024 * 1024,
-                host_root=self.host_root(instance_id), publish_address="127.0.0.1:"),
+                host_root=self.host_root(instance_id), publish_address="127.0.0.1:",
+                block_devices=self.devices(instance_id)),
             s3=wrap(self.aws.client("s3")), sqs=wrap(sqs), sfn=self.sfn,
             secrets=self.aws.client("secretsmanager"), podman=Podman())
         self.agents.append(agent)
@@ -88,6 +89,26 @@ class Fleet:
 
     def host_root(self, instance_id: str) -> Path:
         return self.tmp / f"{instance_id}-host"
+
+    def devices(self, instance_id: str) -> Path:
+        return self.tmp / f"{instance_id}-devices"
+
+    def volume(self, volume_id: str) -> Path:
+        """A pretend EBS volume's files (a directory of its own, as the local mode keeps)."""
+        path = self.tmp / "volumes" / volume_id
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def attach(self, instance_id: str, volume_id: str, index: int,
+               detach_from: str | None = None) -> AttachedVolume:
+        """Attach a pretend EBS volume to the instance as the control plane and the local
+        instance manager would (after detaching it from `detach_from`)."""
+        if detach_from is not None:
+            (self.devices(detach_from) / volume_id).unlink()
+        devices = self.devices(instance_id)
+        devices.mkdir(parents=True, exist_ok=True)
+        (devices / volume_id).symlink_to(self.volume(volume_id))
+        return AttachedVolume(index=index, volumeId=volume_id, device=f"/dev/sd{chr(103 + index)}")
 
     def launch(self, job_id: str, image: str, script: str, **extra: Any) -> JobLaunch:
         key = f"jobs/{job_id}/script"

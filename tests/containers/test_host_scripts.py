@@ -45,7 +45,8 @@ def test_host_scripts_run_on_each_host_a_moved_job_visits(fleet, tmp_path):
     first, second = fleet.agent("i-hs-1"), fleet.agent("i-hs-2")
     launch = _with_scripts(fleet, "visits", BUSYBOX, COUNTER, HOST_INIT, HOST_TERMINATE,
                            env={"MARKS": str(marks)}, dataVolumes=["[size=1]:/mnt/scratch"])
-    first.handle(RunCommand(taskToken="run", job=launch))
+    first.handle(RunCommand(taskToken="run", job=launch,
+                            volumes=[fleet.attach("i-hs-1", "vol-visits", 0)]))
     assert "error" not in fleet.sfn.answers[-1], fleet.sfn.answers[-1]
     assert marks.read_text().splitlines() == ["init i-hs-1 start"]
     wait_for(lambda: first.watch_job() or len(fleet.stdout("visits").splitlines()) >= 6, 30,
@@ -56,7 +57,8 @@ def test_host_scripts_run_on_each_host_a_moved_job_visits(fleet, tmp_path):
     # Taken once the checkpoint was, before the answer that lets the old instance go.
     assert marks.read_text().splitlines()[-1] == "terminate i-hs-1 checkpoint"
 
-    second.handle(RestoreCommand(taskToken="restore", job=launch))
+    second.handle(RestoreCommand(taskToken="restore", job=launch, volumes=[
+        fleet.attach("i-hs-2", "vol-visits", 0, detach_from="i-hs-1")]))
     assert "error" not in fleet.sfn.answers[-1], fleet.sfn.answers[-1]
     wait_for(lambda: second.watch_job() or second.job is None, 60, "the job to finish")
 

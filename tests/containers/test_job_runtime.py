@@ -22,7 +22,8 @@ def test_env_limits_and_volumes_reach_the_job_and_its_exit_code_is_reported(flee
         agent = fleet.agent("i-runtime", imds_url=imds.url)
         launch = fleet.launch("runtime", BUSYBOX, SCRIPT, env={"SAMPLE": "NA12878", "THREADS": "4"},
                               memoryGiB=0.25, cpus=1, dataVolumes=["[size=1]:/mnt/scratch"])
-        agent.handle(RunCommand(taskToken="run", job=launch))
+        scratch = fleet.attach("i-runtime", "vol-runtime", 0)
+        agent.handle(RunCommand(taskToken="run", job=launch, volumes=[scratch]))
         assert "error" not in fleet.sfn.answers[-1], fleet.sfn.answers[-1]
         wait_for(lambda: agent.watch_job() or len(fleet.stdout("runtime").splitlines()) >= 2, 30,
                  "the job to print")
@@ -34,8 +35,8 @@ def test_env_limits_and_volumes_reach_the_job_and_its_exit_code_is_reported(flee
         imds.stop()
     lines = fleet.stdout("runtime").splitlines()
     assert lines == ["sample=NA12878 threads=4", str(256 * 2**20)]
-    volume = fleet.job_root / "runtime" / "volumes" / "0" / "out.txt"
-    assert volume.read_text() == "result\n"
+    # Written to the EBS volume itself, which outlives the instance.
+    assert (fleet.volume("vol-runtime") / "out.txt").read_text() == "result\n"
     events = fleet.events()
     (beat,) = [e for e in events if e.kind == "heartbeat"]
     assert beat.jobId == "runtime" and beat.cpuPercent is not None
@@ -56,3 +57,15 @@ def test_cancel_stops_the_container_and_answers_its_token(fleet):
     assert agent.podman.state(agent.container("doomed")) is None and agent.job is None
     agent.watch_job()
     assert not [e for e in fleet.events() if e.kind == "job-exited"]
+
+
+def test_a_block_volume_not_attached_to_the_instance_fails_the_start_by_name(fleet):
+    agent = fleet.agent("i-novolume")
+    launch = fleet.launch("novolume", BUSYBOX, "echo never\n", dataVolumes=["[size=1]:/mnt/scratch"])
+    # Attached elsewhere: this host has no such disk, so the job must not start on an empty one.
+    fleet.attach("i-elsewhere", "vol-elsewhere", 0)
+    agent.handle(RunCommand(taskToken="run", job=launch))
+    answer = fleet.sfn.answers[-1]
+    assert answer["error"] == "JobStartFailed", answer
+    assert "/mnt/scratch is not attached" in answer["cause"]
+    assert agent.podman.state(agent.container("novolume")) is None
