@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Makes a Debian 12 (bookworm) host an OpenFloat worker, as the worker image's build runs it
-# from the unpacked source archive (/opt/openfloat): the kernel modules NFS and FUSE volumes
-# need, agent/install.sh (podman, runc, CRIU 4.1.1: the same script the local mode runs), and
-# the agent's Python packages beside its code, where `cd /opt/openfloat && python3 -m agent`
-# (the instance's user data) finds them. Then infra/worker-check.sh. As root; safe to rerun.
+# from the unpacked source archive (/opt/openfloat): no apt runs of Debian's own, the kernel
+# modules NFS and FUSE volumes need, agent/install.sh (podman, runc, CRIU 4.1.1: the same
+# script the local mode runs), and the agent's Python packages beside its code, where
+# `cd /opt/openfloat && python3 -m agent` (the instance's user data) finds them. Then
+# infra/worker-check.sh. As root; safe to run again.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -17,6 +18,16 @@ die() { printf '[worker-setup] ERROR: %s\n' "$*" >&2; exit 1; }
 # shellcheck source=/dev/null
 . /etc/os-release
 [ "${VERSION_CODENAME:-}" = bookworm ] || die "this is ${PRETTY_NAME:-an unknown system}, not Debian 12 (bookworm)"
+
+# --- 0. No apt runs of its own -------------------------------------------------------------
+# A worker boots the image as it was tested: Debian's daily apt timers would upgrade packages
+# under a running job (and, here, hold apt's lock while install.sh needs it). Stopping the
+# services waits for a run already going.
+if [ -d /run/systemd/system ]; then
+  systemctl disable --now apt-daily.timer apt-daily-upgrade.timer 2>/dev/null || true
+  systemctl stop apt-daily.service apt-daily-upgrade.service unattended-upgrades.service 2>/dev/null || true
+  systemctl disable unattended-upgrades.service 2>/dev/null || true
+fi
 
 # --- 1. Kernel modules -------------------------------------------------------------------
 # The agent mounts NFS volumes with the kernel's client when /proc/filesystems lists nfs,
