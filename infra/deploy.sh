@@ -217,7 +217,10 @@ deploy() {
   parent=$(aws ssm get-parameter --name "$DEBIAN_AMI_PARAMETER" --query Parameter.Value --output text) ||
     die "cannot read Debian 12's AMI from SSM parameter $DEBIAN_AMI_PARAMETER in $REGION"
   root_device=$(aws ec2 describe-images --image-ids "$parent" --query 'Images[0].RootDeviceName' --output text)
-  build_id=$(printf '%s %s' "$digest" "$parent" | sha256sum | cut -c1-16)
+  # The component and recipe are named by what they are made of: the archive, Debian's image
+  # and the template (a recipe cannot change under the same name and version).
+  build_id=$(printf '%s %s %s' "$digest" "$parent" "$(sha256sum <"$ROOT/infra/worker-image.json")" |
+    sha256sum | cut -c1-16)
   log "worker image: build $build_id (source $digest, Debian 12 image $parent); a new build takes 30 to 60 minutes"
   local image_params=(SourceBucket="$BUCKET" SourceKey="$key" LogKeyPrefix="$PREFIX/image-builder-logs/"
     BuildId="$build_id" ParentImageId="$parent" RootDeviceName="$root_device"
