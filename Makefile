@@ -6,7 +6,7 @@ PIP     := $(PY) -m pip
 STAMP   := $(VENV)/.installed
 PORT    ?= 8787
 
-.PHONY: setup containers run demo bench test lint package clean
+.PHONY: setup containers run demo bench test lint package deploy drill undeploy clean
 
 setup: $(STAMP)
 
@@ -48,6 +48,19 @@ lint: $(STAMP)
 ## package: the deployable template, infra/resources.json merged into Chalice's output
 package: $(STAMP)
 	$(PY) -m infra.package build/package
+
+## deploy: the worker image and the stack on AWS: make deploy STACK=NAME [REGION=R BUCKET=B
+##   SUBNETS=a,b SECURITY_GROUPS=sg VPC=vpc] (needs the AWS CLI and credentials; see README)
+deploy: $(STAMP)
+	bash infra/deploy.sh deploy
+
+## drill: AWS FIS reclaims the Spot instance of one job: make drill STACK=NAME JOB=ID
+drill:
+	bash infra/deploy.sh drill
+
+## undeploy: remove the stack, its workers and images, and what deploy uploaded: make undeploy STACK=NAME
+undeploy:
+	bash infra/deploy.sh undeploy
 
 clean:
 	rm -rf $(VENV) build .pytest_cache
