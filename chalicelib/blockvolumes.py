@@ -28,6 +28,9 @@ logger = Logger(service="openfloat-volumes")
 
 # The volume's place among the job's data volumes (its index in dataVolumes).
 INDEX_TAG = "openfloat:volume"
+# Which OpCenter the volume is of (its queue prefix, unique per stack): the reconciler of one
+# never deletes another's volumes in the same account.
+OPCENTER_TAG = "openfloat:opcenter"
 # A copy made for another zone names the volume it was made from.
 COPY_OF_TAG = "openfloat:copy-of"
 # Block volumes are attached as /dev/sdg, /dev/sdh, ...: /dev/sdf is the image volume.
@@ -56,6 +59,7 @@ def job_volumes(runtime: Runtime, job_id: str) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     for page in runtime.ec2.get_paginator("describe_volumes").paginate(Filters=[
             {"Name": f"tag:{JOB_TAG}", "Values": [job_id]},
+            {"Name": f"tag:{OPCENTER_TAG}", "Values": [runtime.config.queue_prefix]},
             {"Name": "status", "Values": _LIVE}]):
         found += page["Volumes"]
     return sorted(found, key=lambda v: v["CreateTime"])
@@ -89,7 +93,8 @@ def zone_of(runtime: Runtime, job: JobRecord) -> str | None:
 
 def _create(runtime: Runtime, job: JobRecord, index: int, size: int, zone: str,
             snapshot: str | None = None, copy_of: str | None = None) -> dict[str, Any]:
-    tags = {JOB_TAG: job.id, INDEX_TAG: str(index), "Name": f"openfloat-{job.id}-{index}",
+    tags = {JOB_TAG: job.id, INDEX_TAG: str(index), OPCENTER_TAG: runtime.config.queue_prefix,
+            "Name": f"openfloat-{job.id}-{index}",
             **({COPY_OF_TAG: copy_of} if copy_of else {})}
     request: dict[str, Any] = {
         "AvailabilityZone": zone, "VolumeType": "gp3", "Size": size,
@@ -154,7 +159,8 @@ def _copy_to(runtime: Runtime, job: JobRecord, index: int, source: dict[str, Any
         runtime.ec2.create_snapshot(
             VolumeId=volume_id, Description=f"OpenFloat job {job.id}: volume moving to {zone}",
             TagSpecifications=[{"ResourceType": "snapshot", "Tags": [
-                {"Key": JOB_TAG, "Value": job.id}, {"Key": COPY_OF_TAG, "Value": volume_id}]}])
+                {"Key": JOB_TAG, "Value": job.id}, {"Key": COPY_OF_TAG, "Value": volume_id},
+                {"Key": OPCENTER_TAG, "Value": runtime.config.queue_prefix}]}])
         raise VolumesNotReady(f"{volume_id} is being snapshotted to move to {zone}")
     snapshot = snapshots[0]
     if snapshot["State"] == "error":
@@ -268,16 +274,17 @@ def release(runtime: Runtime, job_id: str) -> list[str]:
         else:
             logger.info("volume deleted", extra={"job_id": job_id, "volume_id": volume["VolumeId"]})
     snapshots = runtime.ec2.describe_snapshots(OwnerIds=["self"], Filters=[
-        {"Name": f"tag:{JOB_TAG}", "Values": [job_id]}])["Snapshots"]
+        {"Name": f"tag:{JOB_TAG}", "Values": [job_id]},
+        {"Name": f"tag:{OPCENTER_TAG}", "Values": [runtime.config.queue_prefix]}])["Snapshots"]
     for snapshot in snapshots:
         runtime.ec2.delete_snapshot(SnapshotId=snapshot["SnapshotId"])
     return left
 
 
 def tagged_jobs(runtime: Runtime) -> set[str]:
-    """The jobs that still have volumes or snapshots in EC2."""
+    """The jobs of this OpCenter that still have volumes in EC2."""
     jobs: set[str] = set()
     for page in runtime.ec2.get_paginator("describe_volumes").paginate(Filters=[
-            {"Name": "tag-key", "Values": [JOB_TAG]}]):
+            {"Name": f"tag:{OPCENTER_TAG}", "Values": [runtime.config.queue_prefix]}]):
         jobs |= {_tags(v)[JOB_TAG] for v in page["Volumes"]}
     return jobs

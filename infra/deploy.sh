@@ -302,7 +302,7 @@ terminate_workers() {
 }
 
 undeploy() {
-  local data_bucket="" prefix="" profile="" queue secret
+  local data_bucket="" prefix="" profile="" queue secret volume snapshot
   if [ -n "$(stack_status "$STACK")" ]; then
     data_bucket=$(stack_output "$STACK" DataBucket)
     prefix=$(stack_output "$STACK" QueuePrefix)
@@ -327,6 +327,16 @@ undeploy() {
     # Each worker's command queue is made by the workflows, not the stack.
     for queue in $(aws sqs list-queues --queue-name-prefix "${prefix}cmd-" --query 'QueueUrls[]' --output text); do
       [ "$queue" = None ] || { log "queue $queue: deleting"; aws sqs delete-queue --queue-url "$queue"; }
+    done
+    # Jobs' data volumes and their snapshots are made by the workflows, tagged with the
+    # OpCenter's queue prefix; with the workers gone, nothing holds them.
+    for volume in $(aws ec2 describe-volumes --filters "Name=tag:openfloat:opcenter,Values=$prefix" \
+        --query 'Volumes[].VolumeId' --output text); do
+      [ "$volume" = None ] || { log "volume $volume: deleting"; aws ec2 delete-volume --volume-id "$volume"; }
+    done
+    for snapshot in $(aws ec2 describe-snapshots --owner-ids self \
+        --filters "Name=tag:openfloat:opcenter,Values=$prefix" --query 'Snapshots[].SnapshotId' --output text); do
+      [ "$snapshot" = None ] || { log "snapshot $snapshot: deleting"; aws ec2 delete-snapshot --snapshot-id "$snapshot"; }
     done
   fi
   # Registry credentials, users' secrets and the token key are made by the API, not the stack.

@@ -25,6 +25,10 @@ def _with_volumes(flows, job_id, *volumes, status=JobStatus.SUBMITTED):
         "dataVolumes": [DataVolume.model_validate(v) for v in volumes]})})
 
 
+def _ours(flows):
+    return [{"Key": blockvolumes.OPCENTER_TAG, "Value": flows.runtime.config.queue_prefix}]
+
+
 def _volumes(flows, job_id):
     return blockvolumes.job_volumes(flows.runtime, job_id)
 
@@ -101,7 +105,8 @@ def test_a_job_that_had_to_change_zone_gets_a_copy_of_its_volume_there(flows):
     original = ec2.create_volume(AvailabilityZone="us-east-1b", Size=3, VolumeType="gp3",
                                  TagSpecifications=[{"ResourceType": "volume", "Tags": [
                                      {"Key": fleet.JOB_TAG, "Value": job.id},
-                                     {"Key": blockvolumes.INDEX_TAG, "Value": "0"}]}])
+                                     {"Key": blockvolumes.INDEX_TAG, "Value": "0"},
+                                     *_ours(flows)]}])
     instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1,
                                  InstanceType="c5.large",
                                  Placement={"AvailabilityZone": "us-east-1c"})["Instances"][0]
@@ -121,7 +126,8 @@ def test_a_job_whose_volumes_exist_launches_in_their_zone_or_anywhere_when_it_is
     flows.runtime.ec2.create_volume(
         AvailabilityZone="us-east-1d", Size=5, VolumeType="gp3",
         TagSpecifications=[{"ResourceType": "volume", "Tags": [
-            {"Key": fleet.JOB_TAG, "Value": "pinned"}, {"Key": blockvolumes.INDEX_TAG, "Value": "0"}]}])
+            {"Key": fleet.JOB_TAG, "Value": "pinned"}, {"Key": blockvolumes.INDEX_TAG, "Value": "0"},
+            *_ours(flows)]}])
     request = LaunchRequest(jobId="pinned", launchNumber=2, index=0,
                             attempt=Attempt(instanceType="c5.large", market="spot"))
     launched = launches.launch_instance(flows.runtime, flows.store, request)
@@ -168,9 +174,16 @@ def test_an_ended_job_loses_its_volumes_and_the_reconciler_deletes_what_was_left
 
     # A volume its ending could not delete (EC2 still held it) goes on the next pass.
     flows.runtime.ec2.create_volume(AvailabilityZone="us-east-1a", Size=1, TagSpecifications=[{
-        "ResourceType": "volume", "Tags": [{"Key": fleet.JOB_TAG, "Value": "ender"}]}])
+        "ResourceType": "volume", "Tags": [{"Key": fleet.JOB_TAG, "Value": "ender"}, *_ours(flows)]}])
+    # Another OpCenter's volume in the same account is not this one's to delete.
+    theirs = flows.runtime.ec2.create_volume(
+        AvailabilityZone="us-east-1a", Size=1, TagSpecifications=[{"ResourceType": "volume", "Tags": [
+            {"Key": fleet.JOB_TAG, "Value": "ender"},
+            {"Key": blockvolumes.OPCENTER_TAG, "Value": "openfloat-other-"}]}])
     done = reconciler.reconcile(flows.runtime, flows.store)
     assert "ender" in done.volumes and _volumes(flows, "ender") == []
+    kept = flows.runtime.ec2.describe_volumes(VolumeIds=[theirs["VolumeId"]])["Volumes"]
+    assert kept[0]["State"] == "available"
 
 
 def test_a_running_jobs_volumes_are_left_alone_by_the_reconciler(flows):
