@@ -7,6 +7,9 @@ from typing import Any
 from tests.containers.conftest import BUSYBOX, wait_for
 from tests.containers.test_checkpoint_restore import COUNTER
 
+# The same count, slow enough that a machine with both cores busy still checkpoints it half-way.
+SLOW_COUNTER = COUNTER.replace("sleep 0.1", "sleep 0.4")
+
 NUMBERS = [str(n) for n in range(1, 41)] + ["done 40"]
 
 
@@ -29,7 +32,7 @@ def test_a_restored_job_sends_only_what_it_prints_after_the_move(fleet):
     puts: list[tuple[str, bytes]] = []
     first = fleet.agent("i-log-1")
     second = fleet.agent("i-log-2", wrap=lambda client: RecordingPuts(client, puts))
-    launch = fleet.launch("moving-log", BUSYBOX, COUNTER)
+    launch = fleet.launch("moving-log", BUSYBOX, SLOW_COUNTER)
     first.run(launch)
     wait_for(lambda: first.watch_job() or len(fleet.stdout("moving-log").splitlines()) >= 8, 30,
              "the counter to reach 8")
