@@ -5,6 +5,7 @@ those the launch allows."""
 from __future__ import annotations
 
 import base64
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -192,7 +193,7 @@ def launch_worker(runtime: Runtime, launch: WorkerLaunch) -> LaunchedWorker:
         raise LaunchRefused(f"the stack has no worker subnet in {launch.zone} (its zones: "
                             f"{', '.join(zones(runtime))})")
     ec2 = runtime.ec2
-    template = f"{runtime.config.queue_prefix}{launch.token}"
+    template = _template_name(runtime.config.queue_prefix, launch.token)
     try:
         ec2.create_launch_template(LaunchTemplateName=template,
                                    LaunchTemplateData=launch_data(runtime, launch))
@@ -210,6 +211,15 @@ def launch_worker(runtime: Runtime, launch: WorkerLaunch) -> LaunchedWorker:
     finally:
         _delete_template(runtime, template)
     return _launched(answer, launch, allowed)
+
+
+def _template_name(prefix: str, token: str) -> str:
+    """The launch's own template: named after the stack and the launch, within EC2's 128
+    characters however long the stack's name."""
+    name = f"{prefix}{token}"
+    if len(name) > 128:
+        name = f"openfloat-{hashlib.sha256(prefix.encode()).hexdigest()[:16]}-{token}"
+    return name
 
 
 def _delete_template(runtime: Runtime, name: str) -> None:

@@ -26,6 +26,7 @@ from chalicelib.store import Store
 from chalicelib.wire.agent import CommandEnvelope
 from chalicelib.wire.checkpoints import CheckpointManifest, CriuStats
 from chalicelib.wire.status import JobStatus
+from localmode.ec2fleet import faithful_fleets
 from localmode.eventbridge import faithful_eventbridge
 from localmode.lambdas import local_lambdas
 from localmode.provision import provision
@@ -48,7 +49,8 @@ def flows(monkeypatch):
         session = boto3.Session(region_name="us-east-1")
         runtime = Runtime.from_config(Config.from_env(provision(session, "flows")), session)
         runtime_module.install(runtime)
-        with local_lambdas(app) as handlers, faithful_stepfunctions(), faithful_eventbridge():
+        with local_lambdas(app) as handlers, faithful_stepfunctions(), faithful_eventbridge(), \
+                faithful_fleets():
             arns = runtime.config.workflow_arns
             # Short waits for agents, so workflows nobody answers end within the test.
             runtime.config = dataclasses.replace(runtime.config, checkpoint_timeout_seconds=1,
