@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -23,7 +24,13 @@ RESOURCE_ENV: dict[str, str] = {
     "QUEUE_PREFIX": "QueuePrefix",
     "WORKER_IMAGE_ID": "WorkerImageId",
     "EC2_EVENTS_QUEUE": "Ec2EventsQueue",
+    "WORKER_LAUNCH_TEMPLATE": "WorkerLaunchTemplate",
+    "WORKER_SUBNETS": "WorkerSubnets",
 }
+# WORKER_SUBNETS when the stack was given none: the default subnet of each zone of the
+# default VPC, found when the first launch needs them.
+DEFAULT_SUBNETS = "default"
+_SUBNET = re.compile(r"^subnet-[0-9a-f]+$")
 
 
 class ConfigError(RuntimeError):
@@ -40,6 +47,17 @@ def _workflow_arns(text: str) -> dict[str, str]:
     return value
 
 
+def _subnets(text: str) -> tuple[str, ...]:
+    if text == DEFAULT_SUBNETS:
+        return ()
+    subnets = tuple(part.strip() for part in text.split(","))
+    wrong = [s for s in subnets if not _SUBNET.match(s)]
+    if wrong:
+        raise ConfigError(f"WORKER_SUBNETS must be {DEFAULT_SUBNETS!r} or subnet ids separated "
+                          f"by commas; {', '.join(repr(w) for w in wrong)} is not a subnet id")
+    return subnets
+
+
 @dataclass(frozen=True)
 class Config:
     jobs_table: str
@@ -54,6 +72,10 @@ class Config:
     queue_prefix: str
     worker_image_id: str
     ec2_events_queue: str
+    # The launch template of the stack's workers (its id), and the subnets they launch in;
+    # () for the default subnet of each zone of the default VPC.
+    worker_launch_template: str
+    worker_subnets: tuple[str, ...]
     token_ttl_seconds: int = 12 * 3600
     # How long a workflow waits for an agent: to commit a checkpoint (inside the two-minute
     # Spot warning), and to start or restore a job (boot, image pull, download).
@@ -112,6 +134,8 @@ class Config:
             queue_prefix=env["QUEUE_PREFIX"],
             worker_image_id=env["WORKER_IMAGE_ID"],
             ec2_events_queue=env["EC2_EVENTS_QUEUE"],
+            worker_launch_template=env["WORKER_LAUNCH_TEMPLATE"],
+            worker_subnets=_subnets(env["WORKER_SUBNETS"]),
             workflow_arns=_workflow_arns(env.get("WORKFLOW_ARNS", "{}")),
             token_ttl_seconds=seconds("TOKEN_TTL_SECONDS", cls.token_ttl_seconds),
             checkpoint_timeout_seconds=seconds("CHECKPOINT_TIMEOUT_SECONDS",

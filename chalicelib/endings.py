@@ -104,8 +104,14 @@ def settle(runtime: Runtime, store: Store, verdict: Verdict) -> Settled:
     if target == JobStatus.EXECUTING:
         queue = verdict.keepQueue if verdict.keep else job.commandsQueueUrl
         fields.update(instanceId=keep, commandsQueueUrl=queue)
+        if keep != job.instanceId:
+            # The job stays where it was: the type and zone recorded are the replacement's.
+            kept = fleet.describe(runtime, keep) if keep else None
+            fields.update(instanceType=kept["InstanceType"] if kept else None,
+                          instanceZone=kept["Placement"]["AvailabilityZone"] if kept else None)
     elif target == JobStatus.SUSPENDED:
-        fields.update(instanceId=None, commandsQueueUrl=None)
+        fields.update(instanceId=None, commandsQueueUrl=None, instanceType=None,
+                      instanceZone=None)
     if verdict.exitCode is not None:
         fields["rc"] = verdict.exitCode
     entry = HistoryEntry(time=runtime.now_iso(), from_=job.status, to=target, reason=reason,

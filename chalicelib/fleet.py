@@ -1,5 +1,5 @@
 """The EC2 side of placement: the offers placement chooses from, and launching one worker
-instance with its command queue, idempotently."""
+instance with its command queue, idempotently (the EC2 Fleet call itself is in `workers`)."""
 
 from __future__ import annotations
 
@@ -13,19 +13,14 @@ from chalicelib.errors import BadRequest
 from chalicelib.placement import Offer
 from chalicelib.runtime import Runtime
 from chalicelib.wire.tasks import Attempt
+from chalicelib.workers import CAPACITY_ERRORS as CAPACITY_ERRORS
+from chalicelib.workers import InsufficientCapacity as InsufficientCapacity
+from chalicelib.workers import LaunchRefused as LaunchRefused
+from chalicelib.workers import WorkerLaunch, launch_worker, zones
 
-# What AWS answers when it has no room for a launch; the next candidate may have some.
-CAPACITY_ERRORS = frozenset({
-    "InsufficientInstanceCapacity", "SpotMaxPriceTooLow", "MaxSpotInstanceCountExceeded",
-    "InstanceLimitExceeded", "Unsupported", "InsufficientCapacity",
-})
 LAUNCH_TAG = "openfloat:launch"
 JOB_TAG = "openfloat:job"
 OFFERS_CACHE = "ec2-offers"
-
-
-class InsufficientCapacity(Exception):
-    """EC2 could not launch this type on this market now."""
 
 
 def offers(runtime: Runtime) -> list[Offer]:
@@ -114,14 +109,18 @@ def user_data(runtime: Runtime, commands_queue: str, image_volume: bool = False)
 
 
 def check_instance_options(runtime: Runtime, zone: str | None, groups: list[str]) -> None:
-    """BadRequest unless the zone is one of the region's and every security group exists: a
-    launch that EC2 refuses for them would fail every attempt of the plan."""
+    """BadRequest unless the zone is one of the region's, with a subnet of the stack's workers,
+    and every security group exists: a launch that EC2 refuses for them would fail every
+    attempt of the plan."""
     if zone is not None:
-        zones = {z["ZoneName"] for z in runtime.ec2.describe_availability_zones()[
+        available = {z["ZoneName"] for z in runtime.ec2.describe_availability_zones()[
             "AvailabilityZones"] if z.get("State", "available") == "available"}
-        if zone not in zones:
+        if zone not in available:
             raise BadRequest(f"zone {zone} is not an available zone of this region "
-                             f"(available: {', '.join(sorted(zones))})")
+                             f"(available: {', '.join(sorted(available))})")
+        if zone not in zones(runtime):
+            raise BadRequest(f"zone {zone} has no subnet of the OpCenter's workers (their "
+                             f"zones: {', '.join(zones(runtime))})")
     for group in groups:
         try:
             runtime.ec2.describe_security_groups(GroupIds=[group])
@@ -140,12 +139,7 @@ def _root_device(runtime: Runtime) -> str:
     return str(cached)
 
 
-def _placement(runtime: Runtime, options: InstanceOptions) -> dict[str, Any]:
-    request: dict[str, Any] = {}
-    if options.zone:
-        request["Placement"] = {"AvailabilityZone": options.zone}
-    if options.security_groups:
-        request["SecurityGroupIds"] = list(options.security_groups)
+def _block_devices(runtime: Runtime, options: InstanceOptions) -> list[dict[str, Any]]:
     volumes = []
     if options.root_gb:
         volumes.append({"DeviceName": _root_device(runtime), "Ebs": {
@@ -153,9 +147,7 @@ def _placement(runtime: Runtime, options: InstanceOptions) -> dict[str, Any]:
     if options.image_gb:
         volumes.append({"DeviceName": IMAGE_VOLUME_DEVICE, "Ebs": {
             "VolumeSize": options.image_gb, "VolumeType": "gp3", "DeleteOnTermination": True}})
-    if volumes:
-        request["BlockDeviceMappings"] = volumes
-    return request
+    return volumes
 
 
 def existing_launch(runtime: Runtime, launch_token: str) -> dict[str, Any] | None:
@@ -173,36 +165,20 @@ def existing_launch(runtime: Runtime, launch_token: str) -> dict[str, Any] | Non
 def launch(runtime: Runtime, job_id: str, launch_token: str, attempt: Attempt,
            commands_queue: str, tags: dict[str, str],
            options: InstanceOptions = InstanceOptions()) -> dict[str, Any]:
-    """Run one instance for the job, or find the one a retry of this launch already ran."""
+    """Launch one instance for the job, of any of the attempt's types (EC2 chooses the type
+    and the zone), or find the one a retry of this launch already launched. The instance as
+    EC2 describes it: InstanceId, InstanceType and Placement at least."""
     earlier = existing_launch(runtime, launch_token)
     if earlier is not None:
         return earlier
-    all_tags = {**tags, JOB_TAG: job_id, LAUNCH_TAG: launch_token, "Name": f"openfloat-{job_id}"}
-    request: dict[str, Any] = {
-        "ImageId": runtime.config.worker_image_id,
-        "InstanceType": attempt.instanceType,
-        "MinCount": 1,
-        "MaxCount": 1,
-        # EC2 returns the same instance for the same token; the tag lookup above covers
-        # stand-ins that do not.
-        "ClientToken": launch_token,
-        "UserData": user_data(runtime, commands_queue, image_volume=bool(options.image_gb)),
-        "TagSpecifications": [{"ResourceType": "instance", "Tags": [
-            {"Key": k, "Value": v} for k, v in all_tags.items()]}],
-        "InstanceInitiatedShutdownBehavior": "terminate",
-        **_placement(runtime, options),
-    }
-    if attempt.market == "spot":
-        request["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": {
-            "SpotInstanceType": "one-time", "InstanceInterruptionBehavior": "terminate"}}
-    try:
-        return dict(runtime.ec2.run_instances(**request)["Instances"][0])
-    except ClientError as error:
-        code = error.response["Error"]["Code"]
-        if code in CAPACITY_ERRORS:
-            raise InsufficientCapacity(
-                f"{attempt.market} {attempt.instanceType}: {code}") from None
-        raise
+    worker = launch_worker(runtime, WorkerLaunch(
+        token=launch_token, market=attempt.market, instance_types=tuple(attempt.instanceTypes),
+        user_data=user_data(runtime, commands_queue, image_volume=bool(options.image_gb)),
+        tags={**tags, JOB_TAG: job_id, LAUNCH_TAG: launch_token, "Name": f"openfloat-{job_id}"},
+        zone=options.zone, security_groups=options.security_groups,
+        block_devices=_block_devices(runtime, options)))
+    return {"InstanceId": worker.instance_id, "InstanceType": worker.instance_type,
+            "Placement": {"AvailabilityZone": worker.zone}}
 
 
 # States in which an instance still costs money or may come back.

@@ -58,6 +58,8 @@ def view(job: JobRecord) -> JobView:
         mem=spec.mem,
         instType=spec.instType,
         instanceId=job.instanceId,
+        instanceType=job.instanceType,
+        instanceZone=job.instanceZone,
         env=spec.env,
         customTags=spec.customTags,
         portMappings=spec.publish,

@@ -47,8 +47,9 @@ def _time_left(runtime: Runtime, job: JobRecord) -> float | None:
 
 
 def launch_instance(runtime: Runtime, store: Store, request: LaunchRequest) -> Launched:
-    """Launch one planned attempt, record the instance on the job, and hand back what the
-    agent needs to start it. InsufficientCapacity sends the workflow to the next attempt."""
+    """Launch one planned attempt, record the instance (and the type and zone EC2 chose for
+    it) on the job, and hand back what the agent needs to start it. InsufficientCapacity
+    sends the workflow to the next attempt."""
     job = store.require_job(request.jobId)
     expected = job.status
     token = f"{job.id}-{request.launchNumber}-{request.index}" + (
@@ -70,6 +71,8 @@ def launch_instance(runtime: Runtime, store: Store, request: LaunchRequest) -> L
         instance = fleet.launch(runtime, job.id, f"{token}-anyzone", request.attempt, queue,
                                 spec.customTags, replace(options, zone=None))
     instance_id = str(instance["InstanceId"])
+    chosen = str(instance["InstanceType"])
+    zone = instance.get("Placement", {}).get("AvailabilityZone")
     for _ in range(3):
         if job.status != expected:
             # Cancelled (or otherwise moved on) while the instance was booting: it must not
@@ -78,7 +81,8 @@ def launch_instance(runtime: Runtime, store: Store, request: LaunchRequest) -> L
             raise IllegalTransition(f"job {job.id} became {job.status.value} while "
                                     f"{instance_id} was launched for it; released it")
         try:
-            job = store.record_fields(job, {"instanceId": instance_id, "commandsQueueUrl": queue})
+            job = store.record_fields(job, {"instanceId": instance_id, "commandsQueueUrl": queue,
+                                            "instanceType": chosen, "instanceZone": zone})
             break
         except StaleWrite:
             job = store.require_job(job.id)
@@ -86,7 +90,7 @@ def launch_instance(runtime: Runtime, store: Store, request: LaunchRequest) -> L
         fleet.release(runtime, instance_id, queue)
         raise StaleWrite(f"job {job.id} kept changing while {instance_id} was recorded")
     secret = issue_job_token(runtime, job.id, job.owner) if job.apiUrl else None
-    offer = next(o for o in fleet.offers(runtime) if o.instance_type == request.attempt.instanceType)
+    offer = next(o for o in fleet.offers(runtime) if o.instance_type == chosen)
     mem = Range.model_validate(job.spec.mem)
     entry = store.get_image(job.image)
     launch = JobLaunch(
@@ -99,6 +103,6 @@ def launch_instance(runtime: Runtime, store: Store, request: LaunchRequest) -> L
         privileged=spec.privileged, withRoot=spec.withRoot, containerOptions=spec.containerOpts,
         dirMaps=spec.dirMaps, checkpointable=not spec.disableMigrate, publish=spec.publish,
         hostInitKey=job.hostInitKey, hostTerminateKey=job.hostTerminateKey)
-    return Launched(instanceId=instance_id, instanceType=request.attempt.instanceType,
+    return Launched(instanceId=instance_id, instanceType=chosen, zone=zone,
                     market=request.attempt.market, commandsQueueUrl=queue, job=launch,
                     launchedAt=runtime.now_iso())

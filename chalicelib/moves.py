@@ -44,6 +44,7 @@ def migration(runtime: Runtime, change: StatusChange, moved: Moved) -> Migration
     return MigrationView(
         time=runtime.now_iso(), reason=change.reason, fromInstance=moved.fromInstance,
         toInstance=change.instanceId or "", instanceType=moved.instanceType,
+        zone=moved.zone,
         checkpointSeq=checkpoint.seq if checkpoint else None,
         imageBytes=checkpoint.archiveSize if checkpoint else None,
         freezeSeconds=frozen,

@@ -77,31 +77,38 @@ def launch_plan(offers: list[Offer], cpu: CpuRange, mem: Range, instance_type: s
                 moving: bool = False, gpus: int = 0) -> list[Attempt]:
     """Every launch the job may try, in order, per its vmPolicy.
 
-    spotOnly: each Spot candidate once. onDemand: each On-demand candidate once. spotFirst:
-    `retryLimit` rounds over the Spot candidates, `retryInterval` seconds apart, then the
-    On-demand candidates — the same sizes, so a fallback never asks for more than the job did.
+    A Spot round is one launch over every Spot candidate, EC2 choosing among them; an
+    On-demand fallback tries its candidates one by one. spotOnly: one Spot round. onDemand:
+    the On-demand candidates. spotFirst: `retryLimit` Spot rounds, `retryInterval` seconds
+    apart, then the On-demand candidates — the same sizes, so a fallback never asks for more
+    than the job did.
 
-    `prefer` (the type the job ran on) goes first when it still fits: a moved job lands on
-    the same type by default. A job `moving` is frozen while the plan runs, so it gets one
-    Spot round with no waiting before the On-demand fallback.
+    `prefer` (the type the job ran on) goes first when it still fits, in a launch of its own
+    within the Spot round: a moved job lands on the same type when EC2 has one. A job
+    `moving` is frozen while the plan runs, so it gets one Spot round with no waiting before
+    the On-demand fallback.
     """
     spot = [o.instance_type for o in candidates(offers, cpu, mem, instance_type, "spot", gpus)]
     on_demand = [o.instance_type
                  for o in candidates(offers, cpu, mem, instance_type, "on-demand", gpus)]
     spot = _preferring(spot, offers, prefer, "spot", cpu, mem, instance_type, gpus)
     on_demand = _preferring(on_demand, offers, prefer, "on-demand", cpu, mem, instance_type, gpus)
+    # A Spot round gives EC2 every candidate at once; a preferred type is asked for alone
+    # first, so EC2 picks another only when it has none of it.
+    spot_round = [types for types in ([spot[:1], spot[1:]] if spot[:1] == [prefer] else [spot])
+                  if types]
     plan: list[Attempt] = []
     if policy.onDemand:
-        plan = [Attempt(instanceType=t, market="on-demand") for t in on_demand]
+        plan = [Attempt(instanceTypes=[t], market="on-demand") for t in on_demand]
     elif policy.spotOnly:
-        plan = [Attempt(instanceType=t, market="spot") for t in spot]
+        plan = [Attempt(instanceTypes=types, market="spot") for types in spot_round]
     else:
         rounds = 1 if moving else max(policy.retryLimit or 0, 1)
         for number in range(rounds):
-            for index, name in enumerate(spot):
+            for index, types in enumerate(spot_round):
                 wait = (policy.retryInterval or 0) if number > 0 and index == 0 else 0
-                plan.append(Attempt(instanceType=name, market="spot", waitSeconds=wait))
-        plan += [Attempt(instanceType=t, market="on-demand") for t in on_demand]
+                plan.append(Attempt(instanceTypes=types, market="spot", waitSeconds=wait))
+        plan += [Attempt(instanceTypes=[t], market="on-demand") for t in on_demand]
     if not plan:
         wanted = f"instance type {instance_type}" if instance_type else f"{cpu} vCPUs and {mem} GiB"
         if gpus:

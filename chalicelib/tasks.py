@@ -98,6 +98,7 @@ def set_status(runtime: Runtime, store: Store, change: StatusChange) -> StatusSe
         moved = moved.model_copy(update={
             "restored": change.restored,
             "instanceType": launched.instanceType or moved.instanceType,
+            "zone": launched.zone or moved.zone,
             "launchedAt": launched.launchedAt or moved.launchedAt})
     if moved is not None and job.status != change.to:
         migration = moves.migration(runtime, change, moved)

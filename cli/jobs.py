@@ -202,7 +202,7 @@ def job_table(job: JobView) -> str:
     details = [
         ("ID", job.id), ("NAME", job.name), ("USER", job.user), ("STATUS", job.status),
         ("RC", job.rc), ("IMAGE", f"{job.image} ({job.imageUri})"), ("CPU", job.cpu),
-        ("MEM", f"{job.mem} GB"), ("INSTANCE TYPE", job.instType), ("INSTANCE", job.instanceId),
+        ("MEM", f"{job.mem} GB"), ("INSTANCE TYPE", job.instType), ("INSTANCE", _instance(job)),
         ("VM POLICY", _vm_policy(job.vmPolicy)), ("SUBMIT TIME", job.submitTime),
         ("UPDATE TIME", job.updateTime),
     ]
@@ -232,14 +232,20 @@ def job_table(job: JobView) -> str:
     return text
 
 
+def _instance(job: JobView) -> str | None:
+    """The instance with the type and zone EC2 chose for it: `i-0abc (c5.large, us-east-1b)`."""
+    chosen = ", ".join(part for part in (job.instanceType, job.instanceZone) if part)
+    return f"{job.instanceId} ({chosen})" if job.instanceId and chosen else job.instanceId
+
+
 def migrations_table(migrations: list[MigrationView]) -> str:
-    """Each move: when, from which instance to which, its type, the checkpoint image's size, how
-    long the job was frozen, how long until it was Executing again, and whether it was rerun
-    from the start instead of restored."""
+    """Each move: when, from which instance to which, its type and zone, the checkpoint image's
+    size, how long the job was frozen, how long until it was Executing again, and whether it
+    was rerun from the start instead of restored."""
     return output.table(
-        ("TIME", "MOVE", "INSTANCE TYPE", "IMAGE MiB", "FREEZE s", "TO EXECUTING s", "RERUN",
-         "REASON"),
-        ((m.time, f"{m.fromInstance or '-'} → {m.toInstance}", m.instanceType,
+        ("TIME", "MOVE", "INSTANCE TYPE", "ZONE", "IMAGE MiB", "FREEZE s", "TO EXECUTING s",
+         "RERUN", "REASON"),
+        ((m.time, f"{m.fromInstance or '-'} → {m.toInstance}", m.instanceType, m.zone,
           _number(m.imageBytes / MIB if m.imageBytes is not None else None),
           _number(m.freezeSeconds), _number(m.secondsToExecuting), "yes" if m.rerun else "no",
           m.reason) for m in migrations),

@@ -54,11 +54,45 @@ def _policy() -> dict[str, Any]:
                  "Resource": {"Fn::Sub": "${DataBucket.Arn}/*"}},
                 {"Effect": "Allow", "Action": ["s3:ListBucket"],
                  "Resource": {"Fn::GetAtt": ["DataBucket", "Arn"]}},
+                # Launching workers: an instant EC2 Fleet from a per-launch copy of the
+                # workers' launch template. EC2 scopes none of these to a resource the stack
+                # can name before the launch.
                 {"Effect": "Allow",
-                 "Action": ["ec2:RunInstances", "ec2:TerminateInstances", "ec2:DescribeInstances",
+                 "Action": ["ec2:CreateFleet", "ec2:RunInstances", "ec2:CreateLaunchTemplate",
+                            "ec2:DeleteLaunchTemplate", "ec2:DescribeLaunchTemplateVersions",
+                            "ec2:TerminateInstances", "ec2:DescribeInstances",
                             "ec2:DescribeInstanceTypes", "ec2:DescribeSpotPriceHistory",
-                            "ec2:CreateTags"],
+                            "ec2:DescribeImages", "ec2:DescribeSubnets",
+                            "ec2:DescribeSecurityGroups", "ec2:DescribeAvailabilityZones",
+                            "ec2:CreateTags", "ec2:DeleteTags"],
                  "Resource": "*"},
+                {"Effect": "Allow", "Action": ["iam:PassRole"],
+                 "Resource": {"Fn::GetAtt": ["WorkerRole", "Arn"]},
+                 "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}},
+                # EC2 Fleet and Spot act through their service-linked roles, made on first use.
+                {"Effect": "Allow", "Action": ["iam:CreateServiceLinkedRole"],
+                 "Resource": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/"
+                                         "aws-service-role/*"},
+                 "Condition": {"StringEquals": {"iam:AWSServiceName": [
+                     "ec2fleet.amazonaws.com", "spot.amazonaws.com"]}}},
+                # Jobs' data volumes follow them as EBS volumes, moved by the workflows.
+                {"Effect": "Allow",
+                 "Action": ["ec2:DescribeVolumes", "ec2:DescribeSnapshots"],
+                 "Resource": "*"},
+                {"Effect": "Allow",
+                 "Action": ["ec2:CreateVolume", "ec2:AttachVolume", "ec2:DetachVolume",
+                            "ec2:DeleteVolume"],
+                 "Resource": [
+                     {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:"
+                                 "volume/*"},
+                     {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:"
+                                 "instance/*"},
+                     {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}::snapshot/*"}]},
+                {"Effect": "Allow", "Action": ["ec2:CreateSnapshot", "ec2:DeleteSnapshot"],
+                 "Resource": [
+                     {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:"
+                                 "volume/*"},
+                     {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}::snapshot/*"}]},
                 {"Effect": "Allow",
                  "Action": ["sqs:CreateQueue", "sqs:DeleteQueue", "sqs:SendMessage",
                             "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],

@@ -37,6 +37,7 @@ from chalicelib.config import Config
 from chalicelib.runtime import Runtime
 from chalicelib.store import Store
 from chalicelib.users import ensure_admin
+from localmode.ec2fleet import faithful_fleets
 from localmode.eventbridge import faithful_eventbridge
 from localmode.instances import LocalInstances
 from localmode.lambdas import Schedule, local_lambdas
@@ -138,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         handlers = running.enter_context(local_lambdas(app))
         running.enter_context(faithful_stepfunctions())
         running.enter_context(faithful_eventbridge())
+        running.enter_context(faithful_fleets())
         state_dir = args.state_dir or Path(tempfile.mkdtemp(prefix="openfloat-local-"))
         if args.state_dir is None:
             running.callback(shutil.rmtree, state_dir, ignore_errors=True)

@@ -81,6 +81,9 @@ class JobRecord(BaseModel):
     instanceId: str | None = None
     # The instance's own command queue, where workflows send the agent its commands.
     commandsQueueUrl: str | None = None
+    # The type and availability zone EC2 chose for `instanceId` among those its launch allowed.
+    instanceType: str | None = None
+    instanceZone: str | None = None
     rc: int | None = None
     # Where the job reaches the API from inside (`float migrate` in its script).
     apiUrl: str | None = None

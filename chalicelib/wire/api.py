@@ -222,6 +222,8 @@ class MigrationView(View):
     fromInstance: str | None = None
     toInstance: str
     instanceType: str | None = None
+    # The availability zone of the instance moved to.
+    zone: str | None = None
     checkpointSeq: int | None = None
     imageBytes: int | None = None
     freezeSeconds: float | None = None
@@ -251,6 +253,9 @@ class JobView(View):
     mem: Range
     instType: str | None = None
     instanceId: str | None = None
+    # What EC2 chose for the instance among the types and zones its launch allowed.
+    instanceType: str | None = None
+    instanceZone: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
     customTags: dict[str, str] = Field(default_factory=dict)
     portMappings: list[str] = Field(default_factory=list)

@@ -30,9 +30,10 @@ class TaskOutput(BaseModel):
 
 
 class Attempt(BaseModel):
-    """One launch to try: a type on a market, after waiting `waitSeconds`."""
+    """One launch to try, after waiting `waitSeconds`: one instance of any of `instanceTypes`
+    on a market, EC2 choosing the type and the zone among them."""
 
-    instanceType: str
+    instanceTypes: list[str]
     market: Market
     waitSeconds: int = 0
 
@@ -88,6 +89,7 @@ class Moved(TaskInput):
     fromInstance: str | None = None
     noticeTime: str | None = None
     instanceType: str | None = None
+    zone: str | None = None
     # When the replacement's launch returned.
     launchedAt: str | None = None
     # The agent's answer to the restore (wire.checkpoints.Restored), read leniently by the
@@ -103,6 +105,7 @@ class NewInstance(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     instanceType: str | None = None
+    zone: str | None = None
     launchedAt: str | None = None
 
 
@@ -193,7 +196,9 @@ class Plan(TaskOutput):
 
 class Launched(TaskOutput):
     instanceId: str
+    # What EC2 chose among the attempt's types and the stack's zones.
     instanceType: str
+    zone: str | None
     market: Market
     commandsQueueUrl: str
     job: JobLaunch

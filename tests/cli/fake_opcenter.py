@@ -128,7 +128,8 @@ def migration_json(**overrides: Any) -> dict[str, Any]:
     """One entry of a job's `migrations`, as the API returns it."""
     migration = {
         "time": "2024-05-01T11:00:00Z", "reason": "Spot reclaim", "fromInstance": "i-0abc",
-        "toInstance": "i-0def", "instanceType": "c5.2xlarge", "checkpointSeq": 1,
+        "toInstance": "i-0def", "instanceType": "c5.2xlarge", "zone": "us-east-1b",
+        "checkpointSeq": 1,
         "imageBytes": 512 * 1024 * 1024 + 300 * 1024, "freezeSeconds": 4.3,
         "checkpointSeconds": 6.0, "uploadSeconds": 12.5, "launchSeconds": 40.2,
         "downloadSeconds": 9.1, "restoreSeconds": 3.3, "secondsToExecuting": 95.0,

@@ -126,7 +126,7 @@ def test_show_lists_the_migrations_under_the_history(logged_in, run):
     logged_in.reply("GET", "/v1/jobs/job-1", job_json(migrations=[
         migration_json(),
         migration_json(time="2024-05-01T12:00:00Z", fromInstance="i-0def", toInstance="i-0123",
-                       instanceType="r5.xlarge", imageBytes=None, freezeSeconds=None,
+                       instanceType="r5.xlarge", zone=None, imageBytes=None, freezeSeconds=None,
                        secondsToExecuting=300.0, rerun=True, reason="restore failed"),
     ]))
 
@@ -136,12 +136,12 @@ def test_show_lists_the_migrations_under_the_history(logged_in, run):
     lines = result.out.splitlines()
     assert lines.index("HISTORY") < lines.index("MIGRATIONS")
     header, first, second = lines[lines.index("MIGRATIONS") + 1:]
-    assert header.split() == ["TIME", "MOVE", "INSTANCE", "TYPE", "IMAGE", "MiB", "FREEZE", "s",
-                              "TO", "EXECUTING", "s", "RERUN", "REASON"]
+    assert header.split() == ["TIME", "MOVE", "INSTANCE", "TYPE", "ZONE", "IMAGE", "MiB",
+                              "FREEZE", "s", "TO", "EXECUTING", "s", "RERUN", "REASON"]
     assert first.split() == ["2024-05-01T11:00:00Z", "i-0abc", "→", "i-0def", "c5.2xlarge",
-                             "512.3", "4.3", "95.0", "no", "Spot", "reclaim"]
+                             "us-east-1b", "512.3", "4.3", "95.0", "no", "Spot", "reclaim"]
     assert second.split() == ["2024-05-01T12:00:00Z", "i-0def", "→", "i-0123", "r5.xlarge",
-                              "-", "-", "300.0", "yes", "restore", "failed"]
+                              "-", "-", "-", "300.0", "yes", "restore", "failed"]
     assert header.index("RERUN") == first.index("no") == second.index("yes")
 
 

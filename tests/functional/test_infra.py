@@ -109,3 +109,61 @@ def test_the_first_admin_of_a_deployed_stack_can_log_in(aws, monkeypatch, capsys
     runtime = Runtime.from_config(Config.from_env(stack_settings(aws, "openfloat-prod")), aws)
     session = login(runtime, Store(runtime.dynamodb, runtime.config), "root", "first-admin-password")
     assert session.role == "admin"
+
+
+def _stack(aws, name, **parameters):
+    cloudformation = aws.client("cloudformation")
+    cloudformation.create_stack(StackName=name, TemplateBody=TEMPLATE.read_text(), Parameters=[
+        {"ParameterKey": key, "ParameterValue": value}
+        for key, value in {"WorkerImageId": "ami-12c6146b", **parameters}.items()])
+    stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    ec2 = aws.client("ec2")
+    template = ec2.describe_launch_template_versions(
+        LaunchTemplateId=outputs["WorkerLaunchTemplate"], Versions=["$Default"])
+    return outputs, template["LaunchTemplateVersions"][0]["LaunchTemplateData"]
+
+
+def test_workers_launch_by_default_in_the_default_vpc_behind_a_group_of_the_stack(aws):
+    outputs, data = _stack(aws, "openfloat-defaults")
+    assert outputs["WorkerSubnets"] == "default"
+    assert Config.from_env({env: outputs[key] for env, key in RESOURCE_ENV.items()}
+                           ).worker_subnets == ()
+    (group,) = data["SecurityGroupIds"]
+    described = aws.client("ec2").describe_security_groups(GroupIds=[group])["SecurityGroups"][0]
+    assert described["IpPermissions"] == []
+    assert [r["CidrIp"] for r in described["IpPermissionsEgress"][0]["IpRanges"]] == ["0.0.0.0/0"]
+    assert data["MetadataOptions"]["HttpTokens"] == "required"
+    assert data["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
+    assert data["IamInstanceProfile"]["Arn"] == outputs["WorkerInstanceProfile"]
+
+
+def test_given_subnets_and_groups_are_the_ones_workers_launch_with(aws):
+    ec2 = aws.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.7.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.7.{n}.0/24",
+                                 AvailabilityZone=f"us-east-1{zone}")["Subnet"]["SubnetId"]
+               for n, zone in enumerate("ab")]
+    group = ec2.create_security_group(GroupName="workers", Description="workers",
+                                      VpcId=vpc)["GroupId"]
+    outputs, data = _stack(aws, "openfloat-own-vpc", WorkerVpcId=vpc,
+                           WorkerSubnetIds=",".join(subnets), WorkerSecurityGroupIds=group)
+    assert Config.from_env({env: outputs[key] for env, key in RESOURCE_ENV.items()}
+                           ).worker_subnets == tuple(subnets)
+    assert data["SecurityGroupIds"] == [group]
+    groups = ec2.describe_security_groups()["SecurityGroups"]
+    assert not [g for g in groups if g["Description"].startswith("OpenFloat workers")]
+
+
+def test_the_worker_role_allows_exact_actions_only():
+    role = json.loads(TEMPLATE.read_text())["Resources"]["WorkerRole"]["Properties"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "ec2.amazonaws.com"}
+    statements = [s for policy in role["Policies"]
+                  for s in policy["PolicyDocument"]["Statement"]]
+    actions = {a for s in statements for a in s["Action"]}
+    assert actions == {
+        "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:SendMessage", "s3:GetObject",
+        "s3:PutObject", "s3:DeleteObject", "s3:ListBucket", "states:SendTaskSuccess",
+        "states:SendTaskFailure", "states:SendTaskHeartbeat", "secretsmanager:GetSecretValue"}

@@ -30,9 +30,9 @@ def _offer(flows, name):
 
 def test_a_gpu_job_lands_on_a_gpu_type_and_a_cpu_job_never_does(flows):
     with_gpus = _plan(flows, 1)
-    assert with_gpus and all(_offer(flows, a.instanceType).gpus >= 1 for a in with_gpus)
+    assert with_gpus and all(_offer(flows, t).gpus >= 1 for a in with_gpus for t in a.instanceTypes)
     without = _plan(flows, 0)
-    assert without and all(_offer(flows, a.instanceType).gpus == 0 for a in without)
+    assert without and all(_offer(flows, t).gpus == 0 for a in without for t in a.instanceTypes)
 
 
 def test_a_gpu_count_no_type_offers_is_refused_naming_the_gpus(flows):

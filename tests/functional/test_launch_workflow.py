@@ -3,7 +3,7 @@ every failure ending in a named status with no instance left running."""
 
 from __future__ import annotations
 
-from chalicelib import fleet
+from chalicelib import fleet, workers
 from chalicelib.placement import launch_plan
 from chalicelib.wire.specs import CpuRange, Range, VmPolicy
 from chalicelib.wire.status import JobStatus
@@ -49,15 +49,56 @@ def test_a_job_is_placed_launched_started_and_executing(flows):
     assert market == "spot" and run.job.cpus in (2, 3, 4)
 
 
-def test_a_capacity_error_moves_on_to_the_next_type(flows, no_capacity):
+def _fleet_calls(flows):
+    """The CreateFleet requests the control plane makes from now on."""
+    calls: list = []
+    flows.runtime.ec2.meta.events.register(
+        "provide-client-params.ec2.CreateFleet", lambda params, **_: calls.append(params))
+    return calls
+
+
+def test_a_spot_round_is_one_fleet_launch_over_every_candidate_type(flows):
+    _submitted(flows, "round", cpu={"min": 2, "max": 2}, mem={"min": 4, "max": 8},
+               vmPolicy={"spotOnly": True})
+    (attempt,) = launch_plan(fleet.offers(flows.runtime), CpuRange(min=2, max=2),
+                             Range(min=4, max=8), None, VmPolicy(spotOnly=True))
+    assert len(attempt.instanceTypes) > 1
+    calls = _fleet_calls(flows)
+    simulated_agent(flows, None, True, [], job_id="round")
+    assert _launch(flows, "round")["status"] == "SUCCEEDED"
+    (call,) = calls
+    assert call["Type"] == "instant"
+    assert call["SpotOptions"]["AllocationStrategy"] == "price-capacity-optimized"
+    assert call["TargetCapacitySpecification"]["DefaultTargetCapacityType"] == "spot"
+    (config,) = call["LaunchTemplateConfigs"]
+    subnets = {s.subnet_id for s in workers.subnets(flows.runtime)}
+    assert len(subnets) > 1
+    assert {(o["InstanceType"], o["SubnetId"]) for o in config["Overrides"]} == {
+        (t, s) for t in attempt.instanceTypes for s in subnets}
+    job = flows.store.get_job("round")
+    described = fleet.describe(flows.runtime, job.instanceId)
+    assert (job.instanceType, job.instanceZone) == (
+        described["InstanceType"], described["Placement"]["AvailabilityZone"])
+    assert job.instanceType in attempt.instanceTypes and job.instanceZone
+    # The launch's own template went once EC2 answered; the stack's stays.
+    templates = flows.runtime.ec2.describe_launch_templates()["LaunchTemplates"]
+    assert [t["LaunchTemplateId"] for t in templates] == [
+        flows.runtime.config.worker_launch_template]
+
+
+def test_a_type_without_capacity_leaves_ec2_the_others_of_the_round(flows, no_capacity):
     _submitted(flows, "crowded", cpu={"min": 2, "max": 2}, mem={"min": 4, "max": 8},
                vmPolicy={"spotOnly": True})
-    plan = launch_plan(fleet.offers(flows.runtime), CpuRange(min=2, max=2), Range(min=4, max=8),
-                       None, VmPolicy(spotOnly=True))
-    no_capacity.add(("spot", plan[0].instanceType))
+    (attempt,) = launch_plan(fleet.offers(flows.runtime), CpuRange(min=2, max=2),
+                             Range(min=4, max=8), None, VmPolicy(spotOnly=True))
+    no_capacity.add(("spot", attempt.instanceTypes[0]))
+    calls = _fleet_calls(flows)
     simulated_agent(flows, None, True, [], job_id="crowded")
     assert _launch(flows, "crowded")["status"] == "SUCCEEDED"
-    assert _types(flows, "crowded") == [(plan[1].instanceType, "spot")]
+    ((kind, market),) = _types(flows, "crowded")
+    assert market == "spot" and kind in attempt.instanceTypes[1:]
+    assert len(calls) == 1
+    assert flows.store.get_job("crowded").instanceType == kind
 
 
 def test_spot_first_falls_back_to_on_demand_when_spot_is_gone(flows, no_capacity):

@@ -13,7 +13,9 @@ import boto3
 import pytest
 from moto import mock_aws
 from moto.ec2.exceptions import EC2ClientError
+from moto.ec2.models.fleets import FleetsBackend
 from moto.ec2.models.instances import InstanceBackend
+from moto.ec2.responses.fleets import Fleets
 
 from app import app
 from chalicelib import executions, fleet
@@ -24,6 +26,7 @@ from chalicelib.store import Store
 from chalicelib.wire.agent import CommandEnvelope
 from chalicelib.wire.checkpoints import CheckpointManifest, CriuStats
 from chalicelib.wire.status import JobStatus
+from localmode.ec2fleet import faithful_fleets
 from localmode.eventbridge import faithful_eventbridge
 from localmode.lambdas import local_lambdas
 from localmode.provision import provision
@@ -46,7 +49,8 @@ def flows(monkeypatch):
         session = boto3.Session(region_name="us-east-1")
         runtime = Runtime.from_config(Config.from_env(provision(session, "flows")), session)
         runtime_module.install(runtime)
-        with local_lambdas(app) as handlers, faithful_stepfunctions(), faithful_eventbridge():
+        with local_lambdas(app) as handlers, faithful_stepfunctions(), faithful_eventbridge(), \
+                faithful_fleets():
             arns = runtime.config.workflow_arns
             # Short waits for agents, so workflows nobody answers end within the test.
             runtime.config = dataclasses.replace(runtime.config, checkpoint_timeout_seconds=1,
@@ -165,19 +169,65 @@ def _answer(flows: Flows, token: str, reply: bool | str | dict, kind: str) -> No
 @pytest.fixture
 def no_capacity(monkeypatch):
     """EC2 refuses launches matching the (market, type) pairs added to the returned set;
-    ("spot", "*") refuses every Spot launch."""
+    ("spot", "*") refuses every Spot launch. An instant fleet answers as EC2 does: it launches
+    one of the types it still has and lists each refused (type, subnet) in its Errors; a
+    RunInstances call fails."""
     refused: set[tuple[str, str]] = set()
+
+    def refuses(market: str, kind: str) -> bool:
+        return (market, kind) in refused or (market, "*") in refused
+
     original = InstanceBackend.run_instances
 
     def run_instances(self, image_id, count, user_data, security_group_names, **kwargs):
-        market = "spot" if kwargs.get("instance_market_options") else "on-demand"
+        spot = kwargs.get("instance_market_options") or kwargs.get("lifecycle") == "spot"
         kind = kwargs.get("instance_type", "m1.small")
-        if (market, kind) in refused or (market, "*") in refused:
+        if refuses("spot" if spot else "on-demand", kind):
             raise EC2ClientError("InsufficientInstanceCapacity",
                                  f"We currently do not have sufficient {kind} capacity.")
         return original(self, image_id, count, user_data, security_group_names, **kwargs)
 
+    original_fleet = FleetsBackend.create_fleet
+
+    def create_fleet(self, **request):
+        target = request["target_capacity_specification"]
+        configs = request["launch_template_configs"]
+        market = target.get("DefaultTargetCapacityType", "on-demand")
+        kept, errors = [], []
+        for config in configs:
+            overrides = []
+            for override in config.get("Overrides") or []:
+                if refuses(market, override.get("InstanceType", "")):
+                    errors.append({
+                        "LaunchTemplateAndOverrides": {
+                            "LaunchTemplateSpecification": config["LaunchTemplateSpecification"],
+                            "Overrides": override},
+                        "Lifecycle": market, "ErrorCode": "InsufficientInstanceCapacity",
+                        "ErrorMessage": "We currently do not have sufficient "
+                                        f"{override['InstanceType']} capacity in the zone."})
+                else:
+                    overrides.append(override)
+            if overrides:
+                kept.append({**config, "Overrides": overrides})
+        if not kept:  # nothing left to launch: a fleet of no instances
+            kept, target = configs, {**target, "TotalTargetCapacity": 0}
+        fleet = original_fleet(self, **{**request, "target_capacity_specification": target,
+                                        "launch_template_configs": kept})
+        fleet.refusals = errors
+        return fleet
+
+    original_answer = Fleets.create_fleet
+
+    def answer(self):
+        result = original_answer(self)
+        fleet = self.ec2_backend.get_fleet(result.result["FleetId"])
+        if getattr(fleet, "refusals", None):
+            result.result["Errors"] = fleet.refusals
+        return result
+
     monkeypatch.setattr(InstanceBackend, "run_instances", run_instances)
+    monkeypatch.setattr(FleetsBackend, "create_fleet", create_fleet)
+    monkeypatch.setattr(Fleets, "create_fleet", answer)
     return refused
 
 
