@@ -129,7 +129,7 @@ def test_a_job_whose_volumes_exist_launches_in_their_zone_or_anywhere_when_it_is
             {"Key": fleet.JOB_TAG, "Value": "pinned"}, {"Key": blockvolumes.INDEX_TAG, "Value": "0"},
             *_ours(flows)]}])
     request = LaunchRequest(jobId="pinned", launchNumber=2, index=0,
-                            attempt=Attempt(instanceType="c5.large", market="spot"))
+                            attempt=Attempt(instanceTypes=["c5.large"], market="spot"))
     launched = launches.launch_instance(flows.runtime, flows.store, request)
     zone = fleet.describe(flows.runtime, launched.instanceId)["Placement"]["AvailabilityZone"]
     assert zone == "us-east-1d"
@@ -160,7 +160,7 @@ def test_a_zone_the_user_named_is_never_left_for_the_volumes(flows, monkeypatch)
     with pytest.raises(fleet.InsufficientCapacity):
         launches.launch_instance(flows.runtime, flows.store, LaunchRequest(
             jobId="fixed", launchNumber=2, index=0,
-            attempt=Attempt(instanceType="c5.large", market="spot")))
+            attempt=Attempt(instanceTypes=["c5.large"], market="spot")))
 
 
 def test_an_ended_job_loses_its_volumes_and_the_reconciler_deletes_what_was_left(flows):
