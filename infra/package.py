@@ -141,17 +141,17 @@ def _workflow_resources() -> dict[str, Any]:
                 ]}}]}},
     }
     for workflow in workflows.WORKFLOWS:
-        resources[f"{logical_id(workflow)}Workflow"] = {
-            "Type": "AWS::StepFunctions::StateMachine",
-            "Properties": {
-                "StateMachineName": {"Fn::Sub": f"${{AWS::StackName}}-{workflow}"},
-                "DefinitionString": workflows.path_of(workflow).read_text(),
-                "DefinitionSubstitutions": {
-                    placeholder: _substitution(placeholder)
-                    for placeholder in sorted(workflows.placeholders(workflow))},
-                "RoleArn": {"Fn::GetAtt": ["WorkflowsRole", "Arn"]},
-            },
+        properties: dict[str, Any] = {
+            "StateMachineName": {"Fn::Sub": f"${{AWS::StackName}}-{workflow}"},
+            "DefinitionString": workflows.path_of(workflow).read_text(),
+            "RoleArn": {"Fn::GetAtt": ["WorkflowsRole", "Arn"]},
         }
+        substitutions = {placeholder: _substitution(placeholder)
+                         for placeholder in sorted(workflows.placeholders(workflow))}
+        if substitutions:  # CloudFormation refuses an empty map
+            properties["DefinitionSubstitutions"] = substitutions
+        resources[f"{logical_id(workflow)}Workflow"] = {
+            "Type": "AWS::StepFunctions::StateMachine", "Properties": properties}
     return resources
 
 
