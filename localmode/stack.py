@@ -34,7 +34,7 @@ CODE = "deployment.zip"
 # API Gateway's part of the template. moto imports only OpenAPI 3 bodies, not the Swagger 2.0
 # one Chalice writes, so its REST API would have no methods and no deployment; the local mode
 # serves the API from the function API Gateway invokes (the APIHandler's Handler) instead.
-# These resources, and whatever refers to them, are left out of the local stack, by name.
+# Resources of these types, and whatever refers to them, are left out of the local stack.
 FRONT_DOOR = frozenset({"AWS::ApiGateway::RestApi", "AWS::ApiGateway::Deployment",
                         "AWS::ApiGateway::Stage"})
 # The AWS managed policies a SAM function's `Policies` may name, by name. The transform asks
