@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chalicelib import workflows
+from chalicelib import fleet, workflows
 from chalicelib.config import RESOURCE_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +32,10 @@ def _value_of(logical_id: str, resources: dict[str, Any], outputs: dict[str, Any
     return outputs[logical_id]["Value"]
 
 
+def _ec2_arn(resource: str) -> dict[str, Any]:
+    return {"Fn::Sub": f"arn:${{AWS::Partition}}:ec2:${{AWS::Region}}:${{AWS::AccountId}}:{resource}"}
+
+
 def _policy() -> dict[str, Any]:
     table_arns: list[Any] = []
     for table in TABLES:
@@ -44,7 +48,8 @@ def _policy() -> dict[str, Any]:
             "Statement": [
                 {"Effect": "Allow",
                  "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                 "Resource": "arn:*:logs:*:*:*"},
+                 "Resource": {"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:"
+                                         "${AWS::AccountId}:log-group:/aws/lambda/*"}},
                 {"Effect": "Allow",
                  "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
                             "dynamodb:DeleteItem", "dynamodb:Query"],
@@ -54,18 +59,40 @@ def _policy() -> dict[str, Any]:
                  "Resource": {"Fn::Sub": "${DataBucket.Arn}/*"}},
                 {"Effect": "Allow", "Action": ["s3:ListBucket"],
                  "Resource": {"Fn::GetAtt": ["DataBucket", "Arn"]}},
-                # Launching workers: an instant EC2 Fleet from a per-launch copy of the
-                # workers' launch template. EC2 scopes none of these to a resource the stack
-                # can name before the launch.
+                # Describe calls take no resource: AWS allows them only on "*".
                 {"Effect": "Allow",
-                 "Action": ["ec2:CreateFleet", "ec2:RunInstances", "ec2:CreateLaunchTemplate",
-                            "ec2:DeleteLaunchTemplate", "ec2:DescribeLaunchTemplateVersions",
-                            "ec2:TerminateInstances", "ec2:DescribeInstances",
-                            "ec2:DescribeInstanceTypes", "ec2:DescribeSpotPriceHistory",
-                            "ec2:DescribeImages", "ec2:DescribeSubnets",
-                            "ec2:DescribeSecurityGroups", "ec2:DescribeAvailabilityZones",
-                            "ec2:CreateTags", "ec2:DeleteTags"],
+                 "Action": ["ec2:DescribeInstances", "ec2:DescribeInstanceTypes",
+                            "ec2:DescribeSpotPriceHistory", "ec2:DescribeAvailabilityZones",
+                            "ec2:DescribeSecurityGroups", "ec2:DescribeImages",
+                            "ec2:DescribeSubnets", "ec2:DescribeLaunchTemplateVersions",
+                            "ec2:DescribeVolumes", "ec2:DescribeSnapshots"],
                  "Resource": "*"},
+                # Launching workers: an instant EC2 Fleet from a per-launch copy of the workers'
+                # launch template. EC2 scopes these to no resource the stack can name first.
+                {"Effect": "Allow",
+                 "Action": ["ec2:CreateFleet", "ec2:CreateLaunchTemplate",
+                            "ec2:DeleteLaunchTemplate"],
+                 "Resource": "*"},
+                # A launch may create only instances tagged with their job; the image, subnet,
+                # security groups, network interface and volumes it uses are not tagged.
+                {"Effect": "Allow", "Action": ["ec2:RunInstances"],
+                 "Resource": _ec2_arn("instance/*"),
+                 "Condition": {"Null": {f"aws:RequestTag/{fleet.JOB_TAG}": "false"}}},
+                {"Effect": "Allow", "Action": ["ec2:RunInstances"],
+                 "Resource": [_ec2_arn(kind) for kind in (
+                     "subnet/*", "security-group/*", "network-interface/*", "volume/*",
+                     "key-pair/*", "launch-template/*", "placement-group/*",
+                     "spot-instances-request/*")]
+                 + [{"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}::image/*"}]},
+                # Tags are written as a launch, a fleet, a template, a volume or a snapshot is
+                # created; later only on instances that already carry a job's tag.
+                {"Effect": "Allow", "Action": ["ec2:CreateTags"],
+                 "Resource": [_ec2_arn(kind) for kind in (
+                     "instance/*", "volume/*", "launch-template/*", "fleet/*")]
+                 + [{"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}::snapshot/*"}],
+                 "Condition": {"StringEquals": {"ec2:CreateAction": [
+                     "RunInstances", "CreateFleet", "CreateLaunchTemplate", "CreateVolume",
+                     "CreateSnapshot"]}}},
                 {"Effect": "Allow", "Action": ["iam:PassRole"],
                  "Resource": {"Fn::GetAtt": ["WorkerRole", "Arn"]},
                  "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}},
@@ -77,30 +104,31 @@ def _policy() -> dict[str, Any]:
                      "ec2fleet.amazonaws.com", "spot.amazonaws.com"]}}},
                 # Jobs' data volumes follow them as EBS volumes, moved by the workflows.
                 {"Effect": "Allow",
-                 "Action": ["ec2:DescribeVolumes", "ec2:DescribeSnapshots"],
-                 "Resource": "*"},
-                {"Effect": "Allow",
                  "Action": ["ec2:CreateVolume", "ec2:AttachVolume", "ec2:DetachVolume",
                             "ec2:DeleteVolume"],
-                 "Resource": [
-                     {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:"
-                                 "volume/*"},
-                     {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:"
-                                 "instance/*"},
-                     {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}::snapshot/*"}]},
+                 "Resource": [_ec2_arn("volume/*"), _ec2_arn("instance/*"),
+                              {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}::snapshot/*"}]},
                 {"Effect": "Allow", "Action": ["ec2:CreateSnapshot", "ec2:DeleteSnapshot"],
-                 "Resource": [
-                     {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:"
-                                 "volume/*"},
-                     {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}::snapshot/*"}]},
+                 "Resource": [_ec2_arn("volume/*"),
+                              {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}::snapshot/*"}]},
                 {"Effect": "Allow",
-                 "Action": ["sqs:CreateQueue", "sqs:DeleteQueue", "sqs:SendMessage",
-                            "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+                 "Action": ["ec2:CreateTags", "ec2:DeleteTags", "ec2:TerminateInstances"],
+                 "Resource": _ec2_arn("instance/*"),
+                 "Condition": {"Null": {f"ec2:ResourceTag/{fleet.JOB_TAG}": "false"}}},
+                {"Effect": "Allow",
+                 "Action": ["sqs:CreateQueue", "sqs:DeleteQueue", "sqs:GetQueueUrl",
+                            "sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage",
+                            "sqs:GetQueueAttributes"],
                  "Resource": {"Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:"
                                          "${AWS::AccountId}:openfloat-${AWS::StackName}-*"}},
-                {"Effect": "Allow",
-                 "Action": ["states:StartExecution", "states:DescribeExecution",
-                            "states:SendTaskSuccess", "states:SendTaskFailure"],
+                {"Effect": "Allow", "Action": ["states:StartExecution"],
+                 "Resource": {"Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:"
+                                         "${AWS::AccountId}:stateMachine:${AWS::StackName}-*"}},
+                {"Effect": "Allow", "Action": ["states:DescribeExecution"],
+                 "Resource": {"Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:"
+                                         "${AWS::AccountId}:execution:${AWS::StackName}-*:*"}},
+                # Task tokens name no resource: AWS allows these only on "*".
+                {"Effect": "Allow", "Action": ["states:SendTaskSuccess", "states:SendTaskFailure"],
                  "Resource": "*"},
                 {"Effect": "Allow",
                  "Action": ["secretsmanager:CreateSecret", "secretsmanager:GetSecretValue",
@@ -175,17 +203,17 @@ def _workflow_resources() -> dict[str, Any]:
                 ]}}]}},
     }
     for workflow in workflows.WORKFLOWS:
-        resources[f"{logical_id(workflow)}Workflow"] = {
-            "Type": "AWS::StepFunctions::StateMachine",
-            "Properties": {
-                "StateMachineName": {"Fn::Sub": f"${{AWS::StackName}}-{workflow}"},
-                "DefinitionString": workflows.path_of(workflow).read_text(),
-                "DefinitionSubstitutions": {
-                    placeholder: _substitution(placeholder)
-                    for placeholder in sorted(workflows.placeholders(workflow))},
-                "RoleArn": {"Fn::GetAtt": ["WorkflowsRole", "Arn"]},
-            },
+        properties: dict[str, Any] = {
+            "StateMachineName": {"Fn::Sub": f"${{AWS::StackName}}-{workflow}"},
+            "DefinitionString": workflows.path_of(workflow).read_text(),
+            "RoleArn": {"Fn::GetAtt": ["WorkflowsRole", "Arn"]},
         }
+        substitutions = {placeholder: _substitution(placeholder)
+                         for placeholder in sorted(workflows.placeholders(workflow))}
+        if substitutions:  # CloudFormation refuses an empty map
+            properties["DefinitionSubstitutions"] = substitutions
+        resources[f"{logical_id(workflow)}Workflow"] = {
+            "Type": "AWS::StepFunctions::StateMachine", "Properties": properties}
     return resources
 
 

@@ -1,11 +1,12 @@
 """`python -m localmode`: run the OpCenter on this machine with no AWS account.
 
-moto runs in server mode on a loopback port and stands in for AWS; the resources come from
-infra/ and statemachines/ exactly as a deployment creates them; the Chalice app serves the API
-on another port. The workflows run in moto's Step Functions interpreter, their Lambda tasks and
-the SQS event sources going to the same handlers Lambda runs; every instance EC2 launches for a
-job becomes a real agent process running real containers (localmode/instances.py). State lives
-in memory and in a scratch directory, and is gone when the process stops.
+moto runs in server mode on a loopback port and stands in for AWS; the stack is the template
+`make package` builds for AWS, deployed through moto's CloudFormation (localmode/stack.py), and
+the deployed API function's handler serves the API on another port. The workflows run in moto's
+Step Functions interpreter, their Lambda tasks and the SQS event sources going to the handlers
+the deployed functions name; every instance EC2 launches for a job becomes a real agent process
+running real containers (localmode/instances.py). State lives in memory and in a scratch
+directory, and is gone when the process stops.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 from types import FrameType
 
 import boto3
+from chalice import Chalice
 from chalice.config import Config as ChaliceConfig
 from chalice.local import create_local_server
 from moto.server import ThreadedMotoServer
@@ -37,12 +39,13 @@ from chalicelib.config import Config
 from chalicelib.runtime import Runtime
 from chalicelib.store import Store
 from chalicelib.users import ensure_admin
+from infra.package import main as package_main
 from localmode.ec2fleet import faithful_fleets
 from localmode.eventbridge import faithful_eventbridge
 from localmode.instances import LocalInstances
-from localmode.lambdas import Schedule, local_lambdas
-from localmode.provision import provision
-from localmode.queues import QueueFeeder
+from localmode.lambdas import Schedule, deployed_lambdas, handler_named
+from localmode.provision import LOCAL_WORKER_IMAGE
+from localmode.stack import StackError, deploy, event_sources, schedules
 from localmode.stepfunctions import faithful_stepfunctions
 
 HOST = "127.0.0.1"
@@ -103,6 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
     # Undone in reverse order on the way out: the API first, the AWS stand-in last.
     with contextlib.ExitStack() as running:
+        # What `make package` builds for AWS is what runs here: the same template and code.
+        package_dir = Path(tempfile.mkdtemp(prefix="openfloat-package-"))
+        running.callback(shutil.rmtree, package_dir, ignore_errors=True)
+        if package_main([str(package_dir / "package")]) != 0:
+            raise SystemExit("localmode: building the deployable template failed (see above)")
         aws = ThreadedMotoServer(ip_address=HOST, port=aws_port, verbose=False)
         aws.start()
         running.callback(aws.stop)
@@ -121,7 +129,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         os.environ.pop("AWS_PROFILE", None)
         session = boto3.Session(region_name=REGION)
-        settings = provision(session, STACK)
+        try:
+            stack = deploy(session, STACK, {"WorkerImageId": LOCAL_WORKER_IMAGE},
+                           package_dir / "package")
+            # The settings each deployed function has, as CloudFormation resolved them.
+            settings = stack.settings(session.client("lambda"))
+        except StackError as error:
+            raise SystemExit(f"localmode: {error}") from None
         os.environ.update(settings)
         runtime = Runtime.from_config(Config.from_env(), session)
         runtime_module.install(runtime)
@@ -133,10 +147,16 @@ def main(argv: list[str] | None = None) -> int:
             password = secrets.token_urlsafe(12)
         ensure_admin(runtime, Store(runtime.dynamodb, runtime.config), admin, password)
 
-        from app import app  # imported after the environment is set, as Lambda would
-
-        # The workflows' Lambda tasks and the queues' event sources go to the app's handlers.
-        handlers = running.enter_context(local_lambdas(app))
+        # The API is what API Gateway invokes: the APIHandler function's own Handler, imported
+        # after the environment is set, as Lambda would.
+        api = session.client("lambda").get_function_configuration(
+            FunctionName=stack.outputs["APIHandlerName"])
+        app = handler_named(api["Handler"])
+        if not isinstance(app, Chalice):
+            raise SystemExit(f"localmode: the API function's handler {api['Handler']} "
+                             "is not the Chalice app")
+        # Each Lambda invocation runs the Handler its deployed function names.
+        running.enter_context(deployed_lambdas())
         running.enter_context(faithful_stepfunctions())
         running.enter_context(faithful_eventbridge())
         running.enter_context(faithful_fleets())
@@ -147,11 +167,12 @@ def main(argv: list[str] | None = None) -> int:
         instances = LocalInstances(session, state_dir).start()
         running.callback(instances.stop)
         runtime.reclaimer = instances
-        for queue, name in ((runtime.config.ec2_events_queue, "ec2-events"),
-                            (runtime.config.agent_events_queue, "agent-events")):
-            running.callback(QueueFeeder(runtime.sqs, queue, handlers[name], name).start().stop)
-        running.callback(Schedule(handlers["reconcile"], "reconcile",
-                                  _seconds("OPENFLOAT_RECONCILE_SECONDS", 60)).start().stop)
+        # The stack's event source mappings and schedules, run as Lambda and EventBridge do.
+        for feeder in event_sources(session, stack):
+            running.callback(feeder.start().stop)
+        for handler, name, period in schedules(session, stack):
+            seconds = _seconds("OPENFLOAT_RECONCILE_SECONDS", period)
+            running.callback(Schedule(handler, name, seconds).start().stop)
 
         server = create_local_server(
             app, ChaliceConfig.create(chalice_stage="dev", app_name="openfloat"), HOST, args.port

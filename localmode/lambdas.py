@@ -4,6 +4,7 @@ the function runs on AWS, in this process, with Lambda's error shape on failure.
 
 from __future__ import annotations
 
+import importlib
 import json
 import threading
 import traceback
@@ -33,6 +34,23 @@ def invoke(handlers: dict[str, Handler], function_name: str, body: bytes | str |
         response_headers["x-amz-function-error"] = "Unhandled"
         return json.dumps({"errorType": "ResourceNotFoundException",
                            "errorMessage": f"no local function {name}"}).encode()
+    return run(handler, body, response_headers)
+
+
+def handler_named(spec: str) -> Handler:
+    """The function a Lambda `Handler` setting names: `module.attribute`, as Lambda's Python
+    runtime imports it (`app.task_set_status`)."""
+    module, _, attribute = spec.rpartition(".")
+    if not module or not attribute:
+        raise LookupError(f"handler {spec!r} is not module.attribute")
+    found = getattr(importlib.import_module(module), attribute, None)
+    if not callable(found):
+        raise LookupError(f"handler {spec!r}: {module} has no function {attribute}")
+    return found  # type: ignore[no-any-return]
+
+
+def run(handler: Handler, body: bytes | str | None, response_headers: dict[str, str]) -> bytes:
+    """Call `handler` with the invocation's event, answering as Lambda does."""
     event = json.loads(body) if body else {}
     try:
         result = handler(event, None)
@@ -56,6 +74,29 @@ def local_lambdas(app: Chalice) -> Iterator[dict[str, Handler]]:
     LambdaBackend.invoke = dispatch  # type: ignore[method-assign]
     try:
         yield handlers
+    finally:
+        LambdaBackend.invoke = original  # type: ignore[method-assign]
+
+
+@contextmanager
+def deployed_lambdas() -> Iterator[None]:
+    """While inside, moto's Lambda runs each invoked function's own `Handler`, as it was
+    deployed, in this process: the function the stack created decides what runs."""
+    original = LambdaBackend.invoke
+
+    def dispatch(self: Any, function_name: str, qualifier: Any, body: Any, headers: Any,
+                 response_headers: dict[str, str]) -> bytes:
+        try:
+            handler = handler_named(self.get_function(function_name, qualifier).handler)
+        except Exception as error:  # noqa: BLE001 - no such function, or no such handler
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps({"errorType": type(error).__name__,
+                               "errorMessage": str(error)}).encode()
+        return run(handler, body, response_headers)
+
+    LambdaBackend.invoke = dispatch  # type: ignore[method-assign]
+    try:
+        yield
     finally:
         LambdaBackend.invoke = original  # type: ignore[method-assign]
 

@@ -37,9 +37,9 @@ def handled(message_ids: list[str], response: Any) -> list[str]:
 
 class QueueFeeder:
     def __init__(self, sqs: Any, queue_url: str, handler: Handler, name: str,
-                 wait_seconds: int = 1) -> None:
+                 wait_seconds: int = 1, batch_size: int = 10) -> None:
         self.sqs, self.queue_url, self.handler = sqs, queue_url, handler
-        self.wait_seconds = wait_seconds
+        self.wait_seconds, self.batch_size = wait_seconds, batch_size
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"feed-{name}", daemon=True)
 
@@ -53,7 +53,7 @@ class QueueFeeder:
 
     def feed_once(self) -> int:
         """Hand one batch to the handler; how many messages it held."""
-        messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
+        messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch_size,
                                             WaitTimeSeconds=self.wait_seconds,
                                             AttributeNames=["All"]).get("Messages", [])
         if not messages:
