@@ -45,10 +45,18 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"agent: missing {', '.join(missing)}", file=sys.stderr)
         return 2
+    if args.publish_address and not args.publish_address.endswith(":"):
+        print(f"agent: --publish-address {args.publish_address!r} must be `IP:` (with the "
+              "colon), as in 127.0.0.1:", file=sys.stderr)
+        return 2
     imds = Imds(args.imds)
     try:
         instance_id = imds.instance_id()
         instance_type = imds.get("instance-type")
+        # Where published ports are reached: the address they listen on, if only one; else
+        # the instance's private address.
+        listen = args.publish_address.removesuffix(":")
+        address = listen if listen not in ("", "0.0.0.0") else imds.get("local-ipv4")
     except ImdsUnavailable as error:
         print(f"agent: cannot read instance metadata at {args.imds}: {error}", file=sys.stderr)
         return 1
@@ -59,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             commands_queue_url=args.commands_queue, events_queue_url=args.events_queue,
             imds_url=args.imds, job_root=Path(args.job_root), work_dir=Path(args.work_dir),
             host_root=Path(args.host_root), publish_address=args.publish_address,
-            block_devices=Path(args.block_devices) if args.block_devices else None),
+            block_devices=Path(args.block_devices) if args.block_devices else None,
+            address=address),
         s3=session.client("s3"), sqs=session.client("sqs"),
         sfn=session.client("stepfunctions"), secrets=session.client("secretsmanager"),
         imds=imds,

@@ -53,7 +53,7 @@ from chalicelib.wire.agent import (
     TerminateCommand,
 )
 from chalicelib.wire.checkpoints import CheckpointManifest, Restored
-from chalicelib.wire.failures import AgentError, AgentFailure, CheckpointFailed
+from chalicelib.wire.failures import AgentError, AgentFailure, CheckpointFailed, RestoreFailed
 
 logger = Logger(service="openfloat-agent")
 
@@ -93,6 +93,9 @@ class AgentSettings:
     # Where attached EBS volumes appear: EC2's disks (None), or a local instance's directory
     # of the volumes attached to it.
     block_devices: Path | None = None
+    # The address others reach the job's published ports at (the instance's private IP, or the
+    # publish address): heartbeats carry it to the job's `portMappings`.
+    address: str | None = None
 
 
 def _now() -> str:
@@ -137,6 +140,9 @@ class Agent:
     last_checkpoint: CheckpointManifest | None = None
     reclaim_noticed: bool = False
     rebalance_noticed: bool = False
+    # A job just started or restored here: the next watch tick sends a heartbeat, so the
+    # control plane hears this instance's address without waiting a whole heartbeat period.
+    heartbeat_due: bool = False
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -323,6 +329,7 @@ class Agent:
             command = [SCRIPT_IN_CONTAINER] if script.read_bytes().startswith(b"#!") else \
                 ["/bin/sh", SCRIPT_IN_CONTAINER]
             self.podman.remove(name)
+            self.podman.ensure_network()
             # FLOAT_ADDR as MMCloud sets it: job scripts pass it on (`float secret get N -a
             # $FLOAT_ADDR`); the in-job float reaches the OpCenter through this agent anyway.
             address = {"FLOAT_ADDR": launch.apiUrl} if launch.apiUrl is not None else {}
@@ -345,6 +352,7 @@ class Agent:
                                   calls=self._job_calls(launch),
                                   deadline=_deadline(launch.timeLimitSeconds))
             self._guarded("shipping the log", self.job.shipper.ship, launch.jobId)
+            self.heartbeat_due = True
             logger.info("job started", extra={"job_id": launch.jobId})
             return {"container": name}
 
@@ -431,7 +439,9 @@ class Agent:
                 self.capsules.download(manifest, archive)
                 downloaded = time.monotonic()
                 self.podman.remove(name)
-                self.podman.restore(archive, name)
+                self.podman.ensure_network(RestoreFailed)
+                self.podman.restore(archive, name, publish=launch.publish,
+                                    publish_address=self.settings.publish_address)
                 restored = time.monotonic()
             finally:
                 archive.unlink(missing_ok=True)
@@ -446,6 +456,7 @@ class Agent:
                                   calls=self._job_calls(launch),
                                   deadline=_deadline(min(left) if left else None))
             self._guarded("shipping the log", self.job.shipper.ship, launch.jobId)
+            self.heartbeat_due = True
             logger.info("job restored", extra={"job_id": launch.jobId, "seq": manifest.seq})
             return Restored(manifest=manifest, downloadSeconds=round(downloaded - started, 3),
                             restoreSeconds=round(restored - downloaded, 3))
@@ -540,7 +551,7 @@ class Agent:
         job_id = self.job.launch.jobId if self.job else None
         usage = self.podman.usage(self.container(job_id)) if job_id else None
         self.emit(Heartbeat(instanceId=self.settings.instance_id, time=_now(), jobId=job_id,
-                            **(usage or {})))
+                            address=self.settings.address, **(usage or {})))
 
     # ---- the process -----------------------------------------------------------------------
 
@@ -588,9 +599,11 @@ class Agent:
         next_heartbeat = 0.0
         while not self._stop.wait(self.settings.imds_poll_seconds):
             self.watch_tick()
-            # A refused heartbeat is tried again on the next tick.
-            if time.monotonic() >= next_heartbeat and self._guarded("heartbeat", self.heartbeat):
-                next_heartbeat = time.monotonic() + self.settings.heartbeat_seconds
+            if self.heartbeat_due or time.monotonic() >= next_heartbeat:
+                self.heartbeat_due = False
+                # A refused heartbeat is tried again on the next tick.
+                next_heartbeat = time.monotonic() + self.settings.heartbeat_seconds \
+                    if self._guarded("heartbeat", self.heartbeat) else 0.0
 
     def watch_tick(self) -> None:
         """One look at the metadata, the job's container and the job's own calls; each guarded

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what an OpenFloat agent host needs to run jobs as podman containers and to
 # checkpoint/restore them with CRIU: podman + runc, CRIU 4.1.1 (built from Debian trixie's
-# source, since bookworm's 3.17 fails `criu check` on kernel 6.18), the clients of S3 and NFS
+# source, since bookworm's 3.17 fails `criu check` on kernel 6.18, with agent/criu-*.patch
+# applied), the clients of S3 and NFS
 # data volumes, a local OCI registry and NFS server for tests, and the tools to build test
 # images without one. Debian 12 (bookworm), as root.
 # Idempotent: a second run only checks and exits within seconds.
@@ -12,6 +13,9 @@ set -euo pipefail
 CRIU_VERSION=4.1.1
 CACHE=/var/cache/openfloat
 CRIU_BUILD=$CACHE/criu-build
+# What the installed criu was built from (version and patches): a build from other sources is
+# built again.
+CRIU_STAMP=/usr/local/share/openfloat/criu.stamp
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 export DEBIAN_FRONTEND=noninteractive
@@ -29,6 +33,8 @@ START=$SECONDS
 PACKAGES=(
   # containers; runc listed so apt does not pick crun for podman's "crun | runc"
   podman runc conmon uidmap
+  # the jobs' network: CNI's bridge, port-mapping and firewall plugins, and the iptables they use
+  containernetworking-plugins iptables
   # images without a registry, and a local registry with htpasswd (bcrypt) auth for tests
   busybox-static debootstrap docker-registry apache2-utils skopeo zstd
   # S3 data volumes are FUSE mounts
@@ -41,7 +47,7 @@ PACKAGES=(
   # CRIU build dependencies, as measured in shared/reference/criu-podman.md
   build-essential pkg-config libprotobuf-dev libprotobuf-c-dev protobuf-c-compiler
   protobuf-compiler python3-protobuf libnl-3-dev libnet1-dev libcap-dev libbsd-dev
-  libgnutls28-dev libnftables-dev uuid-dev xz-utils
+  libgnutls28-dev libnftables-dev uuid-dev xz-utils patch
   # bookworm's own criu only for the runtime libraries it pulls in
   criu
 )
@@ -70,9 +76,17 @@ else
 fi
 
 # --- 2. CRIU 4.1.1 ---------------------------------------------------------------
+# Fixes CRIU 4.1.1 needs on the kernels it runs on (each patch says what it fixes).
+CRIU_PATCHES=("$HERE"/criu-*.patch)
+criu_sources() {
+  echo "criu $CRIU_VERSION"
+  sha256sum "${CRIU_PATCHES[@]}" | awk '{ print $1 }'
+}
+
 criu_ok() {
   [ -x /usr/local/sbin/criu ] &&
     /usr/local/sbin/criu --version 2>/dev/null | grep -qx "Version: $CRIU_VERSION" &&
+    [ "$(cat "$CRIU_STAMP" 2>/dev/null)" = "$(criu_sources)" ] &&
     /usr/local/sbin/criu check 2>&1 | grep -q 'Looks good.'
 }
 
@@ -110,20 +124,24 @@ fetch_criu_source() {
 }
 
 if criu_ok; then
-  log "criu: $CRIU_VERSION already installed and 'criu check' passes"
+  log "criu: $CRIU_VERSION (patched: ${#CRIU_PATCHES[@]}) already installed and 'criu check' passes"
 else
   orig=$CRIU_BUILD/criu_${CRIU_VERSION}.orig.tar.xz
   [ -s "$orig" ] || fetch_criu_source
   src=$CRIU_BUILD/criu-$CRIU_VERSION
-  if [ ! -d "$src" ]; then
-    # Unpack aside and rename, so an interrupted run never leaves a half tree to build.
-    rm -rf "$CRIU_BUILD/unpack" && mkdir -p "$CRIU_BUILD/unpack"
-    tar -C "$CRIU_BUILD/unpack" -xf "$orig"
-    mv "$CRIU_BUILD/unpack/criu-$CRIU_VERSION" "$src" && rmdir "$CRIU_BUILD/unpack"
-  fi
-  log "criu: building $CRIU_VERSION in $src (make -j2, ~30 s)"
+  # A fresh tree every build, patched aside and renamed, so an interrupted run never leaves a
+  # half-patched tree to build.
+  rm -rf "$CRIU_BUILD/unpack" "$src" && mkdir -p "$CRIU_BUILD/unpack"
+  tar -C "$CRIU_BUILD/unpack" -xf "$orig"
+  for patch in "${CRIU_PATCHES[@]}"; do
+    patch -d "$CRIU_BUILD/unpack/criu-$CRIU_VERSION" -p1 --forward --quiet <"$patch" ||
+      die "criu: $(basename "$patch") does not apply to $CRIU_VERSION"
+  done
+  mv "$CRIU_BUILD/unpack/criu-$CRIU_VERSION" "$src" && rmdir "$CRIU_BUILD/unpack"
+  log "criu: building $CRIU_VERSION with ${#CRIU_PATCHES[@]} patch(es) in $src (make -j2, ~30-60 s)"
   make -C "$src" -j2 >"$CRIU_BUILD/build.log" 2>&1 || { tail -n 30 "$CRIU_BUILD/build.log" >&2; die "criu build failed, see $CRIU_BUILD/build.log"; }
   make -C "$src" install-criu PREFIX=/usr/local >>"$CRIU_BUILD/build.log" 2>&1
+  mkdir -p "$(dirname "$CRIU_STAMP")" && criu_sources >"$CRIU_STAMP"
   criu_ok || { /usr/local/sbin/criu check >&2 || true; die "criu $CRIU_VERSION installed but 'criu check' fails"; }
   log "criu: installed /usr/local/sbin/criu"
 fi

@@ -2,7 +2,7 @@
 on itself (programmatic migration, say after loading its data), and `float secret get NAME` of
 its owner's secrets (nf-float's job script reads its AWS keys so).
 
-The container has no network and never sees a credential. The `float` in it
+The container never sees a credential. The `float` in it
 (injob/usr/local/bin/float) drops its arguments into a directory the agent shares with the
 container; the agent runs the real float CLI with the job's own token, which the OpCenter
 accepts for that one job only, and hands back what the CLI printed and its exit code.

@@ -32,6 +32,13 @@ from chalicelib.wire.failures import (
 AGENT_DIR = Path(__file__).resolve().parent
 # CRIU 4.1.1 is installed under /usr/local; runc finds criu on PATH, so it must come first.
 CRIU_PATH = "/usr/local/sbin:/usr/local/bin"
+# What CRIU does with a job's sockets (open TCP connections are closed, not carried). Named in
+# each container's annotation, so it must be at this path on every host the job visits, as the
+# agent is when every worker installs it alike.
+CRIU_CONFIG = AGENT_DIR / "criu.conf"
+# The podman network every job container joins: a bridge with outbound access (NAT through the
+# host), created on each host when missing.
+NETWORK = "openfloat"
 _LOOPBACK = ("localhost", "127.")
 
 
@@ -94,6 +101,7 @@ def check_registry_credentials(registry: str, credentials: Credentials, timeout:
 class Podman:
     env: dict[str, str] = field(default_factory=podman_environment)
     binary: str = "podman"
+    network: str = NETWORK
 
     def _run(self, *args: str, timeout: float = 600, check: bool = True,
              error: type[Exception] = JobStartFailed) -> subprocess.CompletedProcess[str]:
@@ -137,6 +145,20 @@ class Podman:
         if not self.image_exists(image):
             raise ImagePullFailed(f"image {image} was pulled but is not present")
 
+    # ---- network ---------------------------------------------------------------------------
+
+    def ensure_network(self, error: type[Exception] = JobStartFailed) -> None:
+        """Create the jobs' network on this host unless it exists. Agents sharing a host may
+        race to create it: losing that race is fine, as long as the network is there."""
+        if self._run("network", "exists", self.network, check=False).returncode == 0:
+            return
+        created = self._run("network", "create", "--driver", "bridge", self.network,
+                            check=False)
+        if created.returncode != 0 and self._run("network", "exists", self.network,
+                                                 check=False).returncode != 0:
+            last = (created.stderr.strip().splitlines() or ["no message"])[-1]
+            raise error(f"cannot create the podman network {self.network}: {last}")
+
     # ---- containers ------------------------------------------------------------------------
 
     def create(self, name: str, image: str, command: list[str], *, env: dict[str, str],
@@ -144,12 +166,12 @@ class Podman:
                mounts: list[tuple[Path, str]], options: list[str] | None = None,
                publish: list[str] | None = None, publish_address: str = "") -> None:
         """`options`: further `podman create` words (see `job_options`), placed before the
-        agent's own so that none of them can override the name, network or limits. A job
-        with no port to `publish` has no network at all."""
-        network = ["--network=bridge"] + [f"--publish={publish_address}{port}"
-                                          for port in publish] if publish else ["--network=none"]
-        args = ["create", *(options or []), "--name", name, *network,
-                "--log-driver", "k8s-file"]
+        agent's own so that none of them can override the name, network or limits. The
+        container joins the jobs' network (see `ensure_network`), with `publish` ports
+        published on `publish_address` (`IP:`, or "" for every address of the host)."""
+        args = ["create", *(options or []), "--name", name, f"--network={self.network}",
+                *_published(publish or [], publish_address),
+                "--annotation", f"org.criu.config={CRIU_CONFIG}", "--log-driver", "k8s-file"]
         for key, value in env.items():
             args += ["--env", f"{key}={value}"]
         if cpus:
@@ -227,8 +249,14 @@ class Podman:
                            error=CheckpointFailed)
         return _stats(result.stdout)
 
-    def restore(self, export: Path, name: str, timeout: float = 600) -> CriuStats:
+    def restore(self, export: Path, name: str, publish: list[str] | None = None,
+                publish_address: str = "", timeout: float = 600) -> CriuStats:
+        """Bring the container of `export` back as `name`, on this host's jobs' network with a
+        fresh address: the one it had may be another container's here. Its ports are
+        published again on this host's `publish_address`."""
         result = self._run("container", "restore", "--import", str(export), "--name", name,
+                           "--ignore-static-ip", "--ignore-static-mac",
+                           *_published(publish or [], publish_address),
                            "--print-stats", timeout=timeout, error=RestoreFailed)
         return _stats(result.stdout)
 
@@ -242,6 +270,10 @@ def job_options(launch: JobLaunch) -> list[str]:
     if launch.withRoot:
         options.append("--user=0:0")
     return options + list(launch.containerOptions)
+
+
+def _published(ports: list[str], address: str) -> list[str]:
+    return [f"--publish={address}{port}" for port in ports]
 
 
 _UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,

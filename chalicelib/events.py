@@ -82,6 +82,7 @@ class NoteHeartbeat:
     job_id: str
     instance_id: str
     time: str
+    address: str | None = None
 
 
 Action = StartWorkflow | Skip | NoteHeartbeat
@@ -140,7 +141,7 @@ def decide_agent(event: AgentEvent, job: JobRecord | None, timeouts: dict[str, i
     if isinstance(event, Heartbeat):
         if event.jobId != job.id:
             return Skip(f"heartbeat of {event.instanceId} names no job of it", managed=True)
-        return NoteHeartbeat(job.id, event.instanceId, event.time)
+        return NoteHeartbeat(job.id, event.instanceId, event.time, event.address)
     if isinstance(event, JobExited):
         name, payload = executions.finish_start(
             job.id, event.instanceId, event.exitCode,
@@ -152,7 +153,8 @@ def decide_agent(event: AgentEvent, job: JobRecord | None, timeouts: dict[str, i
 
 def _carry_out(runtime: Runtime, store: Store, action: Action) -> Outcome:
     if isinstance(action, NoteHeartbeat):
-        if store.record_heartbeat(action.job_id, action.instance_id, action.time):
+        if store.record_heartbeat(action.job_id, action.instance_id, action.time,
+                                  action.address):
             return Outcome("heartbeat")
         return Outcome("skipped")  # the job moved off that instance, or a later one was noted
     if isinstance(action, Skip):

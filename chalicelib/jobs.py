@@ -44,6 +44,14 @@ def script_key(job_id: str) -> str:
     return f"jobs/{job_id}/script"
 
 
+def port_mappings(job: JobRecord) -> list[str]:
+    """The job's published ports, `ADDRESS:HOST:CONTAINER[/udp]` once the agent of its
+    current instance reported that instance's address; as submitted before."""
+    if job.address is None or job.addressOf is None or job.addressOf != job.instanceId:
+        return list(job.spec.publish)
+    return [f"{job.address}:{port}" for port in job.spec.publish]
+
+
 def view(job: JobRecord) -> JobView:
     spec = job.spec
     return JobView(
@@ -62,7 +70,7 @@ def view(job: JobRecord) -> JobView:
         instanceZone=job.instanceZone,
         env=spec.env,
         customTags=spec.customTags,
-        portMappings=spec.publish,
+        portMappings=port_mappings(job),
         dataVolumes=spec.dataVolumes,
         vmPolicy=spec.vmPolicy,
         migratePolicy=spec.migratePolicy,

@@ -20,6 +20,8 @@ class LocalImds:
             "instance-id": instance_id,
             "instance-type": instance_type,
             "placement/availability-zone": zone,
+            # A local instance's addresses are the machine's.
+            "local-ipv4": host,
         }
         self._server = ThreadingHTTPServer((host, port), self._handler())
         self._server.daemon_threads = True

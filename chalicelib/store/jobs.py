@@ -92,6 +92,10 @@ class JobRecord(BaseModel):
     # When the agent on `instanceId` last reported in (its heartbeat's own time); the
     # reconciler reads an Executing job whose agent fell silent as lost.
     heartbeatTime: str | None = None
+    # The address of the job's instance, as its agent reports it in heartbeats, and the
+    # instance it is of: after a move it names the old one until the new one reports.
+    address: str | None = None
+    addressOf: str | None = None
     submitTime: str
     updateTime: str
     history: list[HistoryEntry] = Field(default_factory=list)
@@ -168,17 +172,24 @@ class JobTable(Tables):
                 return job
         return None
 
-    def record_heartbeat(self, job_id: str, instance_id: str, time: str) -> bool:
-        """Note that the agent on `instance_id` was heard at `time`, if the job still runs
-        there and nothing later was noted; True if noted. Not a change of the job: its version
-        stays, so a heartbeat never makes a workflow's write stale."""
+    def record_heartbeat(self, job_id: str, instance_id: str, time: str,
+                         address: str | None = None) -> bool:
+        """Note that the agent on `instance_id` was heard at `time` (and the instance's
+        `address`, when it said), if the job still runs there and nothing later was noted;
+        True if noted. Not a change of the job: its version stays, so a heartbeat never makes
+        a workflow's write stale."""
+        values = {":t": {"S": time}, ":i": {"S": instance_id}}
+        update = "SET heartbeatTime = :t"
+        if address is not None:
+            values[":a"] = {"S": address}
+            update += ", address = :a, addressOf = :i"
         try:
             self._db.update_item(
                 TableName=self._config.jobs_table, Key={"id": {"S": job_id}},
-                UpdateExpression="SET heartbeatTime = :t",
+                UpdateExpression=update,
                 ConditionExpression="instanceId = :i AND (attribute_not_exists(heartbeatTime)"
                                     " OR heartbeatTime < :t)",
-                ExpressionAttributeValues={":t": {"S": time}, ":i": {"S": instance_id}})
+                ExpressionAttributeValues=values)
         except ClientError as error:
             if is_conditional_failure(error):
                 return False

@@ -125,6 +125,8 @@ class Registered(Event):
 class Heartbeat(Event):
     kind: Literal["heartbeat"] = "heartbeat"
     jobId: str | None = None
+    # The instance's address, where the job's published ports are reached.
+    address: str | None = None
     cpuPercent: float | None = None
     memoryBytes: int | None = None
     memoryLimitBytes: int | None = None

@@ -104,8 +104,7 @@ class SubmitRequest(Body):
     withRoot: bool = False
     containerOpts: list[str] = Field(default_factory=list, max_length=64)
     dirMaps: list[DirMap] = Field(default_factory=list, max_length=16)
-    # `HOST:CONTAINER[/tcp|/udp]`: ports of the container published on its instance. The job
-    # then has a network; a host whose kernel cannot dump listening sockets cannot checkpoint it.
+    # `HOST:CONTAINER[/tcp|/udp]`: ports of the container published on its instance.
     publish: list[str] = Field(default_factory=list, max_length=32)
 
     _ports = field_validator("publish")(check_ports)

@@ -157,19 +157,44 @@ def fleet(aws, tmp_path, local_images) -> Iterator[Fleet]:
     yield from _fleet(aws, tmp_path)
 
 
-@pytest.fixture
-def served_fleet(monkeypatch, tmp_path, local_images) -> Iterator[Fleet]:
-    """Agents against moto in server mode, which helpers such as s3fs can reach too."""
+def _served_fleet(monkeypatch: Any, tmp_path: Path, host: str) -> Iterator[Fleet]:
     port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
-    for name, value in {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "local",
+    for name, value in {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "local",
                         "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1"}.items():
         monkeypatch.setenv(name, value)
     try:
         yield from _fleet(boto3.Session(region_name="us-east-1"), tmp_path)
     finally:
         server.stop()
+
+
+@pytest.fixture
+def served_fleet(monkeypatch, tmp_path, local_images) -> Iterator[Fleet]:
+    """Agents against moto in server mode, which helpers such as s3fs can reach too."""
+    yield from _served_fleet(monkeypatch, tmp_path, "127.0.0.1")
+
+
+@pytest.fixture(scope="session")
+def job_network(local_images) -> str:
+    """The jobs' podman network made ready on this host, as an agent makes it; its gateway
+    address (this host's end of the bridge) is returned. The bridge comes up with the first
+    container that joins it, so one short-lived container does."""
+    podman = Podman()
+    podman.ensure_network()
+    subprocess.run(["podman", "run", "--rm", f"--network={podman.network}", BUSYBOX, "true"],
+                   check=True, env=podman.env, capture_output=True)
+    inspected = subprocess.run(["podman", "network", "inspect", podman.network], check=True,
+                               env=podman.env, capture_output=True, text=True)
+    return str(json.loads(inspected.stdout)[0]["subnets"][0]["gateway"])
+
+
+@pytest.fixture
+def network_fleet(monkeypatch, tmp_path, job_network) -> Iterator[Fleet]:
+    """Agents against moto in server mode on the jobs' network gateway, where job containers
+    reach it (as they reach S3 on AWS) and the host does too."""
+    yield from _served_fleet(monkeypatch, tmp_path, job_network)
 
 
 @pytest.fixture

@@ -62,6 +62,9 @@ def test_the_agent_process_runs_commands_from_its_queue_and_reports_events(moto_
         stdout = read_stream(s3, "data", "proc", "stdout")
         assert stdout == b"from the agent process\n"
         assert received[0].instanceId == "i-proc"
+        # Where its published ports would be reached: the instance's private address.
+        wait_for(lambda: "heartbeat" in kinds(), 30, "a heartbeat")
+        assert {e.address for e in received if e.kind == "heartbeat"} == {"127.0.0.1"}
         sqs.send_message(QueueUrl=commands,
                          MessageBody=CommandEnvelope(command=TerminateCommand()).model_dump_json())
         assert process.wait(timeout=30) == 0

@@ -1,5 +1,5 @@
-"""A job runs `float migrate` and `float show` on itself from inside its container: no network,
-no credential in the container, the agent making the call with the job's own token."""
+"""A job runs `float migrate` and `float show` on itself from inside its container: no
+credential in the container, the agent making the call with the job's own token."""
 
 from chalicelib.wire.agent import RunCommand
 from tests.cli.fake_opcenter import job_json, serving

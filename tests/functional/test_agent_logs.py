@@ -36,6 +36,9 @@ class PretendPodman:
     def ensure_image(self, image: str, credentials: Any = None) -> None:
         pass
 
+    def ensure_network(self, error: type[Exception] = Exception) -> None:
+        pass
+
     def remove(self, name: str) -> None:
         self._logs.pop(name, None)
 
@@ -61,7 +64,7 @@ class PretendPodman:
             self.remove(name)
         return CriuStats()
 
-    def restore(self, export: Path, name: str) -> CriuStats:
+    def restore(self, export: Path, name: str, **_: Any) -> CriuStats:
         self._logs[name] = self._root / f"{name}.restored.log"
         self._logs[name].write_bytes(export.read_bytes())
         self.print(name, *self.printed_on_restore)

@@ -12,9 +12,9 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from botocore.exceptions import ClientError
 
 from app import ec2_events
-from chalicelib import events, workflows
+from chalicelib import events, jobs, workflows
 from chalicelib.store import Store
-from chalicelib.wire.agent import EventEnvelope, JobExited, ReclaimNoticed
+from chalicelib.wire.agent import EventEnvelope, Heartbeat, JobExited, ReclaimNoticed
 from localmode.queues import QueueFeeder
 from tests.functional.workflow_helpers import seed_running, sqs_batch
 
@@ -207,3 +207,25 @@ def test_a_job_exit_reported_by_its_agent_finishes_the_job(flows):
         time.sleep(0.1)
     assert flows.store.get_job("exiting").status.value == "Completed"
     assert flows.state(instance) == "terminated"
+
+
+def test_port_mappings_show_the_address_the_agent_of_the_jobs_instance_reports(flows):
+    instance, _ = seed_running(flows, "web")
+    job = flows.store.get_job("web")
+    spec = job.spec.model_copy(update={"publish": ["8080:80", "5353:53/udp"]})
+    flows.store.record_fields(job, {"spec": spec})
+
+    def heartbeat(instance_id, address, at):
+        beat = _agent(Heartbeat(instanceId=instance_id, time=at, jobId="web", address=address))
+        events.handle_agent_messages(flows.runtime, flows.store, _batch(beat))
+        return jobs.view(flows.store.get_job("web")).portMappings
+
+    assert jobs.view(flows.store.get_job("web")).portMappings == ["8080:80", "5353:53/udp"]
+    assert heartbeat(instance, "10.0.1.5", "2026-11-25T10:00:00Z") == [
+        "10.0.1.5:8080:80", "10.0.1.5:5353:53/udp"]
+    # Moved: the old instance's address is not shown for the new one, nor taken from the old.
+    flows.store.record_fields(flows.store.get_job("web"), {"instanceId": "i-0new"})
+    assert jobs.view(flows.store.get_job("web")).portMappings == ["8080:80", "5353:53/udp"]
+    assert heartbeat(instance, "10.0.1.5", "2026-11-25T10:00:05Z") == ["8080:80", "5353:53/udp"]
+    assert heartbeat("i-0new", "10.0.2.9", "2026-11-25T10:00:10Z") == [
+        "10.0.2.9:8080:80", "10.0.2.9:5353:53/udp"]
