@@ -71,4 +71,5 @@ def test_a_scratch_volume_follows_its_job_across_a_reclaim_and_goes_when_it_ends
     assert f"journal has {STEPS} lines, last: n={STEPS}" in stdout
     wait_until("the job's volume to be deleted", lambda: _volumes(local, job_id) == [],
                timeout=120)
-    assert not local.live_instances(job_id)
+    wait_until("the job's instances to be released", lambda: not local.live_instances(job_id),
+               timeout=60)
