@@ -29,6 +29,7 @@ from aws_lambda_powertools import Logger
 
 from agent.podman import Podman
 from agent.volumes import unmount_volumes
+from chalicelib.blockvolumes import OPCENTER_TAG
 from chalicelib.errors import Conflict
 from chalicelib.events import SPOT_WARNING, STATE_CHANGE
 from chalicelib.fleet import JOB_TAG
@@ -135,7 +136,7 @@ class LocalInstances:
         """Give each live instance the volumes attached to it (`devices/<volume id>`, a link to
         the volume's own directory) and nothing else; a deleted volume's files go with it."""
         pages = self.ec2.get_paginator("describe_volumes").paginate(
-            Filters=[{"Name": "tag-key", "Values": [JOB_TAG]}])
+            Filters=[{"Name": "tag-key", "Values": [OPCENTER_TAG]}])
         volumes = [volume for page in pages for volume in page["Volumes"]]
         held: dict[str, set[str]] = {}
         for volume in volumes:

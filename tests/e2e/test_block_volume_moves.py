@@ -29,7 +29,9 @@ echo "journal has $(wc -l < /mnt/scratch/journal) lines, last: $(tail -n 1 /mnt/
 def _volumes(local, job_id):
     ec2 = boto3.client("ec2", endpoint_url=local.aws_endpoint, region_name="us-east-1",
                        aws_access_key_id="local", aws_secret_access_key="local")
-    return ec2.describe_volumes(Filters=[{"Name": "tag:openfloat:job", "Values": [job_id]}])[
+    # The job's data volumes (its instances' root volumes carry its tag too).
+    return ec2.describe_volumes(Filters=[{"Name": "tag:openfloat:job", "Values": [job_id]},
+                                         {"Name": "tag-key", "Values": ["openfloat:opcenter"]}])[
         "Volumes"]
 
 
