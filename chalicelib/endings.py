@@ -92,7 +92,8 @@ def settle(runtime: Runtime, store: Store, verdict: Verdict) -> Settled:
         keep = verdict.keep or job.instanceId
     released = release_all(runtime, store, job.id, job, keep)
     if final:
-        blockvolumes.release(runtime, job.id)
+        if blockvolumes.wanted(job):
+            blockvolumes.release(runtime, job.id)
         return Settled(jobId=job.id, status=job.status, released=released, alreadyFinal=True)
     last = job.history[-1] if job.history else None
     instance = keep or job.instanceId
@@ -121,7 +122,8 @@ def settle(runtime: Runtime, store: Store, verdict: Verdict) -> Settled:
         revoke_job_token(runtime, job.id)
         volumes.delete_keys(runtime, job.id)
         # What an instance still shutting down holds goes on the reconciler's next pass.
-        blockvolumes.release(runtime, job.id)
+        if blockvolumes.wanted(job):
+            blockvolumes.release(runtime, job.id)
     logger.info("job settled", extra={"job_id": job.id, "status": target.value,
                                       "reason": reason, "released": released})
     return Settled(jobId=job.id, status=job.status, released=released)
