@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from chalicelib.wire.checkpoints import CheckpointManifest
 from chalicelib.wire.containers import DirMap
 from chalicelib.wire.specs import DataVolume
+from chalicelib.wire.utilization import Utilization
 
 
 class Message(BaseModel):
@@ -127,9 +128,9 @@ class Heartbeat(Event):
     jobId: str | None = None
     # The instance's address, where the job's published ports are reached.
     address: str | None = None
-    cpuPercent: float | None = None
-    memoryBytes: int | None = None
-    memoryLimitBytes: int | None = None
+    # What the job used of the instance since the agent's previous heartbeat; None when the
+    # container is not running (starting, checkpointed, gone) or its cgroup could not be read.
+    utilization: Utilization | None = None
 
 
 class ReclaimNoticed(Event):
@@ -163,6 +164,10 @@ class JobExited(Event):
     timedOut: bool = False
     # Why the job's hostTerminate script failed after the exit, if it did.
     hostTerminateFailure: str | None = None
+    # The kernel killed the job's process for memory (its cgroup's OOM killer).
+    oomKilled: bool = False
+    # The container's memory limit then, to name in the job's reason.
+    memoryLimitBytes: int | None = Field(default=None, gt=0)
 
 
 class CommandFailed(Event):
