@@ -27,11 +27,12 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from chalicelib import executions
+from chalicelib import executions, rightsizing
 from chalicelib.runtime import Runtime
 from chalicelib.store import JobRecord, Store
 from chalicelib.wire.agent import AgentEvent, EventEnvelope, Heartbeat, JobExited, ReclaimNoticed
 from chalicelib.wire.status import JobStatus
+from chalicelib.wire.utilization import Utilization, UtilizationPoint
 
 logger = Logger(service="openfloat-events")
 metrics = Metrics(namespace="OpenFloat", service="events")
@@ -77,12 +78,14 @@ class Skip:
 
 @dataclass(frozen=True)
 class NoteHeartbeat:
-    """The job's agent is alive: the reconciler leaves it alone while these keep coming."""
+    """The job's agent is alive: the reconciler leaves it alone while these keep coming. Its
+    sample of what the job uses joins the job's series, and may move the job (rightsizing)."""
 
-    job_id: str
+    job: JobRecord
     instance_id: str
     time: str
     address: str | None = None
+    utilization: Utilization | None = None
 
 
 Action = StartWorkflow | Skip | NoteHeartbeat
@@ -141,22 +144,32 @@ def decide_agent(event: AgentEvent, job: JobRecord | None, timeouts: dict[str, i
     if isinstance(event, Heartbeat):
         if event.jobId != job.id:
             return Skip(f"heartbeat of {event.instanceId} names no job of it", managed=True)
-        return NoteHeartbeat(job.id, event.instanceId, event.time, event.address)
+        return NoteHeartbeat(job, event.instanceId, event.time, event.address, event.utilization)
     if isinstance(event, JobExited):
         name, payload = executions.finish_start(
             job.id, event.instanceId, event.exitCode,
             time_limit=(job.spec.timeLimit or 0) if event.timedOut else None,
-            host_terminate_failure=event.hostTerminateFailure)
+            host_terminate_failure=event.hostTerminateFailure,
+            out_of_memory=(event.memoryLimitBytes or 0) if event.oomKilled else None,
+            evading=bool((policy := rightsizing.policy_of(job)) and policy.evadeOOM))
         return StartWorkflow("finish", name, payload)
     return Skip(f"{event.kind} needs no action", managed=True)
 
 
 def _carry_out(runtime: Runtime, store: Store, action: Action) -> Outcome:
     if isinstance(action, NoteHeartbeat):
-        if store.record_heartbeat(action.job_id, action.instance_id, action.time,
-                                  action.address):
-            return Outcome("heartbeat")
-        return Outcome("skipped")  # the job moved off that instance, or a later one was noted
+        job = action.job
+        point = None if action.utilization is None else UtilizationPoint(
+            **action.utilization.model_dump(), time=action.time, instanceId=action.instance_id,
+            instanceType=job.instanceType if job.instanceId == action.instance_id else None)
+        if point is not None:
+            store.record_utilization(job.id, point)
+        if not store.record_heartbeat(job.id, action.instance_id, action.time, action.address,
+                                      utilization=point):
+            return Outcome("skipped")  # the job moved off that instance, or a later one was noted
+        if point is not None:
+            rightsizing.consider(runtime, store, job, point)
+        return Outcome("heartbeat")
     if isinstance(action, Skip):
         if action.managed:
             return Outcome("skipped")

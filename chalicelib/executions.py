@@ -57,13 +57,25 @@ def migrate_start(job_id: str, instance_id: str | None, version: int, *, reason:
 
 def finish_start(job_id: str, instance_id: str, exit_code: int, *,
                  time_limit: int | None = None,
-                 host_terminate_failure: str | None = None) -> tuple[str, dict[str, Any]]:
+                 host_terminate_failure: str | None = None,
+                 out_of_memory: int | None = None,
+                 evading: bool = False) -> tuple[str, dict[str, Any]]:
     """The execution name and input of the finish workflow for a container that exited on
     `instance_id`; with `time_limit`, its agent stopped it there and the job ends Timedout.
+    `out_of_memory` (the memory limit in bytes, 0 if unknown): the kernel killed it for memory;
+    `evading`: the job's rules had evadeOOM, and still it could not be moved in time.
     A failed hostTerminate script is named in the reason; it does not change the status."""
     if time_limit is not None:
         to: str | None = "Timedout"
         why = f"stopped: it ran for its time limit of {time_limit} s"
+    elif out_of_memory is not None:
+        to = "FailToComplete"
+        limit = f" of {out_of_memory / 2**30:g} GiB" if out_of_memory else ""
+        why = (f"out of memory (OOM): the kernel killed the job, which needed more than the "
+               f"memory{limit} of its instance (exit code {exit_code})" + (
+                   "; evadeOOM could not move it in time (or mem.limit allows no more)"
+                   if evading else "; --migratePolicy [evadeOOM=true] moves a job to more "
+                   "memory before that"))
     else:
         to, why = None, f"the job exited with code {exit_code}"
     if host_terminate_failure:

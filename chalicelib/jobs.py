@@ -16,6 +16,7 @@ from chalicelib.auth import Principal, revoke_job_token
 from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound, StaleWrite, Unavailable
 from chalicelib.runtime import Runtime
 from chalicelib.store import JobRecord, JobSpec, Store
+from chalicelib.waverider import Move
 from chalicelib.wire.api import (
     HistoryEntry,
     JobView,
@@ -258,20 +259,29 @@ def _request(runtime: Runtime, store: Store, principal: Principal, job_id: str,
     if check is not None:
         check(job)
     who = f"job {principal.job} itself" if principal.job else principal.username
-    entry = HistoryEntry(time=runtime.now_iso(), from_=job.status, to=target,
-                         reason=f"{action} by {who}" + (f": {reason}" if reason else ""),
+    return view(_carry_out(runtime, store, job, target, action,
+                           f"{action} by {who}" + (f": {reason}" if reason else ""),
+                           workflow, starter))
+
+
+def _carry_out(runtime: Runtime, store: Store, job: JobRecord, target: JobStatus, action: str,
+               reason: str, workflow: str, starter: Starter,
+               fields: dict[str, Any] | None = None) -> JobRecord:
+    """Move the job to `target` with `reason` in its history, then start the workflow; put it
+    back if the workflow cannot start."""
+    entry = HistoryEntry(time=runtime.now_iso(), from_=job.status, to=target, reason=reason,
                          instance=job.instanceId)
-    moved = store.transition_job(job, target, entry)
+    moved = store.transition_job(job, target, entry, fields)
     name, payload = starter(job, moved, entry)
     try:
         executions.start(runtime, workflow, name, payload)
     except (BotoCoreError, ClientError) as error:
-        back = HistoryEntry(time=runtime.now_iso(), from_=target, to=allowed_from,
+        back = HistoryEntry(time=runtime.now_iso(), from_=target, to=job.status,
                             reason=f"{action} failed: its workflow could not be started",
                             instance=job.instanceId)
-        store.transition_job(moved, allowed_from, back)
+        store.transition_job(moved, job.status, back)
         raise Unavailable(f"job {job.id} could not be {action}: {error}") from error
-    return view(moved)
+    return moved
 
 
 def _plain(runtime: Runtime, workflow: str) -> Starter:
@@ -322,6 +332,12 @@ def migrate(runtime: Runtime, store: Store, principal: Principal, job_id: str,
             raise Conflict(f"job {job.id} already runs on {current}; "
                            "force the migration to move it to a new instance of that type")
 
+    return _request(runtime, store, principal, job_id, JobStatus.EXECUTING,
+                    JobStatus.CAPTURING, "migrated", request.reason, "migrate",
+                    _move_starter(runtime, target or None), check=same_place)
+
+
+def _move_starter(runtime: Runtime, target: dict[str, Any] | None) -> Starter:
     def starter(executing: JobRecord, _: JobRecord,
                 entry: HistoryEntry) -> tuple[str, dict[str, Any]]:
         # Named as a reclaim of the same instance would be (the version it had while
@@ -329,8 +345,18 @@ def migrate(runtime: Runtime, store: Store, principal: Principal, job_id: str,
         return executions.migrate_start(
             executing.id, executing.instanceId, executing.version, reason=entry.reason,
             notice_time=entry.time,
-            reclaim=False, target=target or None, timeouts=executions.timeouts(runtime.config))
+            reclaim=False, target=target, timeouts=executions.timeouts(runtime.config))
+    return starter
 
-    return _request(runtime, store, principal, job_id, JobStatus.EXECUTING,
-                    JobStatus.CAPTURING, "migrated", request.reason, "migrate", starter,
-                    check=same_place)
+
+def auto_migrate(runtime: Runtime, store: Store, job: JobRecord, move: Move) -> JobRecord:
+    """Start the move WaveRider decided for an Executing job: the same migration as `float
+    migrate` to new cpu/mem ranges, its history naming the rule and the figures. StaleWrite if
+    the job changed meanwhile (another heartbeat moved it, or it ended)."""
+    target = {"cpu": move.cpu.model_dump(mode="json"), "mem": move.mem.model_dump(mode="json")}
+    last: dict[str, str] = {"time": runtime.now_iso()}
+    for resource, direction in move.directions.items():
+        last[resource] = direction
+    return _carry_out(runtime, store, job, JobStatus.CAPTURING, "migrated",
+                      f"migrated by WaveRider: {move.reason}", "migrate",
+                      _move_starter(runtime, target), {"lastAutoMove": last})

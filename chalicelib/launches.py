@@ -90,13 +90,14 @@ def launch_instance(runtime: Runtime, store: Store, request: LaunchRequest) -> L
         fleet.release(runtime, instance_id, queue)
         raise StaleWrite(f"job {job.id} kept changing while {instance_id} was recorded")
     secret = issue_job_token(runtime, job.id, job.owner) if job.apiUrl else None
+    # The container gets the whole instance, as a job has a VM to itself on AWS: a job that
+    # outgrows its instance's memory is killed by the kernel, wherever it runs.
     offer = next(o for o in fleet.offers(runtime) if o.instance_type == chosen)
-    mem = Range.model_validate(job.spec.mem)
     entry = store.get_image(job.image)
     launch = JobLaunch(
         jobId=job.id, imageUri=job.imageUri, scriptKey=job.scriptKey, env=job.spec.env,
         credentialsSecretId=entry.secretId if entry is not None else None,
-        cpus=offer.vcpus, memoryGiB=min(mem.max, offer.memory_gib),
+        cpus=offer.vcpus, memoryGiB=offer.memory_gib,
         dataVolumes=job.spec.dataVolumes, volumeKeysSecretId=job.volumeKeysSecretId,
         apiUrl=job.apiUrl, apiTokenSecretId=secret,
         timeLimitSeconds=_time_left(runtime, job), gpus=spec.gpu or 0,

@@ -42,7 +42,8 @@ def migration(runtime: Runtime, change: StatusChange, moved: Moved) -> Migration
         else None
     notice = instant(moved.noticeTime)
     return MigrationView(
-        time=runtime.now_iso(), reason=change.reason, fromInstance=moved.fromInstance,
+        time=runtime.now_iso(), reason=change.reason, cause=moved.cause,
+        fromInstance=moved.fromInstance,
         toInstance=change.instanceId or "", instanceType=moved.instanceType,
         zone=moved.zone,
         checkpointSeq=checkpoint.seq if checkpoint else None,

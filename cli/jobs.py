@@ -240,15 +240,15 @@ def _instance(job: JobView) -> str | None:
 
 def migrations_table(migrations: list[MigrationView]) -> str:
     """Each move: when, from which instance to which, its type and zone, the checkpoint image's
-    size, how long the job was frozen, how long until it was Executing again, and whether it
-    was rerun from the start instead of restored."""
+    size, how long the job was frozen, how long until it was Executing again, whether it was
+    rerun from the start instead of restored, and why it moved."""
     return output.table(
         ("TIME", "MOVE", "INSTANCE TYPE", "ZONE", "IMAGE MiB", "FREEZE s", "TO EXECUTING s",
          "RERUN", "REASON"),
         ((m.time, f"{m.fromInstance or '-'} → {m.toInstance}", m.instanceType, m.zone,
           _number(m.imageBytes / MIB if m.imageBytes is not None else None),
           _number(m.freezeSeconds), _number(m.secondsToExecuting), "yes" if m.rerun else "no",
-          m.reason) for m in migrations),
+          m.cause or m.reason) for m in migrations),
     )
 
 

@@ -96,6 +96,9 @@ class JobRecord(BaseModel):
     # instance it is of: after a move it names the old one until the new one reports.
     address: str | None = None
     addressOf: str | None = None
+    # WaveRider's latest move of the job: when it began, and which way cpu and mem went
+    # ({"time", "cpu": "up"|"down", "mem": ...}); its cool-down reads it.
+    lastAutoMove: dict[str, str] | None = None
     submitTime: str
     updateTime: str
     history: list[HistoryEntry] = Field(default_factory=list)

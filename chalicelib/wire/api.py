@@ -218,6 +218,8 @@ class MigrationView(View):
 
     time: str
     reason: str
+    # Why the job moved: a reclaim, a user's request, or the WaveRider rule with its figures.
+    cause: str | None = None
     fromInstance: str | None = None
     toInstance: str
     instanceType: str | None = None

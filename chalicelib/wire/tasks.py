@@ -97,6 +97,8 @@ class Moved(TaskInput):
     restored: dict[str, Any] | None = None
     # Whether a new checkpoint was taken for this move; if not, an older one was restored.
     captured: bool = True
+    # Why the job moved: the reclaim, the user's request or the WaveRider rule.
+    cause: str | None = None
 
 
 class NewInstance(BaseModel):

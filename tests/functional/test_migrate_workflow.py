@@ -4,17 +4,13 @@ status or fallback, with no instance left running that has no job."""
 
 from __future__ import annotations
 
-import threading
-import time
-
 from chalicelib import executions
 from chalicelib.wire.status import JobStatus
 from tests.functional.workflow_helpers import (
     manifest,
+    move_ready,
     restored,
     running_instances,
-    seed_running,
-    simulated_agent,
 )
 
 
@@ -37,38 +33,6 @@ def _forbid_reruns(flows, job_id):
     flows.store.record_fields(job, {"spec": job.spec.model_copy(update={"disableRerun": True})})
 
 
-def _move_ready(flows, job_id, old_answer, *replacement_answers):
-    """A running job whose agent answers `old_answer`; each replacement instance launched for
-    it gets an agent answering the next of `replacement_answers`. Returns the old instance,
-    what the old agent was sent, and what each replacement's agent was sent."""
-    old, queue = seed_running(flows, job_id)
-    old_seen: list = []
-    new_seen: list[list] = []
-    simulated_agent(flows, queue, old_answer, old_seen)
-
-    def replacements():
-        # A replacement's queue is the one its launch records on the job.
-        known = {queue}
-        pending = list(replacement_answers)
-        for _ in range(1200):
-            if not pending:
-                return
-            try:
-                job = flows.store.get_job(job_id)
-            except Exception:  # noqa: BLE001 - the test, and its stand-in AWS, ended first
-                return
-                continue
-            if job.commandsQueueUrl and job.commandsQueueUrl not in known:
-                known.add(job.commandsQueueUrl)
-                seen: list = []
-                new_seen.append(seen)
-                simulated_agent(flows, job.commandsQueueUrl, pending.pop(0), seen)
-            time.sleep(0.05)
-
-    threading.Thread(target=replacements, daemon=True).start()
-    return old, old_seen, new_seen
-
-
 def _kinds(seen):
     return [command.kind for command in seen]
 
@@ -77,7 +41,7 @@ def _kinds(seen):
 
 
 def test_a_reclaimed_job_is_restored_elsewhere_and_its_move_is_recorded(flows):
-    old, old_seen, new_seen = _move_ready(flows, "mover", manifest("mover", 3),
+    old, old_seen, new_seen = move_ready(flows, "mover", manifest("mover", 3),
                                           restored("mover", 3))
     result = _migrate(flows, "mover")
     assert result["status"] == "SUCCEEDED", result
@@ -99,7 +63,7 @@ def test_a_reclaimed_job_is_restored_elsewhere_and_its_move_is_recorded(flows):
 
 
 def test_a_checkpoint_that_times_out_restores_the_last_committed_one(flows):
-    old, old_seen, new_seen = _move_ready(flows, "silent", False, restored("silent", 2))
+    old, old_seen, new_seen = move_ready(flows, "silent", False, restored("silent", 2))
     result = _migrate(flows, "silent", checkpoint_seconds=2)
     assert result["status"] == "SUCCEEDED", result
     job = flows.store.get_job("silent")
@@ -110,7 +74,7 @@ def test_a_checkpoint_that_times_out_restores_the_last_committed_one(flows):
 
 
 def test_an_agent_gone_silent_is_given_up_at_its_heartbeat_not_the_checkpoint_limit(flows):
-    old, _, _ = _move_ready(flows, "dead", False, restored("dead", 1))
+    old, _, _ = move_ready(flows, "dead", False, restored("dead", 1))
     # Two minutes to checkpoint, but an agent that is working says so every few seconds.
     result = _migrate(flows, "dead", checkpoint_seconds=120, heartbeat_seconds=2, timeout=40)
     assert result["status"] == "SUCCEEDED", result
@@ -119,7 +83,7 @@ def test_an_agent_gone_silent_is_given_up_at_its_heartbeat_not_the_checkpoint_li
 
 
 def test_a_failed_upload_falls_back_to_the_last_committed_checkpoint(flows):
-    old, old_seen, new_seen = _move_ready(flows, "flaky", "CheckpointUploadFailed",
+    old, old_seen, new_seen = move_ready(flows, "flaky", "CheckpointUploadFailed",
                                           restored("flaky", 1))
     result = _migrate(flows, "flaky")
     assert result["status"] == "SUCCEEDED", result
@@ -131,7 +95,7 @@ def test_a_failed_upload_falls_back_to_the_last_committed_checkpoint(flows):
 
 
 def test_without_any_checkpoint_the_job_reruns_from_the_start(flows):
-    old, old_seen, new_seen = _move_ready(flows, "fresh", False, ["CheckpointNotFound", True])
+    old, old_seen, new_seen = move_ready(flows, "fresh", False, ["CheckpointNotFound", True])
     result = _migrate(flows, "fresh", checkpoint_seconds=2)
     assert result["status"] == "SUCCEEDED", result
     job = flows.store.get_job("fresh")
@@ -144,7 +108,7 @@ def test_without_any_checkpoint_the_job_reruns_from_the_start(flows):
 
 
 def test_a_job_that_forbids_reruns_ends_checkpoint_failed_when_nothing_can_be_restored(flows):
-    old, _, new_seen = _move_ready(flows, "strict", False, "CheckpointNotFound")
+    old, _, new_seen = move_ready(flows, "strict", False, "CheckpointNotFound")
     _forbid_reruns(flows, "strict")
     result = _migrate(flows, "strict", checkpoint_seconds=2)
     assert result["status"] == "SUCCEEDED", result  # the workflow settled the job itself
@@ -156,7 +120,7 @@ def test_a_job_that_forbids_reruns_ends_checkpoint_failed_when_nothing_can_be_re
 
 
 def test_a_failed_restore_is_tried_again_on_another_instance(flows):
-    old, _, new_seen = _move_ready(flows, "retry", True, "CheckpointCorrupt", restored("retry", 4))
+    old, _, new_seen = move_ready(flows, "retry", True, "CheckpointCorrupt", restored("retry", 4))
     result = _migrate(flows, "retry")
     assert result["status"] == "SUCCEEDED", result
     job = flows.store.get_job("retry")
@@ -169,7 +133,7 @@ def test_a_failed_restore_is_tried_again_on_another_instance(flows):
 
 
 def test_a_replacement_whose_agent_never_answers_is_replaced_again(flows):
-    old, _, new_seen = _move_ready(flows, "gone", True, False, restored("gone", 1))
+    old, _, new_seen = move_ready(flows, "gone", True, False, restored("gone", 1))
     result = _migrate(flows, "gone", start_seconds=2)
     assert result["status"] == "SUCCEEDED", result
     job = flows.store.get_job("gone")
@@ -178,7 +142,7 @@ def test_a_replacement_whose_agent_never_answers_is_replaced_again(flows):
 
 
 def test_a_restore_failing_on_two_instances_reruns_the_job(flows):
-    old, _, new_seen = _move_ready(flows, "twice", True, "CheckpointCorrupt",
+    old, _, new_seen = move_ready(flows, "twice", True, "CheckpointCorrupt",
                                    ["CheckpointCorrupt", True])
     result = _migrate(flows, "twice")
     assert result["status"] == "SUCCEEDED", result
@@ -189,7 +153,7 @@ def test_a_restore_failing_on_two_instances_reruns_the_job(flows):
 
 
 def test_a_restore_failing_twice_without_reruns_ends_checkpoint_failed_with_nothing_running(flows):
-    old, _, _ = _move_ready(flows, "broken", True, "CheckpointCorrupt", "CheckpointCorrupt")
+    old, _, _ = move_ready(flows, "broken", True, "CheckpointCorrupt", "CheckpointCorrupt")
     _forbid_reruns(flows, "broken")
     result = _migrate(flows, "broken")
     assert result["status"] == "SUCCEEDED", result  # the workflow settled the job itself
@@ -199,7 +163,7 @@ def test_a_restore_failing_twice_without_reruns_ends_checkpoint_failed_with_noth
 
 
 def test_no_replacement_capacity_ends_in_no_available_host(flows, no_capacity):
-    old, _, _ = _move_ready(flows, "nowhere", True)
+    old, _, _ = move_ready(flows, "nowhere", True)
     job = flows.store.get_job("nowhere")
     flows.store.record_fields(job, {"spec": job.spec.model_copy(
         update={"vmPolicy": {"spotOnly": True}})})
@@ -213,7 +177,7 @@ def test_no_replacement_capacity_ends_in_no_available_host(flows, no_capacity):
 
 
 def test_spot_gone_on_a_reclaim_moves_the_job_to_on_demand(flows, no_capacity):
-    old, _, _ = _move_ready(flows, "fallback", manifest("fallback", 1), restored("fallback", 1))
+    old, _, _ = move_ready(flows, "fallback", manifest("fallback", 1), restored("fallback", 1))
     no_capacity.add(("spot", "*"))
     result = _migrate(flows, "fallback")
     assert result["status"] == "SUCCEEDED", result
@@ -227,7 +191,7 @@ def test_spot_gone_on_a_reclaim_moves_the_job_to_on_demand(flows, no_capacity):
 
 
 def test_a_requested_move_lands_on_the_requested_type_and_keeps_it(flows):
-    old, old_seen, new_seen = _move_ready(flows, "bigger", manifest("bigger", 1),
+    old, old_seen, new_seen = move_ready(flows, "bigger", manifest("bigger", 1),
                                           restored("bigger", 1))
     result = _migrate(flows, "bigger", reclaim=False, target={"instType": "c5.2xlarge"})
     assert result["status"] == "SUCCEEDED", result
@@ -238,7 +202,7 @@ def test_a_requested_move_lands_on_the_requested_type_and_keeps_it(flows):
 
 
 def test_a_requested_move_whose_checkpoint_fails_leaves_the_job_running_where_it_was(flows):
-    old, old_seen, new_seen = _move_ready(flows, "stays", "CheckpointFailed", True)
+    old, old_seen, new_seen = move_ready(flows, "stays", "CheckpointFailed", True)
     queue = flows.store.get_job("stays").commandsQueueUrl
     result = _migrate(flows, "stays", reclaim=False)
     assert result["status"] == "SUCCEEDED", result  # the workflow settled the job itself
@@ -252,7 +216,7 @@ def test_a_requested_move_whose_checkpoint_fails_leaves_the_job_running_where_it
 
 
 def test_a_requested_move_without_capacity_never_touches_the_job(flows, no_capacity):
-    old, old_seen, _ = _move_ready(flows, "nospace", True)
+    old, old_seen, _ = move_ready(flows, "nospace", True)
     no_capacity.update({("spot", "*"), ("on-demand", "*")})
     result = _migrate(flows, "nospace", reclaim=False, target={"instType": "c5.2xlarge"})
     assert result["status"] == "SUCCEEDED", result  # the workflow settled the job itself

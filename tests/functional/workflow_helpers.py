@@ -261,3 +261,35 @@ def sqs_batch(*bodies: str) -> dict:
     return {"Records": [{"messageId": f"msg-{next(_message_ids)}", "receiptHandle": "handle",
                          "body": body, "attributes": {}, "messageAttributes": {},
                          "eventSource": "aws:sqs"} for body in bodies]}
+
+
+def move_ready(flows, job_id, old_answer, *replacement_answers):
+    """A running job whose agent answers `old_answer`; each replacement instance launched for
+    it gets an agent answering the next of `replacement_answers`. Returns the old instance,
+    what the old agent was sent, and what each replacement's agent was sent."""
+    old, queue = seed_running(flows, job_id)
+    old_seen: list = []
+    new_seen: list[list] = []
+    simulated_agent(flows, queue, old_answer, old_seen)
+
+    def replacements():
+        # A replacement's queue is the one its launch records on the job.
+        known = {queue}
+        pending = list(replacement_answers)
+        for _ in range(1200):
+            if not pending:
+                return
+            try:
+                job = flows.store.get_job(job_id)
+            except Exception:  # noqa: BLE001 - the test, and its stand-in AWS, ended first
+                return
+                continue
+            if job.commandsQueueUrl and job.commandsQueueUrl not in known:
+                known.add(job.commandsQueueUrl)
+                seen: list = []
+                new_seen.append(seen)
+                simulated_agent(flows, job.commandsQueueUrl, pending.pop(0), seen)
+            time.sleep(0.05)
+
+    threading.Thread(target=replacements, daemon=True).start()
+    return old, old_seen, new_seen
