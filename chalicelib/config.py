@@ -18,6 +18,7 @@ RESOURCE_ENV: dict[str, str] = {
     "LICENSES_TABLE": "LicensesTable",
     "USAGE_TABLE": "UsageTable",
     "STORAGE_TABLE": "StorageTable",
+    "UTILIZATION_TABLE": "UtilizationTable",
     "DATA_BUCKET": "DataBucket",
     "SECRET_PREFIX": "SecretPrefix",
     "AGENT_EVENTS_QUEUE": "AgentEventsQueue",
@@ -66,6 +67,7 @@ class Config:
     licenses_table: str
     usage_table: str
     storage_table: str
+    utilization_table: str
     data_bucket: str
     secret_prefix: str
     agent_events_queue: str
@@ -92,6 +94,8 @@ class Config:
     # An Executing job's agent reports every 15 s; after this long without a word the
     # reconciler takes it as lost and moves the job.
     agent_silence_seconds: int = 90
+    # A job's utilization series is kept this long after each point, then DynamoDB drops it.
+    utilization_retention_hours: int = 72
     # No workflow keeps a job in a transitional status longer than this; past it the
     # reconciler ends the job, and an instance this old that no job runs on is left over.
     workflow_limit_seconds: int = 3600
@@ -128,6 +132,7 @@ class Config:
             licenses_table=env["LICENSES_TABLE"],
             usage_table=env["USAGE_TABLE"],
             storage_table=env["STORAGE_TABLE"],
+            utilization_table=env["UTILIZATION_TABLE"],
             data_bucket=env["DATA_BUCKET"],
             secret_prefix=env["SECRET_PREFIX"],
             agent_events_queue=env["AGENT_EVENTS_QUEUE"],
@@ -148,5 +153,7 @@ class Config:
                                             cls.start_heartbeat_seconds),
             agent_silence_seconds=seconds("AGENT_SILENCE_SECONDS", cls.agent_silence_seconds),
             workflow_limit_seconds=seconds("WORKFLOW_LIMIT_SECONDS", cls.workflow_limit_seconds),
+            utilization_retention_hours=seconds("UTILIZATION_RETENTION_HOURS",
+                                                cls.utilization_retention_hours),
             api_url=env.get("OPENFLOAT_API_URL") or None,
         )

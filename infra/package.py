@@ -20,7 +20,8 @@ from chalicelib.config import RESOURCE_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 RESOURCES = ROOT / "infra" / "resources.json"
-TABLES = ("JobsTable", "ImagesTable", "UsersTable", "LicensesTable", "UsageTable", "StorageTable")
+TABLES = ("JobsTable", "ImagesTable", "UsersTable", "LicensesTable", "UsageTable", "StorageTable",
+          "UtilizationTable")
 # The Chalice-generated logical ids this file adds to.
 FUNCTION = "APIHandler"
 ROLE = "DefaultRole"

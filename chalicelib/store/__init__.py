@@ -12,10 +12,11 @@ from chalicelib.store.storage import StorageRecord, StorageTable
 from chalicelib.store.tables import decode_token, encode_token
 from chalicelib.store.usage import UsageRecord, UsageTable
 from chalicelib.store.users import UserRecord, UserTable
+from chalicelib.store.utilization import UtilizationTable
 
 __all__ = ["ImageRecord", "JobRecord", "JobSpec", "StorageRecord", "Store", "UsageRecord", "UserRecord",
            "decode_token", "encode_token"]
 
 
-class Store(JobTable, UsageTable, ImageTable, UserTable, StorageTable):
+class Store(JobTable, UsageTable, ImageTable, UserTable, StorageTable, UtilizationTable):
     """Every table, through one client and one configuration."""

@@ -27,7 +27,7 @@ def test_every_table_matches_its_definition_in_infra(runtime, settings):
     template = json.loads(TEMPLATE.read_text())
     tables = _tables(template)
     assert set(tables) == {"JobsTable", "ImagesTable", "UsersTable", "LicensesTable", "UsageTable",
-                           "StorageTable"}
+                           "StorageTable", "UtilizationTable"}
     for table_id, properties in tables.items():
         env = next(e for e, key in RESOURCE_ENV.items() if key == table_id)
         described = runtime.dynamodb.describe_table(TableName=settings[env])["Table"]
