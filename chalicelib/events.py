@@ -164,8 +164,9 @@ def _carry_out(runtime: Runtime, store: Store, action: Action) -> Outcome:
             instanceType=job.instanceType if job.instanceId == action.instance_id else None)
         if point is not None:
             store.record_utilization(job.id, point)
+        peak = int((job.utilization or {}).get("memoryPeakBytes") or 0)
         if not store.record_heartbeat(job.id, action.instance_id, action.time, action.address,
-                                      utilization=point):
+                                      utilization=point, peak_before=peak):
             return Outcome("skipped")  # the job moved off that instance, or a later one was noted
         if point is not None:
             rightsizing.consider(runtime, store, job, point)

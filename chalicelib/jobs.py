@@ -84,6 +84,7 @@ def view(job: JobRecord) -> JobView:
         updateTime=job.updateTime,
         history=job.history,
         migrations=job.migrations,
+        utilization=job.utilization,
     )
 
 

@@ -24,6 +24,7 @@ from chalicelib.store.tables import (
 )
 from chalicelib.wire.api import HistoryEntry, MigrationView, SubmitRequest
 from chalicelib.wire.status import JobStatus
+from chalicelib.wire.utilization import UtilizationPoint, UtilizationSummary
 
 # Rows of one kind share this partition of the table's `byKind` index so that "list them all"
 # is a Query. One OpCenter holds thousands of jobs, not millions: one partition carries it.
@@ -99,6 +100,9 @@ class JobRecord(BaseModel):
     # WaveRider's latest move of the job: when it began, and which way cpu and mem went
     # ({"time", "cpu": "up"|"down", "mem": ...}); its cool-down reads it.
     lastAutoMove: dict[str, str] | None = None
+    # The latest utilization sample (wire.utilization.UtilizationSummary's fields), with the
+    # highest working set of any sample of the job as its memoryPeakBytes.
+    utilization: dict[str, Any] | None = None
     submitTime: str
     updateTime: str
     history: list[HistoryEntry] = Field(default_factory=list)
@@ -108,7 +112,7 @@ class JobRecord(BaseModel):
 
 # Job attributes kept as one JSON string each: nested, with fractional numbers DynamoDB's
 # number type would need as Decimal, and never used in a key or a filter.
-_JSON_FIELDS = ("spec", "migrations")
+_JSON_FIELDS = ("spec", "migrations", "utilization")
 
 
 def _json_field(value: Any) -> str:
@@ -176,16 +180,26 @@ class JobTable(Tables):
         return None
 
     def record_heartbeat(self, job_id: str, instance_id: str, time: str,
-                         address: str | None = None) -> bool:
+                         address: str | None = None,
+                         utilization: UtilizationPoint | None = None,
+                         peak_before: int = 0) -> bool:
         """Note that the agent on `instance_id` was heard at `time` (and the instance's
-        `address`, when it said), if the job still runs there and nothing later was noted;
-        True if noted. Not a change of the job: its version stays, so a heartbeat never makes
-        a workflow's write stale."""
+        `address`, when it said; its `utilization` sample, kept as the job's latest with the
+        peak raised from `peak_before`, the one on the job as the caller read it), if the job
+        still runs there and nothing later was noted; True if noted. Not a change of the job:
+        its version stays, so a heartbeat never makes a workflow's write stale."""
         values = {":t": {"S": time}, ":i": {"S": instance_id}}
         update = "SET heartbeatTime = :t"
         if address is not None:
             values[":a"] = {"S": address}
             update += ", address = :a, addressOf = :i"
+        if utilization is not None:
+            summary = UtilizationSummary(
+                **utilization.model_dump(exclude={"memoryPeakBytes"}),
+                memoryRatio=round(utilization.memoryRatio, 2),
+                memoryPeakBytes=max(peak_before, utilization.memoryPeakBytes))
+            values[":u"] = {"S": summary.model_dump_json()}
+            update += ", utilization = :u"
         try:
             self._db.update_item(
                 TableName=self._config.jobs_table, Key={"id": {"S": job_id}},

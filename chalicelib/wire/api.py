@@ -32,6 +32,7 @@ from chalicelib.wire.specs import (
     parse_duration,
 )
 from chalicelib.wire.status import JobStatus
+from chalicelib.wire.utilization import UtilizationSummary
 
 API_VERSION = "v1"
 # The OpenFloat release, as pyproject.toml names it: the CLI and the OpCenter each report their own.
@@ -282,6 +283,8 @@ class JobView(View):
     hostTerminateSize: int | None = None
     history: list[HistoryEntry] = Field(default_factory=list)
     migrations: list[MigrationView] = Field(default_factory=list)
+    # What the job used of its instance at its agent's latest heartbeat, and its peak memory.
+    utilization: UtilizationSummary | None = None
 
 
 T = TypeVar("T")

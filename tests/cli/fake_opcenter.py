@@ -127,7 +127,8 @@ def job_json(job_id: str = "job-1", status: str = "Executing", **overrides: Any)
 def migration_json(**overrides: Any) -> dict[str, Any]:
     """One entry of a job's `migrations`, as the API returns it."""
     migration = {
-        "time": "2024-05-01T11:00:00Z", "reason": "Spot reclaim", "fromInstance": "i-0abc",
+        "time": "2024-05-01T11:00:00Z", "reason": "resumed on i-0def from its checkpoint",
+        "cause": "spot terminate warning for i-0abc", "fromInstance": "i-0abc",
         "toInstance": "i-0def", "instanceType": "c5.2xlarge", "zone": "us-east-1b",
         "checkpointSeq": 1,
         "imageBytes": 512 * 1024 * 1024 + 300 * 1024, "freezeSeconds": 4.3,

@@ -127,7 +127,7 @@ def test_show_lists_the_migrations_under_the_history(logged_in, run):
         migration_json(),
         migration_json(time="2024-05-01T12:00:00Z", fromInstance="i-0def", toInstance="i-0123",
                        instanceType="r5.xlarge", zone=None, imageBytes=None, freezeSeconds=None,
-                       secondsToExecuting=300.0, rerun=True, reason="restore failed"),
+                       secondsToExecuting=300.0, rerun=True, reason="restore failed", cause=None),
     ]))
 
     result = run("show", "-j", "job-1", "-F", "table")
@@ -139,7 +139,8 @@ def test_show_lists_the_migrations_under_the_history(logged_in, run):
     assert header.split() == ["TIME", "MOVE", "INSTANCE", "TYPE", "ZONE", "IMAGE", "MiB",
                               "FREEZE", "s", "TO", "EXECUTING", "s", "RERUN", "REASON"]
     assert first.split() == ["2024-05-01T11:00:00Z", "i-0abc", "→", "i-0def", "c5.2xlarge",
-                             "us-east-1b", "512.3", "4.3", "95.0", "no", "Spot", "reclaim"]
+                             "us-east-1b", "512.3", "4.3", "95.0", "no", "spot", "terminate",
+                             "warning", "for", "i-0abc"]
     assert second.split() == ["2024-05-01T12:00:00Z", "i-0def", "→", "i-0123", "r5.xlarge",
                               "-", "-", "-", "300.0", "yes", "restore", "failed"]
     assert header.index("RERUN") == first.index("no") == second.index("yes")

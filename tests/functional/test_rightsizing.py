@@ -41,11 +41,13 @@ def _with_policy(flows, job_id: str, policy: str | None, mem: str = "4", cpu: st
     return flows.store.record_fields(job, {"spec": spec, "instanceType": "c5.large"})
 
 
-def _settled(flows, job_id: str, timeout: float = 60):
+def _settled(flows, job_id: str, old: str, timeout: float = 60):
+    """The job once it runs again elsewhere and its old instance is released."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = flows.store.get_job(job_id)
-        if job.status == JobStatus.EXECUTING and len(job.migrations) > 0:
+        if job.status == JobStatus.EXECUTING and len(job.migrations) > 0 \
+                and flows.state(old) == "terminated":
             return job
         time.sleep(0.1)
     raise AssertionError(f"{job_id} did not move: {flows.store.get_job(job_id).history}")
@@ -62,7 +64,7 @@ def test_evade_oom_moves_a_job_nearing_its_memory_to_twice_as_much_at_once(flows
     moving = flows.store.get_job("grower")
     assert moving.status == JobStatus.CAPTURING and moving.history[-1].reason == why
     assert moving.lastAutoMove is not None and moving.lastAutoMove["mem"] == "up"
-    job = _settled(flows, "grower")
+    job = _settled(flows, "grower", old)
     assert job.instanceId != old and flows.state(old) == "terminated"
     # Its new sizes are the job's own from now on, and the instance has them.
     assert job.spec.mem["min"] == 8 and job.spec.cpu["min"] == 2
@@ -82,7 +84,7 @@ def test_a_cpu_bound_job_moves_up_after_its_duration_and_not_before(flows):
     assert flows.store.get_job("busy").status == JobStatus.EXECUTING  # 15 s of 20
     second = _beat(flows, "busy", old, _sample(cpu=99, seconds=15), after=15)
     events.handle_agent_messages(flows.runtime, flows.store, sqs_batch(second))
-    job = _settled(flows, "busy")
+    job = _settled(flows, "busy", old)
     assert job.history[-3].reason == (
         "migrated by WaveRider: cpu 98% > 80% for 20 s: 2 vCPUs → 4 vCPUs")
     assert job.spec.cpu["min"] == 4 and job.spec.mem["min"] >= 4
