@@ -549,9 +549,8 @@ class Agent:
 
     def heartbeat(self) -> None:
         job_id = self.job.launch.jobId if self.job else None
-        usage = self.podman.usage(self.container(job_id)) if job_id else None
         self.emit(Heartbeat(instanceId=self.settings.instance_id, time=_now(), jobId=job_id,
-                            address=self.settings.address, **(usage or {})))
+                            address=self.settings.address))
 
     # ---- the process -----------------------------------------------------------------------
 

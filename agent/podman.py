@@ -206,20 +206,6 @@ class Podman:
         return ContainerState(status=str(state.get("Status")), running=running,
                               exit_code=exit_code)
 
-    def usage(self, name: str) -> dict[str, float | int] | None:
-        """CPU percent and memory bytes of a running container, for heartbeats."""
-        result = self._run("stats", "--no-stream", "--format", "json", name, check=False,
-                           timeout=30)
-        if result.returncode != 0:
-            return None
-        try:
-            entry = json.loads(result.stdout)[0]
-            return {"cpuPercent": float(str(entry["cpu_percent"]).rstrip("%") or 0),
-                    "memoryBytes": _bytes(str(entry["mem_usage"]).split("/")[0]),
-                    "memoryLimitBytes": _bytes(str(entry["mem_usage"]).split("/")[1])}
-        except (ValueError, KeyError, IndexError, TypeError):
-            return None
-
     def remove(self, name: str) -> None:
         self._run("rm", "--force", "--ignore", "--time", "0", name, check=False)
 
@@ -274,17 +260,6 @@ def job_options(launch: JobLaunch) -> list[str]:
 
 def _published(ports: list[str], address: str) -> list[str]:
     return [f"--publish={address}{port}" for port in ports]
-
-
-_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
-
-
-def _bytes(text: str) -> int:
-    """`12.5MB` or `1.2GiB` (as podman stats prints them) in bytes."""
-    value = text.strip().lower().replace(" ", "")
-    number = value.rstrip("abcdefghijklmnopqrstuvwxyz")
-    return int(float(number) * _UNITS[value[len(number):] or "b"])
 
 
 def _stats(output: str) -> CriuStats:

@@ -13,8 +13,9 @@ from chalicelib.wire.specs import DataVolume
 from chalicelib.wire.status import JobStatus
 from chalicelib.wire.tasks import Attempt, LaunchRequest, Verdict, VolumesRequest
 from tests.functional.jobs_helpers import seed_job
-from tests.functional.test_migrate_workflow import _kinds, _migrate, _move_ready
+from tests.functional.test_migrate_workflow import _kinds, _migrate
 from tests.functional.workflow_helpers import manifest, restored, simulated_agent
+from tests.functional.workflow_helpers import move_ready as _move_ready
 
 SCRATCH = "[size=5]:/mnt/scratch"
 

@@ -14,7 +14,8 @@ from chalicelib.wire.agent import JobLaunch
 from chalicelib.wire.hostscripts import MAX_HOST_SCRIPT_BYTES
 from chalicelib.wire.status import JobStatus
 from tests.functional.test_launch_workflow import _launch, _submitted
-from tests.functional.test_migrate_workflow import _kinds, _migrate, _move_ready
+from tests.functional.test_migrate_workflow import _kinds, _migrate
+from tests.functional.workflow_helpers import move_ready as _move_ready
 from tests.functional.workflow_helpers import running_instances, seed_running, simulated_agent
 
 SUBMIT = {"image": "docker.io/library/busybox:latest", "jobScript": "echo hi\n",

@@ -13,7 +13,8 @@ from chalicelib.placement import NoCandidate, launch_plan
 from chalicelib.wire.specs import CpuRange, Range, VmPolicy
 from chalicelib.wire.status import JobStatus
 from tests.functional.jobs_helpers import seed_job
-from tests.functional.test_migrate_workflow import _kinds, _migrate, _move_ready
+from tests.functional.test_migrate_workflow import _kinds, _migrate
+from tests.functional.workflow_helpers import move_ready as _move_ready
 from tests.functional.workflow_helpers import running_instances, simulated_agent
 
 SUBMIT = {"image": "docker.io/library/python:3.12", "jobScript": "#!/bin/sh\necho hi\n"}
