@@ -50,7 +50,8 @@ def consider(runtime: Runtime, store: Store, job: JobRecord,
     window = max(policy.cpu.upperBoundDuration, policy.cpu.lowerBoundDuration,
                  policy.mem.upperBoundDuration, policy.mem.lowerBoundDuration)
     since = (ended - timedelta(seconds=window + _WINDOW_MARGIN_SECONDS)).isoformat()
-    points = [p for p in store.recent_utilization(job.id, since.replace("+00:00", "Z"))
+    points = [p for p in store.recent_utilization(job.id, since.replace("+00:00", "Z"),
+                                                  now=runtime.clock())
               if p.instanceId == job.instanceId and p.time <= point.time]
     if not points or points[-1].time != point.time:
         points.append(point)

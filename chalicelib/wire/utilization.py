@@ -57,25 +57,6 @@ class UtilizationPoint(Utilization):
     instanceType: str | None = None
 
 
-class UtilizationView(View):
-    """One point of `GET /v1/jobs/{id}/utilization`, newest first."""
-
-    time: str
-    instanceId: str
-    instanceType: str | None = None
-    seconds: float
-    vcpus: float
-    cpuRatio: float
-    cpuDemandRatio: float
-    memoryBytes: int
-    memoryPeakBytes: int
-    memoryLimitBytes: int
-    memoryRatio: float
-    swapBytes: int = 0
-    memoryPressure: float | None = None
-    oomKills: int = 0
-
-
 class UtilizationSummary(View):
     """What `float show` prints of a job's use: the latest sample and the peak on record."""
 
