@@ -23,7 +23,8 @@ from agent.hostscripts import HostEvent, HostScripts
 from agent.imds import Imds, ImdsUnavailable
 from agent.jobcalls import JobCalls
 from agent.logs import LogShipper
-from agent.podman import Credentials, Podman, job_options
+from agent.podman import ContainerState, Credentials, Podman, job_options
+from agent.utilization import KernelLog, Sampler
 from agent.volumes import (
     BlockDevices,
     S3Access,
@@ -124,6 +125,10 @@ class RunningJob:
     deadline: float | None = None
     # Set once the agent stopped the container at its deadline: its exit is a time-out.
     timed_out: bool = False
+    # Reads the container's cgroup while it runs here (a restore makes a new one).
+    sampler: Sampler | None = None
+    # The last sample sent showed memory running out (see Utilization.pressing).
+    pressing_sent: bool = False
 
 
 @dataclass
@@ -143,6 +148,7 @@ class Agent:
     # A job just started or restored here: the next watch tick sends a heartbeat, so the
     # control plane hears this instance's address without waiting a whole heartbeat period.
     heartbeat_due: bool = False
+    kernel_log: KernelLog = field(default_factory=KernelLog)
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -493,6 +499,8 @@ class Agent:
                 job.timed_out = True
                 self.podman.stop(name, STOP_GRACE_SECONDS)
                 state = self.podman.state(name)
+            if state is not None and state.running and not job.stopping:
+                self._look_at_usage(job, state)
             if job.stopping or state is None or state.running or state.exit_code is None:
                 return
             job.shipper.ship()
@@ -502,9 +510,33 @@ class Agent:
             # Reported before the job is let go: a refused report is sent again next tick.
             self.emit(JobExited(instanceId=self.settings.instance_id, time=_now(),
                                 jobId=job.launch.jobId, exitCode=state.exit_code,
-                                timedOut=job.timed_out, hostTerminateFailure=failure))
+                                timedOut=job.timed_out, hostTerminateFailure=failure,
+                                oomKilled=self._killed_for_memory(job, state),
+                                memoryLimitBytes=job.sampler.latest.limit
+                                if job.sampler and job.sampler.latest else None))
             self.job = None
             logger.info("job exited", extra={"job_id": job.launch.jobId, "rc": state.exit_code})
+
+    def _look_at_usage(self, job: RunningJob, state: ContainerState) -> None:
+        """Keep the memory peak between heartbeats; report at once when memory runs out, so
+        that evadeOOM can move the job before the kernel kills it."""
+        if state.pid is not None and (job.sampler is None or job.sampler.pid != state.pid):
+            job.sampler = Sampler.of(state.pid)
+        reading = job.sampler.look() if job.sampler is not None else None
+        if reading is not None and reading.pressing and not job.pressing_sent:
+            self.heartbeat_due = True
+
+    def _killed_for_memory(self, job: RunningJob, state: ContainerState) -> bool:
+        """SIGKILLed by the kernel's OOM killer, as podman, the cgroup's counter or the kernel
+        log tells (the counter goes with the container, often before it was last read)."""
+        if state.exit_code != 137 or job.timed_out:
+            return False
+        if state.oom_killed:
+            return True
+        sampler = job.sampler
+        return sampler is not None and (
+            (sampler.latest is not None and sampler.latest.oom_kills > 0)
+            or self.kernel_log.killed_in(sampler.cgroup.memory_name))
 
     def watch_metadata(self) -> None:
         """On a reclaim notice, checkpoint at once: the warning window is short and the
@@ -548,9 +580,14 @@ class Agent:
             job.calls.serve()
 
     def heartbeat(self) -> None:
-        job_id = self.job.launch.jobId if self.job else None
-        self.emit(Heartbeat(instanceId=self.settings.instance_id, time=_now(), jobId=job_id,
-                            address=self.settings.address))
+        job = self.job
+        usage = job.sampler.sample() if job is not None and job.sampler is not None \
+            and not job.stopping else None
+        self.emit(Heartbeat(instanceId=self.settings.instance_id, time=_now(),
+                            jobId=job.launch.jobId if job else None,
+                            address=self.settings.address, utilization=usage))
+        if job is not None and usage is not None:
+            job.pressing_sent = usage.pressing
 
     # ---- the process -----------------------------------------------------------------------
 

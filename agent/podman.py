@@ -62,6 +62,10 @@ class ContainerState:
     status: str
     running: bool
     exit_code: int | None
+    # The container's main process on the host, while it runs.
+    pid: int | None = None
+    # podman saw the kernel kill it for memory (it does not always: see agent.utilization).
+    oom_killed: bool = False
 
 
 def registry_of(image: str) -> str | None:
@@ -204,7 +208,8 @@ class Podman:
         exit_code = None if running or state.get("Status") in ("created", "configured") \
             else int(state.get("ExitCode", 0))
         return ContainerState(status=str(state.get("Status")), running=running,
-                              exit_code=exit_code)
+                              exit_code=exit_code, pid=int(state.get("Pid") or 0) or None,
+                              oom_killed=bool(state.get("OOMKilled")))
 
     def remove(self, name: str) -> None:
         self._run("rm", "--force", "--ignore", "--time", "0", name, check=False)

@@ -29,17 +29,13 @@ from typing import Literal
 from chalicelib.moves import instant
 from chalicelib.placement import ARCHITECTURE, Offer
 from chalicelib.wire.specs import BoundRule, CpuRange, MigratePolicy, Range
-from chalicelib.wire.utilization import UtilizationPoint
+from chalicelib.wire.utilization import EVADE_PRESSURE, EVADE_RATIO, UtilizationPoint
 
 Resource = Literal["cpu", "mem"]
 Direction = Literal["up", "down"]
 
 # After a move one way, the same resource is not moved the other way for this long.
 COOLDOWN_SECONDS = 600
-# evadeOOM acts when the working set reaches this share of the limit, or memory pressure
-# (PSI some avg10) reaches EVADE_PRESSURE, or the job swaps, or the kernel killed a process.
-EVADE_RATIO = 90.0
-EVADE_PRESSURE = 10.0
 # Samples further apart than this (beyond the interval each covers) break a run: the agent was
 # silent in between, so nothing is known of that time.
 GAP_SECONDS = 5.0
