@@ -20,6 +20,7 @@ from chalicelib import (
     logs,
     openapi,
     reclaims,
+    rightsizing,
     tasks,
     users,
 )
@@ -67,6 +68,7 @@ from chalicelib.wire.tasks import (
     StatusChange,
     VolumesRequest,
 )
+from chalicelib.wire.utilization import UtilizationView
 from chalicelib.wire.vault import SecretRequest, SecretValue, SecretView, StorageRequest, StorageView
 
 Input = TypeVar("Input", bound=BaseModel)
@@ -185,6 +187,17 @@ def read_job_log(call: Call, job_id: str, name: str) -> Any:
         return content.decode(errors="replace")
     part = logs.read_slice(call.runtime, call.store, call.principal, job_id, name, offset, lines)
     return text_response(part.content.decode(errors="replace"), part.headers())
+
+
+@routes.route("GET", "/v1/jobs/{job_id}/utilization", response=Page[UtilizationView],
+              query=(("limit", f"page size, 1-{rightsizing.MAX_SERIES_PAGE} "
+                               f"(default {rightsizing.DEFAULT_SERIES_PAGE})"),
+                     ("nextToken", "from the previous page")))
+def job_utilization(call: Call, job_id: str) -> Page[UtilizationView]:
+    """A job's CPU and memory use over time, newest sample first."""
+    limit = logs.whole_number(call.query("limit"), "limit", 1, rightsizing.MAX_SERIES_PAGE)
+    return rightsizing.series(call.runtime, call.store, call.principal, job_id,
+                              limit or rightsizing.DEFAULT_SERIES_PAGE, call.query("nextToken"))
 
 
 @routes.route("PATCH", "/v1/jobs/{job_id}", body=ModifyRequest, response=JobView)

@@ -14,19 +14,24 @@ from datetime import timedelta
 from aws_lambda_powertools import Logger
 
 from chalicelib import fleet, jobs
+from chalicelib.auth import Principal
 from chalicelib.errors import IllegalTransition, StaleWrite
 from chalicelib.moves import instant
 from chalicelib.runtime import Runtime
 from chalicelib.store import JobRecord, Store
 from chalicelib.waverider import LastMove, decide
+from chalicelib.wire.api import Page
 from chalicelib.wire.specs import MigratePolicy
 from chalicelib.wire.status import JobStatus
-from chalicelib.wire.utilization import UtilizationPoint
+from chalicelib.wire.utilization import UtilizationPoint, UtilizationView
 
 logger = Logger(service="openfloat-rightsizing")
 
 # Read a little more than the longest duration a rule waits, so that its first sample is there.
 _WINDOW_MARGIN_SECONDS = 60
+# A page of the series: the default is an hour of samples at the heartbeat's 10 s.
+DEFAULT_SERIES_PAGE = 360
+MAX_SERIES_PAGE = 1000
 
 
 def policy_of(job: JobRecord) -> MigratePolicy | None:
@@ -70,3 +75,12 @@ def consider(runtime: Runtime, store: Store, job: JobRecord,
         return None
     logger.info("moved by WaveRider", extra={"job_id": job.id, "reason": move.reason})
     return moved
+
+
+def series(runtime: Runtime, store: Store, principal: Principal, job_id: str, limit: int,
+           token: str | None) -> Page[UtilizationView]:
+    """A page of the job's utilization series, newest first, within the retention."""
+    job = jobs.get_record(store, principal, job_id)
+    points, next_token = store.utilization_page(job.id, limit, token, now=runtime.clock())
+    return Page[UtilizationView](items=[UtilizationView.of(p) for p in points],
+                                 nextToken=next_token)

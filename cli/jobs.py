@@ -24,7 +24,7 @@ from chalicelib.wire.api import (
 from chalicelib.wire.hostscripts import MAX_HOST_SCRIPT_BYTES
 from chalicelib.wire.specs import VmPolicy
 from chalicelib.wire.status import TERMINAL_STATUSES
-from cli import filters, follow, output, prompt
+from cli import filters, follow, output, prompt, usage
 from cli.client import segment
 from cli.errors import CliError, RefusedError, UsageError, validate
 from cli.session import JOB_ID, connect
@@ -208,6 +208,8 @@ def job_table(job: JobView) -> str:
     ]
     if job.migratePolicy is not None:
         details.append(("MIGRATE POLICY", str(job.migratePolicy)))
+    if job.utilization is not None:
+        details.append(("UTILIZATION", usage.summary(job.utilization, job.id)))
     if job.customTags:
         details.append(("CUSTOM TAGS", ", ".join(f"{k}:{v}" for k, v in job.customTags.items())))
     if job.portMappings:

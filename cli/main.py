@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from cli import changes, follow, images, jobs, opcenter, session, users
+from cli import changes, follow, images, jobs, opcenter, session, usage, users
 from cli import secrets as secret_commands
 from cli import storage as storage_commands
 from cli.errors import CliError, UsageError
@@ -60,7 +60,7 @@ def add_global_flags(parser: argparse.ArgumentParser, after_command: bool,
         parser.add_argument("-p", "--password", dest="login_password", metavar="PASS",
                             default=default, help="password for -u")
     parser.add_argument("-F", "--format", choices=FORMATS,
-                        default=default if after_command else DEFAULT_FORMAT,
+                        default=default,
                         help=f"output format (default: {DEFAULT_FORMAT})")
 
 
@@ -203,6 +203,17 @@ def build_parser() -> Parser:
     modify.add_argument("--removeCustomTag", action="append", metavar="KEY",
                         help="remove a custom tag (repeat for more)")
     modify.add_argument("--reason", help="why, kept in the job's history")
+
+    top = command(commands, "top", usage.top,
+                  "a job's CPU and memory use, sample by sample (oldest first; default: a "
+                  "table)")
+    top.add_argument("-j", "--job", required=True, metavar="ID")
+    top.add_argument("-n", dest="samples", type=int, metavar="N",
+                     help=f"the last N samples, 1-{usage.MAX_SAMPLES} "
+                     f"(default {usage.DEFAULT_SAMPLES})")
+    top.add_argument("--watch", nargs="?", type=_seconds, const=usage.DEFAULT_WATCH_SECONDS,
+                     metavar="SECONDS", help="then print each new sample as it arrives, reading "
+                     f"every SECONDS (default {usage.DEFAULT_WATCH_SECONDS}), until the job ends")
 
     rerun = command(commands, "rerun", changes.rerun,
                     "submit a finished job again as a new job (same image, script and spec)")

@@ -15,8 +15,9 @@ FORMATS = ("yaml", "json", "table")
 DEFAULT_FORMAT = "yaml"
 
 
-def emit(fmt: str, value: Any, table: Callable[[Any], str]) -> None:
-    """Print `value` as yaml or json, or as `table(value)` draws it."""
+def emit(fmt: str | None, value: Any, table: Callable[[Any], str]) -> None:
+    """Print `value` as yaml or json, or as `table(value)` draws it (yaml when no -F)."""
+    fmt = fmt or DEFAULT_FORMAT
     if fmt == "table":
         text = table(value)
     elif fmt == "json":

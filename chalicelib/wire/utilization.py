@@ -13,6 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.wire.base import View
 
+# evadeOOM acts when the working set reaches this share of the limit, or memory pressure
+# (PSI some avg10) reaches EVADE_PRESSURE, or the job swaps, or the kernel killed a process.
+# The agent reports at once when a sample first shows one of these, without waiting for its
+# next heartbeat.
+EVADE_RATIO = 90.0
+EVADE_PRESSURE = 10.0
+
 
 class Utilization(BaseModel):
     """One sample, as the agent measured it from the job container's cgroup."""
@@ -48,6 +55,13 @@ class Utilization(BaseModel):
     def memoryPeakRatio(self) -> float:
         return 100.0 * self.memoryPeakBytes / self.memoryLimitBytes
 
+    @property
+    def pressing(self) -> bool:
+        """Memory is running out: evadeOOM would move the job now (if it has no new OOM kill
+        to go by, which only a comparison with the sample before can tell)."""
+        return (self.memoryPeakRatio >= EVADE_RATIO or self.swapBytes > 0
+                or (self.memoryPressure is not None and self.memoryPressure >= EVADE_PRESSURE))
+
 
 class UtilizationPoint(Utilization):
     """A sample as the control plane keeps it: when it ended and on which instance."""
@@ -72,3 +86,26 @@ class UtilizationSummary(View):
     # The highest working set of any sample of the job, on any instance.
     memoryPeakBytes: int
     swapBytes: int = 0
+
+
+class UtilizationView(View):
+    """One point of a job's series as the API serves it (`float top`, the web page's graph)."""
+
+    time: str
+    instanceId: str
+    instanceType: str | None = None
+    seconds: float
+    vcpus: float
+    cpuRatio: float
+    cpuDemandRatio: float
+    memoryBytes: int
+    memoryPeakBytes: int
+    memoryLimitBytes: int
+    memoryRatio: float
+    swapBytes: int
+    memoryPressure: float | None = None
+    oomKills: int
+
+    @classmethod
+    def of(cls, point: UtilizationPoint) -> UtilizationView:
+        return cls(**point.model_dump(), memoryRatio=round(point.memoryRatio, 2))
