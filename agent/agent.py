@@ -103,6 +103,11 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _memory_bytes(launch: JobLaunch) -> int | None:
+    """The container's memory limit: its instance's memory."""
+    return int(launch.memoryGiB * 2**30) if launch.memoryGiB else None
+
+
 def _deadline(seconds: float | None) -> float | None:
     return None if seconds is None else time.monotonic() + seconds
 
@@ -343,7 +348,7 @@ class Agent:
                 name, launch.imageUri, command,
                 env={**address, **launch.env, "FLOAT_JOB_ID": launch.jobId},
                 cpus=launch.cpus,
-                memory_bytes=int(launch.memoryGiB * 2**30) if launch.memoryGiB else None,
+                memory_bytes=_memory_bytes(launch),
                 mounts=mounts, options=job_options(launch), publish=launch.publish,
                 publish_address=self.settings.publish_address)
             # Copied into the container's own files, so the script travels with checkpoints.
@@ -448,6 +453,13 @@ class Agent:
                 self.podman.ensure_network(RestoreFailed)
                 self.podman.restore(archive, name, publish=launch.publish,
                                     publish_address=self.settings.publish_address)
+                try:
+                    self.podman.set_limits(name, launch.cpus, _memory_bytes(launch))
+                except RestoreFailed:
+                    # Left with the old instance's limits it would run on as if it had not
+                    # moved: a job moved up for memory would be killed for it here.
+                    self.podman.remove(name)
+                    raise
                 restored = time.monotonic()
             finally:
                 archive.unlink(missing_ok=True)

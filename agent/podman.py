@@ -252,6 +252,15 @@ class Podman:
         return _stats(result.stdout)
 
 
+    def set_limits(self, name: str, cpus: float | None, memory_bytes: int | None) -> None:
+        """Give a running container these CPU and memory limits. A restored container comes
+        back with the limits of the instance it was checkpointed on; it must have this one's."""
+        args = [*(["--cpus", f"{cpus:g}"] if cpus else []),
+                *(["--memory", str(memory_bytes)] if memory_bytes else [])]
+        if args:
+            self._run("update", *args, name, error=RestoreFailed)
+
+
 def job_options(launch: JobLaunch) -> list[str]:
     """What the job asked of its container: GPUs (through the host's CDI devices), privileged,
     root, and the extra options its submit passed (checked there against a list of allowed)."""

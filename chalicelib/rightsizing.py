@@ -29,7 +29,7 @@ logger = Logger(service="openfloat-rightsizing")
 
 # Read a little more than the longest duration a rule waits, so that its first sample is there.
 _WINDOW_MARGIN_SECONDS = 60
-# A page of the series: the default is an hour of samples at the heartbeat's 10 s.
+# A page of the series: the default is an hour and a half at the agent's 15 s heartbeat.
 DEFAULT_SERIES_PAGE = 360
 MAX_SERIES_PAGE = 1000
 

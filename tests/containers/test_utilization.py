@@ -121,3 +121,25 @@ def test_a_job_killed_by_a_signal_of_its_own_is_not_called_out_of_memory(fleet):
     wait_for(lambda: agent.watch_job() or agent.job is None, 60, "the job to end")
     [exited] = [e for e in fleet.events() if e.kind == "job-exited"]
     assert exited.exitCode == 137 and not exited.oomKilled
+
+
+def test_a_job_restored_on_a_larger_instance_has_that_instances_limits(fleet):
+    from chalicelib.wire.agent import CheckpointCommand, RestoreCommand
+
+    first = _start(fleet, "grown", PYTHON, HOLDER, memoryGiB=0.25, cpus=1,
+                   env={"HOLD_MIB": "64", "MODE": "idle"})
+    _measured(first, 1.0)
+    assert _samples(fleet, "grown")[-1].memoryLimitBytes == 256 * MIB
+    first.handle(CheckpointCommand(taskToken="ckpt", jobId="grown", reason="moved up"))
+    assert "error" not in fleet.sfn.answers[-1], fleet.sfn.answers[-1]
+
+    second = fleet.agent("i-grown-2")
+    bigger = fleet.launch("grown", PYTHON, HOLDER, memoryGiB=0.5, cpus=2,
+                          env={"HOLD_MIB": "64", "MODE": "idle"})
+    second.handle(RestoreCommand(taskToken="restore", job=bigger))
+    assert "error" not in fleet.sfn.answers[-1], fleet.sfn.answers[-1]
+    _measured(second, 1.0)
+    sample = _samples(fleet, "grown")[-1]
+    # Not the 256 MiB and 1 vCPU of the instance it was checkpointed on.
+    assert (sample.memoryLimitBytes, sample.vcpus) == (512 * MIB, 2.0)
+    second.podman.remove(second.container("grown"))

@@ -64,6 +64,9 @@ class PretendPodman:
             self.remove(name)
         return CriuStats()
 
+    def set_limits(self, name: str, cpus: float | None, memory_bytes: int | None) -> None:
+        pass
+
     def restore(self, export: Path, name: str, **_: Any) -> CriuStats:
         self._logs[name] = self._root / f"{name}.restored.log"
         self._logs[name].write_bytes(export.read_bytes())
