@@ -17,6 +17,7 @@ from chalicelib import (
     images,
     jobs,
     launches,
+    licensing,
     logs,
     openapi,
     reclaims,
@@ -57,6 +58,7 @@ from chalicelib.wire.api import (
     UserView,
     WhoamiView,
 )
+from chalicelib.wire.licenses import LicenseDocument, LicenseView
 from chalicelib.wire.logs import MAX_LOG_LINES
 from chalicelib.wire.status import JobStatus
 from chalicelib.wire.tasks import (
@@ -187,6 +189,27 @@ def read_job_log(call: Call, job_id: str, name: str) -> Any:
         return content.decode(errors="replace")
     part = logs.read_slice(call.runtime, call.store, call.principal, job_id, name, offset, lines)
     return text_response(part.content.decode(errors="replace"), part.headers())
+
+
+# ---- the license ----------------------------------------------------------------------------
+
+
+@routes.route("GET", "/v1/license", response=LicenseView)
+def show_license(call: Call) -> LicenseView:
+    """This OpCenter's id, its license and this month's core-hours (admins)."""
+    return licensing.info(call.runtime, call.store, call.principal)
+
+
+@routes.route("PUT", "/v1/license", body=LicenseDocument, response=LicenseView)
+def apply_license(call: Call) -> LicenseView:
+    """Apply a signed license, replacing the one before; waiting jobs start (admins)."""
+    return licensing.apply(call.runtime, call.store, call.principal, call.body)
+
+
+@routes.route("DELETE", "/v1/license", response=LicenseView)
+def remove_license(call: Call) -> LicenseView:
+    """Remove the license: running jobs go on, new ones wait for another (admins)."""
+    return licensing.remove(call.runtime, call.store, call.principal)
 
 
 @routes.route("GET", "/v1/jobs/{job_id}/utilization", response=Page[UtilizationView],

@@ -27,6 +27,8 @@ RESOURCE_ENV: dict[str, str] = {
     "EC2_EVENTS_QUEUE": "Ec2EventsQueue",
     "WORKER_LAUNCH_TEMPLATE": "WorkerLaunchTemplate",
     "WORKER_SUBNETS": "WorkerSubnets",
+    "OPCENTER_ID": "OpCenterId",
+    "LICENSE_ISSUER_KEY": "LicenseIssuerKey",
 }
 # WORKER_SUBNETS when the stack was given none: the default subnet of each zone of the
 # default VPC, found when the first launch needs them.
@@ -78,6 +80,10 @@ class Config:
     # () for the default subnet of each zone of the default VPC.
     worker_launch_template: str
     worker_subnets: tuple[str, ...]
+    # What licenses name this OpCenter by, and the public key of the issuer whose licenses it
+    # accepts (Ed25519, base64 of the 32 raw bytes).
+    opcenter_id: str
+    license_issuer_key: str
     token_ttl_seconds: int = 12 * 3600
     # How long a workflow waits for an agent: to commit a checkpoint (inside the two-minute
     # Spot warning), and to start or restore a job (boot, image pull, download).
@@ -141,6 +147,8 @@ class Config:
             ec2_events_queue=env["EC2_EVENTS_QUEUE"],
             worker_launch_template=env["WORKER_LAUNCH_TEMPLATE"],
             worker_subnets=_subnets(env["WORKER_SUBNETS"]),
+            opcenter_id=env["OPCENTER_ID"],
+            license_issuer_key=env["LICENSE_ISSUER_KEY"],
             workflow_arns=_workflow_arns(env.get("WORKFLOW_ARNS", "{}")),
             token_ttl_seconds=seconds("TOKEN_TTL_SECONDS", cls.token_ttl_seconds),
             checkpoint_timeout_seconds=seconds("CHECKPOINT_TIMEOUT_SECONDS",

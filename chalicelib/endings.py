@@ -8,17 +8,15 @@ found by the job's tag, not by what the job records.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import blockvolumes, fleet, volumes
+from chalicelib import blockvolumes, fleet, metering, volumes
 from chalicelib.auth import revoke_job_token
 from chalicelib.runtime import Runtime
-from chalicelib.store import JobRecord, Store, UsageRecord
+from chalicelib.store import JobRecord, Store
 from chalicelib.wire.api import HistoryEntry
 from chalicelib.wire.status import TERMINAL_STATUSES, JobStatus
 from chalicelib.wire.tasks import Settled, Verdict
@@ -29,20 +27,15 @@ CANCELLED_REASON = "cancelled; its instance was released"
 
 
 def record_usage(runtime: Runtime, store: Store, job: JobRecord, instance_id: str) -> bool:
-    """Record the instance's core-hours against the job, once per instance."""
+    """Record the instance's core-hours against the job, once per instance and month
+    (chalicelib.metering); True if anything new was stored."""
     instance = fleet.describe(runtime, instance_id)
     if instance is None:
         return False
-    launched: datetime = instance["LaunchTime"]
-    seconds = max(0, int((runtime.clock() - launched.astimezone(UTC)).total_seconds()))
-    described = runtime.ec2.describe_instance_types(InstanceTypes=[instance["InstanceType"]])
-    vcpus = int(described["InstanceTypes"][0]["VCpuInfo"]["DefaultVCpus"])
-    core_hours = (Decimal(vcpus * seconds) / 3600).quantize(Decimal("0.0001"), ROUND_HALF_UP)
-    return store.record_usage(UsageRecord(
-        jobId=job.id, recordTime=f"{launched.astimezone(UTC).isoformat()}#{instance_id}",
-        owner=job.owner, instanceId=instance_id, instanceType=instance["InstanceType"],
-        market="spot" if instance.get("InstanceLifecycle") == "spot" else "on-demand",
-        vcpus=vcpus, seconds=seconds, coreHours=str(core_hours)))
+    stored = False
+    for record in metering.usage_records(runtime, job.id, job.owner, instance, runtime.clock()):
+        stored = store.record_usage(record) or stored
+    return stored
 
 
 def release(runtime: Runtime, store: Store, job: JobRecord | None, instance_id: str,

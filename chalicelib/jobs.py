@@ -11,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import executions, fleet, images, volumes
+from chalicelib import executions, fleet, images, licensing, volumes
 from chalicelib.auth import Principal, revoke_job_token
 from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound, StaleWrite, Unavailable
 from chalicelib.runtime import Runtime
@@ -146,18 +146,7 @@ def submit(runtime: Runtime, store: Store, principal: Principal, request: Submit
             runtime.s3.delete_object(Bucket=runtime.config.data_bucket, Key=object_key)
         volumes.delete_keys(runtime, job_id)
         raise
-    try:
-        executions.start(runtime, "launch", f"{job.id}-launch", {
-            "jobId": job.id, "launchNumber": 1,
-            "timeouts": executions.timeouts(runtime.config)})
-    except (BotoCoreError, ClientError) as error:
-        # Nothing will ever launch it: say so on the job rather than leave it Submitted.
-        failed = HistoryEntry(time=runtime.now_iso(), from_=job.status,
-                              to=JobStatus.FAIL_TO_EXECUTE,
-                              reason=f"the launch workflow could not be started: {error}")
-        store.transition_job(job, JobStatus.FAIL_TO_EXECUTE, failed)
-        volumes.delete_keys(runtime, job.id)
-        raise Unavailable(f"job {job.id} could not be launched: {error}") from error
+    job = licensing.admit(runtime, store, job)
     return view(job)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import blockvolumes, endings, executions, fleet
+from chalicelib import blockvolumes, endings, executions, fleet, licensing
 from chalicelib.endings import Verdict
 from chalicelib.errors import Conflict, IllegalTransition, StaleWrite
 from chalicelib.moves import instant
@@ -172,10 +172,13 @@ class Pass:
     # Jobs whose volumes this pass deleted (or began to: detached first).
     volumes: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    # Jobs that waited for a license and were started (a new month, or a license applied).
+    licensed: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {"recovering": self.recovering, "ended": self.ended,
-                "terminated": self.terminated, "volumes": self.volumes, "failed": self.failed}
+                "terminated": self.terminated, "volumes": self.volumes, "failed": self.failed,
+                "licensed": self.licensed}
 
 
 def limits_of(runtime: Runtime) -> Limits:
@@ -275,6 +278,11 @@ def reconcile(runtime: Runtime, store: Store) -> Pass:
         logger.warning("left-over instance terminated", extra={
             "instance_id": instance.id, "job_id": instance.job_id, "reason": verdict.why})
     _release_volumes(runtime, store, done)
+    try:
+        done.licensed = licensing.start_waiting(runtime, store)
+    except (BotoCoreError, ClientError) as error:
+        logger.exception("starting the jobs waiting for a license failed",
+                         extra={"error": str(error)})
     logger.info("reconciled", extra=done.as_dict())
     return done
 

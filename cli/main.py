@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from cli import changes, follow, images, jobs, opcenter, session, usage, users
+from cli import changes, follow, images, jobs, licenses, opcenter, session, usage, users
 from cli import secrets as secret_commands
 from cli import storage as storage_commands
 from cli.errors import CliError, UsageError
@@ -229,6 +229,18 @@ def build_parser() -> Parser:
                                            metavar="SUBCOMMAND")
     command(release, "sync", opcenter.release_sync,
             "say which release the OpCenter runs and whether this float matches it")
+
+    license_group = commands.add_parser("license", help="the OpCenter's license (admins)",
+                                        description="the OpCenter's license (admins)")
+    license_commands = license_group.add_subparsers(dest="license_command", required=True,
+                                                    metavar="SUBCOMMAND")
+    command(license_commands, "apply", licenses.apply,
+            "apply a signed license file; jobs waiting for one start").add_argument("file")
+    command(license_commands, "info", licenses.info,
+            "this OpCenter's id, its license, and this month's core-hours")
+    command(license_commands, "remove", licenses.remove,
+            "remove the license (running jobs go on; new ones wait)").add_argument(
+        "-f", "--force", action="store_true", help="do not ask")
 
     image_group = commands.add_parser("image", help="the Application Library",
                                       description="the Application Library")

@@ -24,10 +24,13 @@
 #   SUBNETS                the workers' subnets, one per AZ, comma-separated (WorkerSubnetIds)
 #   SECURITY_GROUPS        the workers' security groups, comma-separated (WorkerSecurityGroupIds)
 #   VPC                    the workers' VPC (WorkerVpcId)
+#   LICENSE_KEY            the license issuer's public key the OpCenter trusts (LicenseIssuerKey;
+#                          python -m infra.license keygen makes a pair); required at first
 #   BUILD_SUBNET, BUILD_SECURITY_GROUPS   where the image is built (default: the default VPC)
 #   BUILD_INSTANCE_TYPE    the image's build and test instances (default m5.large)
 #   DEBIAN_AMI_PARAMETER   the public SSM parameter naming Debian 12's latest amd64 AMI
-# SUBNETS, SECURITY_GROUPS and VPC left out keep what the stack has (its defaults at first).
+# SUBNETS, SECURITY_GROUPS, VPC and LICENSE_KEY left out keep what the stack has (its defaults
+# at first).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -59,6 +62,9 @@ BUILD_SUBNET=${BUILD_SUBNET:-} BUILD_SECURITY_GROUPS=${BUILD_SECURITY_GROUPS:-}
 check_list SUBNETS "$SUBNETS" 'subnet-[0-9a-f]+'
 check_list SECURITY_GROUPS "$SECURITY_GROUPS" 'sg-[0-9a-f]+'
 check_list VPC "$VPC" 'vpc-[0-9a-f]+'
+LICENSE_KEY=${LICENSE_KEY:-}
+[ -z "$LICENSE_KEY" ] || [[ "$LICENSE_KEY" =~ ^[A-Za-z0-9+/]{43}=$ ]] ||
+  die "LICENSE_KEY '$LICENSE_KEY' is not an Ed25519 public key in base64 (python -m infra.license keygen prints one)"
 check_list BUILD_SUBNET "$BUILD_SUBNET" 'subnet-[0-9a-f]+'
 check_list BUILD_SECURITY_GROUPS "$BUILD_SECURITY_GROUPS" 'sg-[0-9a-f]+'
 [[ -z "$VPC" || "$VPC" != *,* ]] || die "VPC takes one VPC id, not '$VPC'"
@@ -198,6 +204,9 @@ ensure_bucket() {
 
 # --- deploy ---------------------------------------------------------------------------------
 deploy() {
+  if [ -z "$LICENSE_KEY" ] && [ -z "$(stack_status "$STACK")" ]; then
+    die "set LICENSE_KEY to the public key of the issuer whose licenses stack $STACK accepts: make deploy STACK=$STACK LICENSE_KEY=... (python -m infra.license keygen --out DIR makes a pair)"
+  fi
   ensure_bucket
 
   log "packaging the control plane"
@@ -239,6 +248,7 @@ deploy() {
   [ -z "$SUBNETS" ] || app_params+=(WorkerSubnetIds="$SUBNETS")
   [ -z "$SECURITY_GROUPS" ] || app_params+=(WorkerSecurityGroupIds="$SECURITY_GROUPS")
   [ -z "$VPC" ] || app_params+=(WorkerVpcId="$VPC")
+  [ -z "$LICENSE_KEY" ] || app_params+=(LicenseIssuerKey="$LICENSE_KEY")
   deploy_stack "$STACK" "$BUILD/package/packaged.json" "${app_params[@]}"
 
   # The stack now launches from the new image: the ones it replaced only cost storage.
@@ -254,8 +264,9 @@ OpenFloat is deployed: stack $STACK in $REGION, workers from $ami.
   API:   $url
 First admin (once; at least 8 characters):
   OPENFLOAT_ADMIN_PASSWORD='...' $PY -m infra.admin $STACK
-Then:
+Then log in, and apply a license issued for OpCenter $(stack_output "$STACK" OpCenterId):
   $(dirname "$PY")/float login -a $url -u admin -p '...'
+  $(dirname "$PY")/float license apply LICENSE.json
 EOF
 }
 

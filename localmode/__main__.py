@@ -40,6 +40,7 @@ from chalicelib.runtime import Runtime
 from chalicelib.store import Store
 from chalicelib.users import ensure_admin
 from infra.package import main as package_main
+from localmode import trial
 from localmode.ec2fleet import faithful_fleets
 from localmode.eventbridge import faithful_eventbridge
 from localmode.instances import LocalInstances
@@ -130,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.pop("AWS_PROFILE", None)
         session = boto3.Session(region_name=REGION)
         try:
-            stack = deploy(session, STACK, {"WorkerImageId": LOCAL_WORKER_IMAGE},
+            stack = deploy(session, STACK, {"WorkerImageId": LOCAL_WORKER_IMAGE,
+                                            "LicenseIssuerKey": trial.public_key()},
                            package_dir / "package")
             # The settings each deployed function has, as CloudFormation resolved them.
             settings = stack.settings(session.client("lambda"))
@@ -145,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         generated = not password
         if generated:
             password = secrets.token_urlsafe(12)
-        ensure_admin(runtime, Store(runtime.dynamodb, runtime.config), admin, password)
+        store = Store(runtime.dynamodb, runtime.config)
+        ensure_admin(runtime, store, admin, password)
+        licensed = trial.apply_trial(runtime, store)
 
         # The API is what API Gateway invokes: the APIHandler function's own Handler, imported
         # after the environment is set, as Lambda would.
@@ -187,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)
         else:
             print(f"  admin user: {admin}   password: from OPENFLOAT_ADMIN_PASSWORD", flush=True)
+        print(f"  license: {licensed['id']} (trial, {licensed['coreHourQuota']} core-hours a "
+              f"month, until {licensed['end']}; float license info)", flush=True)
         print(f"  log in:  .venv/bin/float login -a {url} -u {admin} -p <password>", flush=True)
         print("  stop with Ctrl-C", flush=True)
 

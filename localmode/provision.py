@@ -9,6 +9,7 @@ from typing import Any
 
 from chalicelib import workflows
 from chalicelib.config import RESOURCE_ENV
+from localmode import trial
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "infra" / "resources.json"
 
@@ -40,13 +41,16 @@ def deploy_workflows(stepfunctions: Any, stack_name: str) -> dict[str, str]:
 
 
 def provision(session: Any, stack_name: str, template: Path = TEMPLATE,
-              worker_image: str = LOCAL_WORKER_IMAGE) -> dict[str, str]:
+              worker_image: str = LOCAL_WORKER_IMAGE,
+              license_key: str | None = None) -> dict[str, str]:
     """Create the stack from `template` and the workflows from statemachines/, and map them
     to the control plane's settings."""
     cloudformation = session.client("cloudformation")
     cloudformation.create_stack(
         StackName=stack_name, TemplateBody=template.read_text(),
-        Parameters=[{"ParameterKey": "WorkerImageId", "ParameterValue": worker_image}])
+        Parameters=[{"ParameterKey": "WorkerImageId", "ParameterValue": worker_image},
+                    {"ParameterKey": "LicenseIssuerKey",
+                     "ParameterValue": license_key or trial.public_key()}])
     cloudformation.get_waiter("stack_create_complete").wait(
         StackName=stack_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
     )

@@ -18,6 +18,7 @@ from chalicelib.config import Config
 from chalicelib.runtime import Runtime
 from chalicelib.store import Store
 from chalicelib.users import ensure_admin
+from localmode import trial
 from localmode.provision import provision
 
 ADMIN = "admin"
@@ -65,6 +66,8 @@ def settings(aws: boto3.Session) -> dict[str, str]:
 def runtime(aws: boto3.Session, settings: dict[str, str]) -> Iterator[Runtime]:
     rt = Runtime.from_config(Config.from_env(settings), aws)
     runtime_module.install(rt)
+    # Jobs start at once, as in the local mode; the licensing tests remove or replace it.
+    trial.apply_trial(rt, Store(rt.dynamodb, rt.config))
     yield rt
     runtime_module.install(None)
 

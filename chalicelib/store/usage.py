@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel
 
 from chalicelib.errors import Conflict
@@ -9,11 +11,17 @@ from chalicelib.store.tables import Tables, from_item, to_item
 
 
 class UsageRecord(BaseModel):
-    """What one instance cost a job: core-hours on a market, for billing and the cost view."""
+    """What one instance cost a job in one calendar month: core-hours on a market, for
+    billing and the cost view (chalicelib.metering)."""
 
     jobId: str
-    # launch time and instance id: one record per instance, so a retried write is a no-op
+    # launch time, instance id and month: one record per instance and month, so a retried
+    # write is a no-op
     recordTime: str
+    month: str
+    # The part of the instance's run this record covers.
+    start: str
+    end: str
     owner: str
     instanceId: str
     instanceType: str
@@ -21,8 +29,6 @@ class UsageRecord(BaseModel):
     vcpus: int
     seconds: int
     coreHours: str
-
-
 
 
 class UsageTable(Tables):
@@ -34,6 +40,24 @@ class UsageTable(Tables):
         except Conflict:
             return False
         return True
+
+    def usage_in_month(self, month: str, owner: str | None = None) -> list[UsageRecord]:
+        """Every record of `month` (of one owner's jobs, if given)."""
+        query: dict[str, Any] = {
+            "TableName": self._config.usage_table, "IndexName": "month-index",
+            "KeyConditionExpression": "#m = :m", "ExpressionAttributeNames": {"#m": "month"},
+            "ExpressionAttributeValues": {":m": {"S": month}}}
+        if owner is not None:
+            query["FilterExpression"] = "#o = :o"
+            query["ExpressionAttributeNames"]["#o"] = "owner"
+            query["ExpressionAttributeValues"][":o"] = {"S": owner}
+        records: list[UsageRecord] = []
+        while True:
+            response = self._db.query(**query)
+            records += [UsageRecord.model_validate(from_item(i)) for i in response.get("Items", [])]
+            if "LastEvaluatedKey" not in response:
+                return records
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def usage_of(self, job_id: str) -> list[UsageRecord]:
         response = self._db.query(

@@ -33,6 +33,7 @@ from chalicelib.runtime import Runtime
 from chalicelib.store import Store
 from chalicelib.users import ensure_admin
 from chalicelib.wire.agent import EventEnvelope, JobExited
+from localmode import trial
 from localmode.eventbridge import faithful_eventbridge
 from localmode.lambdas import deployed_lambdas, handler_named
 from localmode.provision import LOCAL_WORKER_IMAGE
@@ -64,7 +65,8 @@ def deployed(packaged) -> Iterator[Deployed]:
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
         session = boto3.Session(region_name="us-east-1")
-        stack = deploy(session, STACK, {"WorkerImageId": LOCAL_WORKER_IMAGE}, packaged)
+        stack = deploy(session, STACK, {"WorkerImageId": LOCAL_WORKER_IMAGE,
+                                        "LicenseIssuerKey": trial.public_key()}, packaged)
         settings = stack.settings(session.client("lambda"))
         runtime = Runtime.from_config(Config.from_env(settings), session)
         runtime_module.install(runtime)

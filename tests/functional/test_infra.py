@@ -11,6 +11,7 @@ from chalicelib.store import Store
 from infra.admin import main as create_admin
 from infra.admin import stack_settings
 from infra.package import logical_id, merge_template
+from localmode import trial
 from localmode.provision import TEMPLATE, provision
 
 
@@ -116,7 +117,8 @@ def _stack(aws, name, **parameters):
     cloudformation = aws.client("cloudformation")
     cloudformation.create_stack(StackName=name, TemplateBody=TEMPLATE.read_text(), Parameters=[
         {"ParameterKey": key, "ParameterValue": value}
-        for key, value in {"WorkerImageId": "ami-12c6146b", **parameters}.items()])
+        for key, value in {"WorkerImageId": "ami-12c6146b", "LicenseIssuerKey": trial.public_key(),
+                           **parameters}.items()])
     stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
     assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}

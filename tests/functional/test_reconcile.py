@@ -143,7 +143,8 @@ def test_a_job_stuck_in_a_transitional_status_is_ended_and_its_instances_release
     assert flows.state(instance) == "terminated"
     # a second pass finds nothing to do
     assert reconcile(flows.runtime, flows.store).as_dict() == {
-        "recovering": [], "ended": [], "terminated": [], "volumes": [], "failed": []}
+        "recovering": [], "ended": [], "terminated": [], "volumes": [], "failed": [],
+        "licensed": 0}
 
 
 def test_instances_of_final_or_missing_jobs_are_terminated_and_live_ones_kept(flows):

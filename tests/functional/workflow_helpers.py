@@ -26,6 +26,7 @@ from chalicelib.store import Store
 from chalicelib.wire.agent import CommandEnvelope
 from chalicelib.wire.checkpoints import CheckpointManifest, CriuStats
 from chalicelib.wire.status import JobStatus
+from localmode import trial
 from localmode.ec2fleet import faithful_fleets
 from localmode.eventbridge import faithful_eventbridge
 from localmode.lambdas import local_lambdas
@@ -60,6 +61,7 @@ def flows(monkeypatch):
                 _offers.extend(fleet.offers(runtime))
             runtime.cache[fleet.OFFERS_CACHE] = tuple(_offers)
             flows = Flows(session, runtime, Store(runtime.dynamodb, runtime.config), arns)
+            trial.apply_trial(runtime, flows.store)
             # The functions the workflows' Lambda tasks run, by name: a test may wrap them.
             flows.handlers = handlers
             yield flows

@@ -1,0 +1,77 @@
+"""Metering: every instance-second of every job counted once, as vCPUs × hours, split by
+calendar month; a repeated or late release records nothing twice, and a month's figure adds
+the instances still running, each only for its part in that month."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from chalicelib import endings, fleet, metering
+from chalicelib.wire.status import JobStatus
+from tests.functional.jobs_helpers import seed_job
+
+
+def _instance(runtime, job_id: str, instance_type: str = "c5.large") -> dict:
+    instance_id = runtime.ec2.run_instances(
+        ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType=instance_type,
+        TagSpecifications=[{"ResourceType": "instance",
+                            "Tags": [{"Key": fleet.JOB_TAG, "Value": job_id}]}],
+    )["Instances"][0]["InstanceId"]
+    return fleet.describe(runtime, instance_id)
+
+
+def test_a_month_is_cut_at_its_first_instant():
+    start = datetime(2026, 11, 30, 23, 0, tzinfo=UTC)
+    cut = metering.pieces(start, start + timedelta(hours=3))
+    assert [(p.month, p.seconds) for p in cut] == [("2026-11", 3600), ("2026-12", 7200)]
+    year = metering.pieces(datetime(2026, 12, 31, 23, 30, tzinfo=UTC),
+                           datetime(2027, 1, 1, 0, 30, tzinfo=UTC))
+    assert [(p.month, p.seconds) for p in year] == [("2026-12", 1800), ("2027-01", 1800)]
+
+
+def test_an_instance_across_a_month_is_recorded_once_per_month(runtime):
+    instance = _instance(runtime, "job-1")
+    instance["LaunchTime"] = datetime(2026, 11, 30, 23, 0, tzinfo=UTC)
+    records = metering.usage_records(runtime, "job-1", "alice", instance,
+                                     datetime(2026, 12, 1, 2, 0, tzinfo=UTC))
+    assert [(r.month, r.seconds, r.coreHours, r.vcpus) for r in records] == [
+        ("2026-11", 3600, "2.0000", 2), ("2026-12", 7200, "4.0000", 2)]
+    assert records[0].end == records[1].start == "2026-12-01T00:00:00Z"
+
+
+def test_a_repeated_release_records_the_instance_once(runtime, store):
+    job = seed_job(runtime, store, "job-1", JobStatus.EXECUTING)
+    instance = _instance(runtime, "job-1")
+    launched = instance["LaunchTime"].astimezone(UTC)
+    runtime.clock = lambda: launched + timedelta(hours=1)
+    assert endings.record_usage(runtime, store, job, instance["InstanceId"]) is True
+    # The same release again, and a late one an hour on (a duplicated or reordered event).
+    assert endings.record_usage(runtime, store, job, instance["InstanceId"]) is False
+    runtime.clock = lambda: launched + timedelta(hours=2)
+    assert endings.record_usage(runtime, store, job, instance["InstanceId"]) is False
+    [record] = store.usage_of("job-1")
+    assert (record.seconds, record.coreHours, record.owner) == (3600, "2.0000", "alice")
+
+
+def test_a_month_adds_running_instances_and_counts_each_once(runtime, store):
+    seed_job(runtime, store, "moving", JobStatus.EXECUTING, owner="alice")
+    seed_job(runtime, store, "other", JobStatus.EXECUTING, owner="bob")
+    old = _instance(runtime, "moving")
+    _instance(runtime, "moving", "c5.xlarge")  # its next instance, while the move overlaps
+    _instance(runtime, "other")
+    launched = old["LaunchTime"].astimezone(UTC)
+    runtime.clock = lambda: launched + timedelta(minutes=30)
+    month = metering.month_of(launched)
+    use = metering.month_use(runtime, store, month)
+    # 30 min of 2 vCPUs and of 4 vCPUs for alice; 30 min of 2 for bob (moto launches them all
+    # within the same second or so: allow one second either way).
+    assert abs(use["alice"].coreHours - Decimal(3)) <= Decimal("0.002")
+    assert abs(use["bob"].coreHours - Decimal(1)) <= Decimal("0.001")
+    # The old instance released: now recorded, and not counted again as running.
+    job = store.get_job("moving")
+    endings.record_usage(runtime, store, job, old["InstanceId"])
+    again = metering.month_use(runtime, store, month, owner="alice")
+    assert list(again) == ["alice"]
+    assert abs(again["alice"].coreHours - Decimal(3)) <= Decimal("0.002")
+    assert metering.month_use(runtime, store, "2020-01") == {}
