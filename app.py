@@ -19,6 +19,7 @@ from chalicelib import (
     launches,
     licensing,
     logs,
+    metering,
     openapi,
     reclaims,
     rightsizing,
@@ -58,7 +59,7 @@ from chalicelib.wire.api import (
     UserView,
     WhoamiView,
 )
-from chalicelib.wire.licenses import LicenseDocument, LicenseView
+from chalicelib.wire.licenses import LicenseDocument, LicenseView, UsageReport
 from chalicelib.wire.logs import MAX_LOG_LINES
 from chalicelib.wire.status import JobStatus
 from chalicelib.wire.tasks import (
@@ -210,6 +211,15 @@ def apply_license(call: Call) -> LicenseView:
 def remove_license(call: Call) -> LicenseView:
     """Remove the license: running jobs go on, new ones wait for another (admins)."""
     return licensing.remove(call.runtime, call.store, call.principal)
+
+
+@routes.route("GET", "/v1/reports/usage", response=UsageReport,
+              query=(("month", "YYYY-MM (default: this month, UTC)"),
+                     ("user", "one user (admins; users see only their own)")))
+def usage_report(call: Call) -> UsageReport:
+    """A month's vCPU core-hours by user, the instances still running counted up to now."""
+    return metering.report(call.runtime, call.store, call.principal, call.query("month"),
+                           call.query("user") or None)
 
 
 @routes.route("GET", "/v1/jobs/{job_id}/utilization", response=Page[UtilizationView],

@@ -16,9 +16,11 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from chalicelib import fleet
-from chalicelib.errors import BadRequest
+from chalicelib.auth import Principal
+from chalicelib.errors import BadRequest, Forbidden
 from chalicelib.runtime import Runtime
 from chalicelib.store import Store, UsageRecord
+from chalicelib.wire.licenses import UsageReport, UserUsage
 
 _HOURS = Decimal("0.0001")
 # Instance states that are still billed.
@@ -103,10 +105,11 @@ def _iso(moment: datetime) -> str:
 
 @dataclass(frozen=True)
 class Use:
-    """One user's (or everyone's) core-hours in a month."""
+    """One user's core-hours in a month, the instance-seconds they came from, and the jobs."""
 
     coreHours: Decimal
     instanceSeconds: int
+    jobs: frozenset[str]
 
 
 def month_use(runtime: Runtime, store: Store, month: str,
@@ -114,19 +117,19 @@ def month_use(runtime: Runtime, store: Store, month: str,
     """Core-hours by user in `month`: the released instances' records, and the seconds so far
     of each instance still running, for only its part in that month."""
     start, following = month_bounds(month)
-    totals: dict[str, tuple[Decimal, int]] = {}
+    totals: dict[str, tuple[Decimal, int, frozenset[str]]] = {}
 
-    def add(user: str, hours: Decimal, seconds: int) -> None:
-        before = totals.get(user, (Decimal(0), 0))
-        totals[user] = (before[0] + hours, before[1] + seconds)
+    def add(user: str, hours: Decimal, seconds: int, job_id: str) -> None:
+        before = totals.get(user, (Decimal(0), 0, frozenset()))
+        totals[user] = (before[0] + hours, before[1] + seconds, before[2] | {job_id})
 
     recorded: set[str] = set()
     for record in store.usage_in_month(month, owner):
         recorded.add(record.instanceId)
-        add(record.owner, Decimal(record.coreHours), record.seconds)
+        add(record.owner, Decimal(record.coreHours), record.seconds, record.jobId)
     now = runtime.clock()
     known: dict[str, int] = {}
-    for instance, job_owner in _running(runtime, store):
+    for instance, job_id, job_owner in _running(runtime, store):
         if instance["InstanceId"] in recorded or (owner is not None and job_owner != owner):
             continue
         launched = instance["LaunchTime"].astimezone(UTC)
@@ -135,12 +138,12 @@ def month_use(runtime: Runtime, store: Store, month: str,
             continue
         seconds = int((stop - begin).total_seconds())
         vcpus = vcpus_of(runtime, str(instance["InstanceType"]), known)
-        add(job_owner, core_hours(vcpus, seconds), seconds)
-    return {user: Use(hours, seconds) for user, (hours, seconds) in sorted(totals.items())}
+        add(job_owner, core_hours(vcpus, seconds), seconds, job_id)
+    return {user: Use(*figures) for user, figures in sorted(totals.items())}
 
 
-def _running(runtime: Runtime, store: Store) -> Iterable[tuple[dict[str, Any], str]]:
-    """Each billed instance launched for a job, with the job's owner."""
+def _running(runtime: Runtime, store: Store) -> Iterable[tuple[dict[str, Any], str, str]]:
+    """Each billed instance launched for a job, with the job and its owner."""
     owners: dict[str, str | None] = {}
     for page in runtime.ec2.get_paginator("describe_instances").paginate(Filters=[
             {"Name": "tag-key", "Values": [fleet.JOB_TAG]},
@@ -156,8 +159,23 @@ def _running(runtime: Runtime, store: Store) -> Iterable[tuple[dict[str, Any], s
                     owners[job_id] = job.owner if job is not None else None
                 job_owner = owners[job_id]
                 if job_owner is not None:
-                    yield dict(instance), job_owner
+                    yield dict(instance), job_id, job_owner
 
 
 def total(uses: dict[str, Use]) -> Decimal:
     return sum((use.coreHours for use in uses.values()), Decimal(0))
+
+
+def report(runtime: Runtime, store: Store, principal: Principal, month: str | None,
+           user: str | None) -> UsageReport:
+    """A month's use by user (this month by default): admins see anyone's, users their own."""
+    if not principal.is_admin:
+        if user is not None and user != principal.username:
+            raise Forbidden("only an admin may see other users' usage")
+        user = principal.username
+    month = month or month_of(runtime.clock())
+    month_bounds(month)  # refuses a malformed month by name
+    uses = month_use(runtime, store, month, owner=user)
+    return UsageReport(month=month, coreHours=str(total(uses)), users=[
+        UserUsage(user=name, coreHours=str(use.coreHours), instanceSeconds=use.instanceSeconds,
+                  jobs=len(use.jobs)) for name, use in uses.items()])

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from cli import changes, follow, images, jobs, licenses, opcenter, session, usage, users
+from cli import changes, follow, images, jobs, licenses, opcenter, reports, session, usage, users
 from cli import secrets as secret_commands
 from cli import storage as storage_commands
 from cli.errors import CliError, UsageError
@@ -241,6 +241,15 @@ def build_parser() -> Parser:
     command(license_commands, "remove", licenses.remove,
             "remove the license (running jobs go on; new ones wait)").add_argument(
         "-f", "--force", action="store_true", help="do not ask")
+
+    report_group = commands.add_parser("report", help="what jobs used",
+                                       description="what jobs used")
+    report = report_group.add_subparsers(dest="report_command", required=True,
+                                         metavar="SUBCOMMAND")
+    usage_report = command(report, "usage", reports.usage,
+                           "a month's vCPU core-hours by user (yours only, unless admin)")
+    usage_report.add_argument("--month", metavar="YYYY-MM", help="default: this month (UTC)")
+    usage_report.add_argument("--user", metavar="U", help="one user (admins)")
 
     image_group = commands.add_parser("image", help="the Application Library",
                                       description="the Application Library")

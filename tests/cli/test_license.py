@@ -80,3 +80,19 @@ def test_remove_with_force_removes(logged_in, run):
     assert result.code == 0, result.err
     assert json.loads(result.out)["status"] == "none"
     assert [(r.method, r.path) for r in logged_in.requests] == [("DELETE", "/v1/license")]
+
+
+def test_report_usage_asks_for_the_month_and_user_and_totals_them(logged_in, run):
+    logged_in.reply("GET", "/v1/reports/usage", {
+        "month": "2026-11", "coreHours": "6.0000", "users": [
+            {"user": "alice", "coreHours": "4.0000", "instanceSeconds": 7200, "jobs": 2},
+            {"user": "bob", "coreHours": "2.0000", "instanceSeconds": 3600, "jobs": 1}]})
+
+    result = run("report", "usage", "--month", "2026-11", "-F", "table")
+
+    assert result.code == 0, result.err
+    assert logged_in.requests[-1].query == {"month": "2026-11"}
+    lines = result.out.splitlines()
+    assert lines[0] == "2026-11"
+    assert lines[1].split() == ["USER", "CORE-HOURS", "JOBS", "INSTANCE", "SECONDS"]
+    assert lines[-1].split() == ["TOTAL", "6.0000", "3", "10800"]

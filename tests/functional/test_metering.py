@@ -75,3 +75,24 @@ def test_a_month_adds_running_instances_and_counts_each_once(runtime, store):
     assert list(again) == ["alice"]
     assert abs(again["alice"].coreHours - Decimal(3)) <= Decimal("0.002")
     assert metering.month_use(runtime, store, "2020-01") == {}
+
+
+def test_the_usage_report_is_by_user_and_users_see_only_their_own(admin, alice, runtime, store):
+    for owner, job_id in (("alice", "a-1"), ("alice", "a-2"), ("bob", "b-1")):
+        seed_job(runtime, store, job_id, JobStatus.EXECUTING, owner=owner)
+        instance = _instance(runtime, job_id)
+        launched = instance["LaunchTime"].astimezone(UTC)
+        runtime.clock = lambda launched=launched: launched + timedelta(hours=1)
+        endings.record_usage(runtime, store, store.get_job(job_id), instance["InstanceId"])
+    month = metering.month_of(runtime.clock())
+    report = admin.get(f"/v1/reports/usage?month={month}").json_body
+    assert report["month"] == month and report["coreHours"] == "6.0000"
+    assert [(u["user"], u["coreHours"], u["jobs"]) for u in report["users"]] == [
+        ("alice", "4.0000", 2), ("bob", "2.0000", 1)]
+    own = alice.get(f"/v1/reports/usage?month={month}").json_body
+    assert [u["user"] for u in own["users"]] == ["alice"]
+    refused = alice.get(f"/v1/reports/usage?user=bob&month={month}")
+    assert refused.status_code == 403
+    bad = admin.get("/v1/reports/usage?month=2026-13")
+    assert bad.status_code == 400 and bad.json_body["field"] == "month"
+    assert "month must be YYYY-MM" in bad.json_body["message"]
