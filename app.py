@@ -59,7 +59,8 @@ from chalicelib.wire.api import (
     UserView,
     WhoamiView,
 )
-from chalicelib.wire.licenses import LicenseDocument, LicenseView, UsageReport
+from chalicelib.wire.billing import UsageReport
+from chalicelib.wire.licenses import LicenseDocument, LicenseView
 from chalicelib.wire.logs import MAX_LOG_LINES
 from chalicelib.wire.status import JobStatus
 from chalicelib.wire.tasks import (
@@ -135,7 +136,7 @@ def list_jobs(call: Call) -> Page[JobView]:
 @routes.route("GET", "/v1/jobs/{job_id}", response=JobView, job_token=True)
 def show_job(call: Call, job_id: str) -> JobView:
     """Show one job with its history."""
-    return jobs.show(call.store, call.principal, job_id)
+    return jobs.show(call.runtime, call.store, call.principal, job_id)
 
 
 @routes.route("POST", "/v1/jobs/{job_id}/cancel", body=CancelRequest, response=JobView)
@@ -220,6 +221,15 @@ def usage_report(call: Call) -> UsageReport:
     """A month's vCPU core-hours by user, the instances still running counted up to now."""
     return metering.report(call.runtime, call.store, call.principal, call.query("month"),
                            call.query("user") or None)
+
+
+@routes.route("GET", "/v1/reports/cost", response=UsageReport,
+              query=(("month", "YYYY-MM (default: this month, UTC)"),
+                     ("user", "one user (admins; users see only their own)")))
+def cost_report(call: Call) -> UsageReport:
+    """A month's spend by user, against what On-demand would have cost."""
+    return metering.report(call.runtime, call.store, call.principal, call.query("month"),
+                           call.query("user") or None, priced=True)
 
 
 @routes.route("GET", "/v1/jobs/{job_id}/utilization", response=Page[UtilizationView],

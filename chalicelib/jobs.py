@@ -11,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import executions, fleet, images, licensing, volumes
+from chalicelib import executions, fleet, images, licensing, metering, volumes
 from chalicelib.auth import Principal, revoke_job_token
 from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound, StaleWrite, Unavailable
 from chalicelib.runtime import Runtime
@@ -163,8 +163,10 @@ def get_record(store: Store, principal: Principal, job_id: str) -> JobRecord:
     return job
 
 
-def show(store: Store, principal: Principal, job_id: str) -> JobView:
-    return view(get_record(store, principal, job_id))
+def show(runtime: Runtime, store: Store, principal: Principal, job_id: str) -> JobView:
+    """The job with its history, and what its instances cost so far against On-demand."""
+    job = get_record(store, principal, job_id)
+    return metering.priced_view(view(job), metering.job_use(runtime, store, job))
 
 
 def list_jobs(

@@ -10,19 +10,21 @@ EC2 instead, so a month's figure includes the instances running now.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from chalicelib import fleet
+from chalicelib import fleet, prices
 from chalicelib.auth import Principal
 from chalicelib.errors import BadRequest, Forbidden
 from chalicelib.runtime import Runtime
-from chalicelib.store import Store, UsageRecord
-from chalicelib.wire.licenses import UsageReport, UserUsage
+from chalicelib.store import JobRecord, Store, UsageRecord
+from chalicelib.wire.api import JobView
+from chalicelib.wire.billing import Savings, UsageReport, UserUsage, usd
 
 _HOURS = Decimal("0.0001")
+_USD = Decimal("0.000001")
 # Instance states that are still billed.
 _RUNNING = ("pending", "running", "stopping", "shutting-down")
 
@@ -84,18 +86,48 @@ def vcpus_of(runtime: Runtime, instance_type: str, known: dict[str, int] | None 
     return vcpus
 
 
+@dataclass(frozen=True)
+class Rates:
+    """What an instance costs an hour, as it ran and On-demand (USD; None: not known)."""
+
+    market: str
+    price: Decimal | None
+    on_demand: Decimal | None
+
+
+def rates(runtime: Runtime, instance: dict[str, Any]) -> Rates:
+    instance_type = str(instance["InstanceType"])
+    on_demand = prices.on_demand_price(runtime, instance_type)
+    if instance.get("InstanceLifecycle") != "spot":
+        return Rates("on-demand", on_demand, on_demand)
+    zone = instance.get("Placement", {}).get("AvailabilityZone")
+    launched = instance["LaunchTime"].astimezone(UTC)
+    return Rates("spot", prices.spot_price(runtime, instance_type, zone, launched), on_demand)
+
+
+def cost_of(price: Decimal | None, seconds: int) -> Decimal | None:
+    return None if price is None else (price * seconds / 3600).quantize(_USD, ROUND_HALF_UP)
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
 def usage_records(runtime: Runtime, job_id: str, owner: str, instance: dict[str, Any],
                   ended: datetime) -> list[UsageRecord]:
     """What the instance used from its launch to `ended`, one record a month."""
     launched = instance["LaunchTime"].astimezone(UTC)
     instance_type = str(instance["InstanceType"])
     vcpus = vcpus_of(runtime, instance_type)
-    market = "spot" if instance.get("InstanceLifecycle") == "spot" else "on-demand"
+    rate = rates(runtime, instance)
     return [UsageRecord(
         jobId=job_id, recordTime=f"{launched.isoformat()}#{instance['InstanceId']}#{p.month}",
         month=p.month, start=_iso(p.start), end=_iso(p.end), owner=owner,
-        instanceId=str(instance["InstanceId"]), instanceType=instance_type, market=market,
-        vcpus=vcpus, seconds=p.seconds, coreHours=str(core_hours(vcpus, p.seconds)))
+        instanceId=str(instance["InstanceId"]), instanceType=instance_type, market=rate.market,
+        vcpus=vcpus, seconds=p.seconds, coreHours=str(core_hours(vcpus, p.seconds)),
+        pricePerHour=_text(rate.price), onDemandPricePerHour=_text(rate.on_demand),
+        cost=_text(cost_of(rate.price, p.seconds)),
+        onDemandCost=_text(cost_of(rate.on_demand, p.seconds)))
         for p in pieces(launched, max(launched, ended))]
 
 
@@ -103,43 +135,109 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@dataclass(frozen=True)
+@dataclass
 class Use:
-    """One user's core-hours in a month, the instance-seconds they came from, and the jobs."""
+    """What one user's (or one job's) instances used: core-hours, instance-seconds, the
+    jobs, and with prices what they cost and would have cost On-demand (USD). Seconds with
+    no known price are counted apart, not in either cost."""
 
-    coreHours: Decimal
-    instanceSeconds: int
-    jobs: frozenset[str]
+    coreHours: Decimal = Decimal(0)
+    instanceSeconds: int = 0
+    jobs: set[str] = field(default_factory=set)
+    cost: Decimal = Decimal(0)
+    onDemandCost: Decimal = Decimal(0)
+    unpricedSeconds: int = 0
+
+    def add(self, job_id: str, hours: Decimal, seconds: int, cost: Decimal | None,
+            on_demand: Decimal | None) -> None:
+        self.coreHours += hours
+        self.instanceSeconds += seconds
+        self.jobs.add(job_id)
+        if cost is None or on_demand is None:
+            self.unpricedSeconds += seconds
+        else:
+            self.cost += cost
+            self.onDemandCost += on_demand
+
+    def add_record(self, record: UsageRecord) -> None:
+        self.add(record.jobId, Decimal(record.coreHours), record.seconds,
+                 None if record.cost is None else Decimal(record.cost),
+                 None if record.onDemandCost is None else Decimal(record.onDemandCost))
+
+    def add_running(self, runtime: Runtime, job_id: str, instance: dict[str, Any],
+                    begin: datetime, stop: datetime, priced: bool,
+                    known: dict[str, int]) -> None:
+        """The instance's seconds from `begin` to `stop` (none if stop is not after begin)."""
+        if stop <= begin:
+            return
+        seconds = int((stop - begin).total_seconds())
+        vcpus = vcpus_of(runtime, str(instance["InstanceType"]), known)
+        rate = rates(runtime, instance) if priced else Rates("", None, None)
+        self.add(job_id, core_hours(vcpus, seconds), seconds, cost_of(rate.price, seconds),
+                 cost_of(rate.on_demand, seconds))
 
 
-def month_use(runtime: Runtime, store: Store, month: str,
-              owner: str | None = None) -> dict[str, Use]:
-    """Core-hours by user in `month`: the released instances' records, and the seconds so far
-    of each instance still running, for only its part in that month."""
+def month_use(runtime: Runtime, store: Store, month: str, owner: str | None = None,
+              priced: bool = False) -> dict[str, Use]:
+    """Use by user in `month`: the released instances' records, and the seconds so far of
+    each instance still running, for only its part in that month (priced as it runs, if
+    `priced`: that asks EC2 and the Price List for each)."""
     start, following = month_bounds(month)
-    totals: dict[str, tuple[Decimal, int, frozenset[str]]] = {}
-
-    def add(user: str, hours: Decimal, seconds: int, job_id: str) -> None:
-        before = totals.get(user, (Decimal(0), 0, frozenset()))
-        totals[user] = (before[0] + hours, before[1] + seconds, before[2] | {job_id})
-
+    totals: dict[str, Use] = {}
     recorded: set[str] = set()
     for record in store.usage_in_month(month, owner):
         recorded.add(record.instanceId)
-        add(record.owner, Decimal(record.coreHours), record.seconds, record.jobId)
+        totals.setdefault(record.owner, Use()).add_record(record)
     now = runtime.clock()
     known: dict[str, int] = {}
     for instance, job_id, job_owner in _running(runtime, store):
         if instance["InstanceId"] in recorded or (owner is not None and job_owner != owner):
             continue
         launched = instance["LaunchTime"].astimezone(UTC)
-        begin, stop = max(launched, start), min(now, following)
-        if stop <= begin:
-            continue
-        seconds = int((stop - begin).total_seconds())
-        vcpus = vcpus_of(runtime, str(instance["InstanceType"]), known)
-        add(job_owner, core_hours(vcpus, seconds), seconds, job_id)
-    return {user: Use(*figures) for user, figures in sorted(totals.items())}
+        use = Use()
+        use.add_running(runtime, job_id, instance, max(launched, start), min(now, following),
+                        priced, known)
+        if use.instanceSeconds:
+            mine = totals.setdefault(job_owner, Use())
+            mine.add(job_id, use.coreHours, use.instanceSeconds,
+                     None if use.unpricedSeconds else use.cost,
+                     None if use.unpricedSeconds else use.onDemandCost)
+    return dict(sorted(totals.items()))
+
+
+def job_use(runtime: Runtime, store: Store, job: JobRecord) -> Use:
+    """Everything the job's instances used, priced: those released, and the one it runs on
+    now up to now."""
+    use = Use()
+    recorded: set[str] = set()
+    for record in store.usage_of(job.id):
+        recorded.add(record.instanceId)
+        use.add_record(record)
+    if job.instanceId is not None and job.instanceId not in recorded:
+        instance = fleet.describe(runtime, job.instanceId)
+        if instance is not None and instance["State"]["Name"] in _RUNNING:
+            use.add_running(runtime, job.id, instance, instance["LaunchTime"].astimezone(UTC),
+                            runtime.clock(), True, {})
+    return use
+
+
+def savings_of(use: Use) -> Savings | None:
+    """The On-demand comparison of `use`; None before anything was priced."""
+    if use.instanceSeconds == use.unpricedSeconds:
+        return None
+    saved = use.onDemandCost - use.cost
+    percent = (round(float(100 * saved / use.onDemandCost), 1) if use.onDemandCost > 0
+               else None)
+    return Savings(onDemandCost=usd(use.onDemandCost), savings=usd(saved),
+                   savingsPercent=percent, unpricedSeconds=use.unpricedSeconds)
+
+
+def priced_view(view: JobView, use: Use) -> JobView:
+    """The job's view with its cost and savings."""
+    savings = savings_of(use)
+    if savings is None:
+        return view
+    return view.model_copy(update={"cost": usd(use.cost), "savings": savings})
 
 
 def _running(runtime: Runtime, store: Store) -> Iterable[tuple[dict[str, Any], str, str]]:
@@ -167,15 +265,26 @@ def total(uses: dict[str, Use]) -> Decimal:
 
 
 def report(runtime: Runtime, store: Store, principal: Principal, month: str | None,
-           user: str | None) -> UsageReport:
-    """A month's use by user (this month by default): admins see anyone's, users their own."""
+           user: str | None, priced: bool = False) -> UsageReport:
+    """A month's use by user (this month by default), with its spend if `priced`: admins see
+    anyone's, users their own."""
     if not principal.is_admin:
         if user is not None and user != principal.username:
             raise Forbidden("only an admin may see other users' usage")
         user = principal.username
     month = month or month_of(runtime.clock())
     month_bounds(month)  # refuses a malformed month by name
-    uses = month_use(runtime, store, month, owner=user)
-    return UsageReport(month=month, coreHours=str(total(uses)), users=[
-        UserUsage(user=name, coreHours=str(use.coreHours), instanceSeconds=use.instanceSeconds,
-                  jobs=len(use.jobs)) for name, use in uses.items()])
+    uses = month_use(runtime, store, month, owner=user, priced=priced)
+    users = [UserUsage(user=name, coreHours=str(use.coreHours),
+                       instanceSeconds=use.instanceSeconds, jobs=len(use.jobs))
+             for name, use in uses.items()]
+    made = UsageReport(month=month, coreHours=str(total(uses)), users=users)
+    if not priced:
+        return made
+    for line, use in zip(users, uses.values(), strict=True):
+        line.cost, line.onDemandCost = usd(use.cost), usd(use.onDemandCost)
+        line.savings, line.unpricedSeconds = usd(use.onDemandCost - use.cost), use.unpricedSeconds
+    spent = sum((u.cost for u in uses.values()), Decimal(0))
+    on_demand = sum((u.onDemandCost for u in uses.values()), Decimal(0))
+    return made.model_copy(update={"cost": usd(spent), "onDemandCost": usd(on_demand),
+                                   "savings": usd(on_demand - spent)})

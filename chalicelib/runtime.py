@@ -15,6 +15,7 @@ import boto3
 from chalicelib.config import Config
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
+PRICING_REGION = "us-east-1"
 
 
 def new_job_id() -> str:
@@ -52,6 +53,8 @@ class Runtime:
     ec2: Any
     sqs: Any
     stepfunctions: Any
+    # The AWS Price List API (On-demand prices): served from us-east-1 for every region.
+    pricing: Any
     clock: Callable[[], datetime] = utc_now
     new_id: Callable[[], str] = new_job_id
     cache: dict[str, Any] = field(default_factory=dict)
@@ -69,6 +72,7 @@ class Runtime:
             ec2=session.client("ec2"),
             sqs=session.client("sqs"),
             stepfunctions=session.client("stepfunctions"),
+            pricing=session.client("pricing", region_name=PRICING_REGION),
         )
 
     def now_iso(self) -> str:

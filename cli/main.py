@@ -246,10 +246,14 @@ def build_parser() -> Parser:
                                        description="what jobs used")
     report = report_group.add_subparsers(dest="report_command", required=True,
                                          metavar="SUBCOMMAND")
-    usage_report = command(report, "usage", reports.usage,
-                           "a month's vCPU core-hours by user (yours only, unless admin)")
-    usage_report.add_argument("--month", metavar="YYYY-MM", help="default: this month (UTC)")
-    usage_report.add_argument("--user", metavar="U", help="one user (admins)")
+    for name, run, text in (
+            ("usage", reports.usage, "a month's vCPU core-hours by user (yours only, unless "
+             "admin)"),
+            ("cost", reports.cost, "a month's spend by user, against On-demand (yours only, "
+             "unless admin)")):
+        sub = command(report, name, run, text)
+        sub.add_argument("--month", metavar="YYYY-MM", help="default: this month (UTC)")
+        sub.add_argument("--user", metavar="U", help="one user (admins)")
 
     image_group = commands.add_parser("image", help="the Application Library",
                                       description="the Application Library")

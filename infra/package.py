@@ -66,7 +66,8 @@ def _policy() -> dict[str, Any]:
                             "ec2:DescribeSpotPriceHistory", "ec2:DescribeAvailabilityZones",
                             "ec2:DescribeSecurityGroups", "ec2:DescribeImages",
                             "ec2:DescribeSubnets", "ec2:DescribeLaunchTemplateVersions",
-                            "ec2:DescribeVolumes", "ec2:DescribeSnapshots"],
+                            "ec2:DescribeVolumes", "ec2:DescribeSnapshots",
+                            "pricing:GetProducts"],
                  "Resource": "*"},
                 # Launching workers: an instant EC2 Fleet from a per-launch copy of the workers'
                 # launch template. EC2 scopes these to no resource the stack can name first.

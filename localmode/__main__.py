@@ -40,7 +40,7 @@ from chalicelib.runtime import Runtime
 from chalicelib.store import Store
 from chalicelib.users import ensure_admin
 from infra.package import main as package_main
-from localmode import trial
+from localmode import pricing, trial
 from localmode.ec2fleet import faithful_fleets
 from localmode.eventbridge import faithful_eventbridge
 from localmode.instances import LocalInstances
@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.update(settings)
         runtime = Runtime.from_config(Config.from_env(), session)
         runtime_module.install(runtime)
+        pricing.stand_in(runtime)
 
         admin = os.environ.get("OPENFLOAT_ADMIN_USER", "admin")
         password = os.environ.get("OPENFLOAT_ADMIN_PASSWORD") or ""

@@ -270,6 +270,17 @@ def check_result(cli: Float, job: dict[str, Any], steps: int, expected: str,
         raise DemoFailed(f"job {job['id']} has migrations {job['migrations']}")
 
 
+def cost_line(job: dict[str, Any]) -> str:
+    """What the job's three instances cost, and what Spot saved against On-demand."""
+    saved = job.get("savings")
+    if not job.get("cost") or not saved:
+        raise DemoFailed(f"job {job['id']} has no cost: {job.get('cost')!r}, {saved!r}")
+    percent = f", {saved['savingsPercent']:g}%" if saved.get("savingsPercent") is not None else ""
+    return (f"job {job['id']} cost {job['cost']} on Spot; On-demand it would have cost "
+            f"{saved['onDemandCost']}: saved {saved['savings']}{percent} (local prices: "
+            "moto's Spot price and a rule-of-thumb On-demand price)")
+
+
 def leftovers(opcenter: LocalOpCenter, job_id: str) -> list[str]:
     """Agents of the OpCenter or containers of the job still on this machine."""
     # The agents' command queues live in the OpCenter's own AWS stand-in.
@@ -292,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     port = args.port or free_port()
     opcenter: LocalOpCenter | None = None
     job_id = ""
+    costs = ""
     password = "demo-admin-password"
     with tempfile.TemporaryDirectory(prefix="openfloat-demo-cli-") as config:
         try:
@@ -316,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
             live = wait_until("every instance to be released",
                               lambda: not opcenter.live_instances() or None, timeout=30)
             del live
+            costs = cost_line(cli.job(job_id))
         except DemoFailed as failure:
             print(f"demo failed: {failure}", file=sys.stderr, flush=True)
             if opcenter is not None:
@@ -334,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo failed: left behind: {', '.join(left)}", file=sys.stderr)
         return 1
     print("== nothing left behind: no agent, no container, no instance", flush=True)
+    print(f"== {costs}", flush=True)
     return 0
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from chalicelib.config import Config
 from chalicelib.runtime import Runtime
 from chalicelib.store import Store
 from chalicelib.users import ensure_admin
-from localmode import trial
+from localmode import pricing, trial
 from localmode.provision import provision
 
 ADMIN = "admin"
@@ -68,6 +68,7 @@ def runtime(aws: boto3.Session, settings: dict[str, str]) -> Iterator[Runtime]:
     runtime_module.install(rt)
     # Jobs start at once, as in the local mode; the licensing tests remove or replace it.
     trial.apply_trial(rt, Store(rt.dynamodb, rt.config))
+    pricing.stand_in(rt)
     yield rt
     runtime_module.install(None)
 

@@ -29,6 +29,13 @@ class UsageRecord(BaseModel):
     vcpus: int
     seconds: int
     coreHours: str
+    # USD: the hourly price the instance ran at (the Spot price in force at its launch, or
+    # the On-demand price) and the On-demand price of its type, and what this record's
+    # seconds cost at each. None where no price could be found.
+    pricePerHour: str | None = None
+    onDemandPricePerHour: str | None = None
+    cost: str | None = None
+    onDemandCost: str | None = None
 
 
 class UsageTable(Tables):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Generic, Literal, TypeVar
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 # Re-exported (`X as X`): every body of the API is named from this module.
 from chalicelib.wire.accounts import HealthView as HealthView
@@ -20,7 +20,10 @@ from chalicelib.wire.accounts import WhoamiView as WhoamiView
 from chalicelib.wire.base import IMAGE_NAME_PATTERN as IMAGE_NAME_PATTERN
 from chalicelib.wire.base import USERNAME_PATTERN as USERNAME_PATTERN
 from chalicelib.wire.base import Body, View
+from chalicelib.wire.base import ErrorView as ErrorView
 from chalicelib.wire.base import Role as Role
+from chalicelib.wire.base import first_problem as first_problem
+from chalicelib.wire.billing import Savings
 from chalicelib.wire.containers import DirMap, check_ports, parse_container_options
 from chalicelib.wire.hostscripts import HOST_INIT, HOST_TERMINATE, check_script
 from chalicelib.wire.specs import (
@@ -285,6 +288,9 @@ class JobView(View):
     migrations: list[MigrationView] = Field(default_factory=list)
     # What the job used of its instance at its agent's latest heartbeat, and its peak memory.
     utilization: UtilizationSummary | None = None
+    # What its instances cost, as MMCloud prints it ("0.0017 USD"), and against On-demand.
+    cost: str | None = None
+    savings: Savings | None = None
 
 
 T = TypeVar("T")
@@ -362,30 +368,6 @@ class LogInfo(View):
     name: str
     size: int
     updateTime: str
-
-
-class ErrorView(View):
-    """Every error the API returns: a code, a sentence, and the offending field when there is one."""
-
-    error: str
-    message: str
-    field: str | None = None
-
-
-def first_problem(error: ValidationError) -> tuple[str | None, str]:
-    """The first problem pydantic found as (field path, why), worded the same by API and CLI."""
-    first = error.errors(include_url=False)[0]
-    where = ".".join(str(part) for part in first["loc"]) or None
-    kind = first["type"]
-    if kind == "missing":
-        why = "is required"
-    elif kind == "extra_forbidden":
-        why = "is not a known field"
-    elif kind == "json_invalid":
-        why = "the request body is not valid JSON"
-    else:
-        why = first["msg"].removeprefix("Value error, ")
-    return where, why
 
 
 class ModifyRequest(Body):

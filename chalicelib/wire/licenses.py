@@ -129,18 +129,3 @@ class LicenseView(View):
     coreHoursLeft: str | None = None
     pricePerCoreHour: str | None = None
 
-
-class UserUsage(View):
-    user: str
-    coreHours: str
-    instanceSeconds: int
-    jobs: int
-
-
-class UsageReport(View):
-    """`float report usage`: a month's core-hours by user, the instances still running
-    counted up to now."""
-
-    month: str
-    users: list[UserUsage]
-    coreHours: str

@@ -96,3 +96,37 @@ def test_report_usage_asks_for_the_month_and_user_and_totals_them(logged_in, run
     assert lines[0] == "2026-11"
     assert lines[1].split() == ["USER", "CORE-HOURS", "JOBS", "INSTANCE", "SECONDS"]
     assert lines[-1].split() == ["TOTAL", "6.0000", "3", "10800"]
+
+
+def test_report_cost_prints_spend_against_on_demand(logged_in, run):
+    logged_in.reply("GET", "/v1/reports/cost", {
+        "month": "2026-11", "coreHours": "4.0000", "cost": "0.000040 USD",
+        "onDemandCost": "0.170000 USD", "savings": "0.169960 USD", "users": [
+            {"user": "alice", "coreHours": "4.0000", "instanceSeconds": 7200, "jobs": 1,
+             "cost": "0.000040 USD", "onDemandCost": "0.170000 USD",
+             "savings": "0.169960 USD", "unpricedSeconds": 0}]})
+
+    result = run("report", "cost", "--user", "alice", "-F", "table")
+
+    assert result.code == 0, result.err
+    assert logged_in.requests[-1].query == {"user": "alice"}
+    lines = result.out.splitlines()
+    assert lines[2].split() == ["alice", "0.000040", "USD", "0.170000", "USD", "0.169960", "USD",
+                                "4.0000", "-"]
+
+
+def test_show_has_the_cost_line(logged_in, run):
+    from tests.cli.fake_opcenter import job_json
+
+    logged_in.reply("GET", "/v1/jobs/job-1", job_json(
+        status="Completed", rc=0, cost="0.0017 USD",
+        savings={"onDemandCost": "0.0140 USD", "savings": "0.0123 USD",
+                 "savingsPercent": 87.9, "unpricedSeconds": 0}))
+
+    table = run("show", "-j", "job-1", "-F", "table")
+    plain = run("show", "-j", "job-1")
+
+    [line] = [line for line in table.out.splitlines() if line.startswith("COST:")]
+    assert line.split(None, 1)[1] == "0.0017 USD (On-demand 0.0140 USD: saved 0.0123 USD, 87.9%)"
+    # The YAML carries MMCloud's own line.
+    assert "cost: 0.0017 USD" in plain.out.splitlines()

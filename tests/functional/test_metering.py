@@ -96,3 +96,60 @@ def test_the_usage_report_is_by_user_and_users_see_only_their_own(admin, alice, 
     bad = admin.get("/v1/reports/usage?month=2026-13")
     assert bad.status_code == 400 and bad.json_body["field"] == "month"
     assert "month must be YYYY-MM" in bad.json_body["message"]
+
+
+def _spot(runtime, job_id: str) -> dict:
+    instance_id = runtime.ec2.run_instances(
+        ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="c5.large",
+        InstanceMarketOptions={"MarketType": "spot"},
+        TagSpecifications=[{"ResourceType": "instance",
+                            "Tags": [{"Key": fleet.JOB_TAG, "Value": job_id}]}],
+    )["Instances"][0]["InstanceId"]
+    return fleet.describe(runtime, instance_id)
+
+
+def test_a_job_reclaimed_twice_is_charged_for_every_instance_second_and_shows_its_savings(
+        alice, runtime, store):
+    job = seed_job(runtime, store, "twice", JobStatus.EXECUTING)
+    first, second, third = (_spot(runtime, "twice") for _ in range(3))
+    launched = max(i["LaunchTime"] for i in (first, second, third)).astimezone(UTC)
+    # Reclaimed after an hour, then again after two; it runs on the third for three.
+    for instance, hours in ((first, 1), (second, 2)):
+        runtime.clock = lambda hours=hours: launched + timedelta(hours=hours)
+        endings.release(runtime, store, job, instance["InstanceId"])
+    store.record_fields(store.get_job("twice"), {"instanceId": third["InstanceId"]})
+    runtime.clock = lambda: launched + timedelta(hours=3)
+
+    records = sorted(store.usage_of("twice"), key=lambda r: r.seconds)
+    assert [(r.instanceId, r.market) for r in records] == [
+        (first["InstanceId"], "spot"), (second["InstanceId"], "spot")]
+    # moto launches the three within a second or so of each other.
+    assert [round(r.seconds / 3600) for r in records] == [1, 2]
+    shown = alice.get("/v1/jobs/twice").json_body
+    spot = Decimal(records[0].pricePerHour)
+    on_demand = Decimal(records[0].onDemandPricePerHour)
+    assert spot < on_demand
+    seconds = sum(r.seconds for r in records) + 3 * 3600
+    cost = Decimal(shown["cost"].removesuffix(" USD"))
+    # Every instance-second of all three, the running one up to now, at its price.
+    assert abs(cost - spot * seconds / 3600) <= Decimal("0.00001")
+    saved = shown["savings"]
+    assert abs(Decimal(saved["onDemandCost"].removesuffix(" USD"))
+               - on_demand * seconds / 3600) <= Decimal("0.001")
+    assert Decimal(saved["savings"].removesuffix(" USD")) > 0
+    assert saved["savingsPercent"] > 90 and saved["unpricedSeconds"] == 0
+
+
+def test_the_cost_report_sums_spend_and_savings_by_user(admin, runtime, store):
+    seed_job(runtime, store, "c-1", JobStatus.EXECUTING, owner="alice")
+    instance = _spot(runtime, "c-1")
+    launched = instance["LaunchTime"].astimezone(UTC)
+    runtime.clock = lambda: launched + timedelta(hours=2)
+    endings.release(runtime, store, store.get_job("c-1"), instance["InstanceId"])
+    [record] = store.usage_of("c-1")
+    report = admin.get(f"/v1/reports/cost?month={metering.month_of(launched)}").json_body
+    [line] = report["users"]
+    assert line["user"] == "alice" and line["cost"] == f"{Decimal(record.cost)} USD"
+    assert line["onDemandCost"] == f"{Decimal(record.onDemandCost)} USD"
+    assert report["savings"] == (
+        f"{Decimal(record.onDemandCost) - Decimal(record.cost)} USD")

@@ -26,7 +26,7 @@ from chalicelib.store import Store
 from chalicelib.wire.agent import CommandEnvelope
 from chalicelib.wire.checkpoints import CheckpointManifest, CriuStats
 from chalicelib.wire.status import JobStatus
-from localmode import trial
+from localmode import pricing, trial
 from localmode.ec2fleet import faithful_fleets
 from localmode.eventbridge import faithful_eventbridge
 from localmode.lambdas import local_lambdas
@@ -62,6 +62,7 @@ def flows(monkeypatch):
             runtime.cache[fleet.OFFERS_CACHE] = tuple(_offers)
             flows = Flows(session, runtime, Store(runtime.dynamodb, runtime.config), arns)
             trial.apply_trial(runtime, flows.store)
+            pricing.stand_in(runtime)
             # The functions the workflows' Lambda tasks run, by name: a test may wrap them.
             flows.handlers = handlers
             yield flows
