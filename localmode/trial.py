@@ -1,26 +1,36 @@
 """The local mode's license: it plays the issuer too. Each run makes an issuer key pair of its
-own, deploys the stack trusting its public key, and applies a trial license signed with it,
-so that a new user's jobs start at once. The private key lives only in this process."""
+own (the private key lives only in this process), deploys the stack trusting its public key,
+and applies a trial license signed with it, so that a new user's jobs start at once.
+
+OPENFLOAT_LICENSE_ISSUER_KEY names an issuer's private key file instead (as `python -m
+infra.license keygen` writes it): the OpCenter then trusts that issuer, and whoever holds the
+file can issue licenses for it with `python -m infra.license issue`."""
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 from datetime import timedelta
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from chalicelib.runtime import Runtime
 from chalicelib.store import LicenseRecord, Store
-from infra.license import issue, public_key_text
+from infra.license import issue, load_key, public_key_text
 
 TRIAL_DAYS = 30
 TRIAL_CORE_HOURS = 100_000
 
 
+ISSUER_KEY_ENV = "OPENFLOAT_LICENSE_ISSUER_KEY"
+
+
 @functools.cache
 def issuer() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.generate()
+    path = os.environ.get(ISSUER_KEY_ENV)
+    return load_key(Path(path)) if path else Ed25519PrivateKey.generate()
 
 
 def public_key() -> str:

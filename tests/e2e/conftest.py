@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from agent.registry import free_port
+from infra import license as license_tool
+from localmode import trial
 from localmode.demo import Float, LocalOpCenter
 
 PASSWORD = "e2e-admin-password"
@@ -16,14 +18,22 @@ PYTHON_IMAGE = "localhost/openfloat/python:local"
 
 
 @pytest.fixture(scope="session")
-def local() -> Iterator[LocalOpCenter]:
+def issuer_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The license issuer the local OpCenter trusts: the tests issue licenses with it."""
+    directory = tmp_path_factory.mktemp("issuer")
+    assert license_tool.main(["keygen", "--out", str(directory)]) == 0
+    return directory / license_tool.PRIVATE_NAME
+
+
+@pytest.fixture(scope="session")
+def local(issuer_key: Path) -> Iterator[LocalOpCenter]:
     # A short wait for a replacement that died while it restored (a test reclaims those); an
     # agent that dies while it checkpoints is noticed by its missing heartbeats. The reconciler
     # looks every few seconds and gives a silent agent three missed heartbeats, so a lost
     # instance or agent (the chaos test makes both) is noticed within a test's patience.
     opcenter = LocalOpCenter.start(free_port(), PASSWORD, settings={
         "START_TIMEOUT_SECONDS": "60", "AGENT_SILENCE_SECONDS": "45",
-        "OPENFLOAT_RECONCILE_SECONDS": "5"})
+        "OPENFLOAT_RECONCILE_SECONDS": "5", trial.ISSUER_KEY_ENV: str(issuer_key)})
     yield opcenter
     assert opcenter.stop() == "stopped", "".join(opcenter.output)[-3000:]
     assert "OpenFloat OpCenter stopped" in "".join(opcenter.output)
