@@ -24,7 +24,7 @@ from chalicelib.wire.api import JobView
 from chalicelib.wire.billing import Savings, UsageReport, UserUsage, usd
 
 _HOURS = Decimal("0.0001")
-_USD = Decimal("0.000001")
+_USD = Decimal("0.00000001")
 # Instance states that are still billed.
 _RUNNING = ("pending", "running", "stopping", "shutting-down")
 

@@ -75,14 +75,20 @@ def test_follow_prints_what_the_job_prints_until_it_ends(job, run, runtime, stor
     shipper.ship()
     reads: list[dict[str, str]] = []
     original = follow.Client.read_with_headers
+    first_read = threading.Event()
 
     def recording(self, path, query):
         reads.append(query)
-        return original(self, path, query)
+        try:
+            return original(self, path, query)
+        finally:
+            first_read.set()
 
     monkeypatch.setattr(follow.Client, "read_with_headers", recording)
 
     def the_job() -> None:
+        # The job prints on only once the tail has been read, however slow the CLI starts.
+        assert first_read.wait(60)
         for step in range(3):
             time.sleep(0.2)
             log.print("stdout", f"step {step}")
