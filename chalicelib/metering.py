@@ -25,6 +25,8 @@ from chalicelib.wire.billing import Savings, UsageReport, UserUsage, usd
 
 _HOURS = Decimal("0.0001")
 _USD = Decimal("0.00000001")
+_RATES_CACHE = "metering.rates"
+_RATES_KEPT = 4096
 # Instance states that are still billed.
 _RUNNING = ("pending", "running", "stopping", "shutting-down")
 
@@ -96,13 +98,26 @@ class Rates:
 
 
 def rates(runtime: Runtime, instance: dict[str, Any]) -> Rates:
+    """The instance's prices; an instance's never change, so each is asked for once per
+    process (`float show` of a running job asks often)."""
+    known: dict[str, Rates] = runtime.cache.setdefault(_RATES_CACHE, {})
+    instance_id = str(instance["InstanceId"])
+    if instance_id in known:
+        return known[instance_id]
     instance_type = str(instance["InstanceType"])
     on_demand = prices.on_demand_price(runtime, instance_type)
     if instance.get("InstanceLifecycle") != "spot":
-        return Rates("on-demand", on_demand, on_demand)
-    zone = instance.get("Placement", {}).get("AvailabilityZone")
-    launched = instance["LaunchTime"].astimezone(UTC)
-    return Rates("spot", prices.spot_price(runtime, instance_type, zone, launched), on_demand)
+        rate = Rates("on-demand", on_demand, on_demand)
+    else:
+        zone = instance.get("Placement", {}).get("AvailabilityZone")
+        launched = instance["LaunchTime"].astimezone(UTC)
+        rate = Rates("spot", prices.spot_price(runtime, instance_type, zone, launched),
+                     on_demand)
+    if rate.price is not None and rate.on_demand is not None:
+        if len(known) >= _RATES_KEPT:
+            known.pop(next(iter(known)))
+        known[instance_id] = rate
+    return rate
 
 
 def cost_of(price: Decimal | None, seconds: int) -> Decimal | None:
