@@ -33,7 +33,7 @@ from chalicelib.runtime import Runtime
 from chalicelib.store import Store
 from chalicelib.users import ensure_admin
 from chalicelib.wire.agent import EventEnvelope, JobExited
-from localmode import trial
+from localmode import pricing, trial
 from localmode.eventbridge import faithful_eventbridge
 from localmode.lambdas import deployed_lambdas, handler_named
 from localmode.provision import LOCAL_WORKER_IMAGE
@@ -73,6 +73,9 @@ def deployed(packaged) -> Iterator[Deployed]:
         if not workflow_helpers._offers:
             workflow_helpers._offers.extend(fleet.offers(runtime))
         runtime.cache[fleet.OFFERS_CACHE] = tuple(workflow_helpers._offers)
+        # As the local mode does once the stack is up: a trial license, local prices.
+        trial.apply_trial(runtime, Store(runtime.dynamodb, runtime.config))
+        pricing.stand_in(runtime)
         with deployed_lambdas(), faithful_stepfunctions(), faithful_eventbridge():
             feeders = [feeder.start() for feeder in event_sources(session, stack)]
             try:
