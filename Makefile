@@ -6,7 +6,7 @@ PIP     := $(PY) -m pip
 STAMP   := $(VENV)/.installed
 PORT    ?= 8787
 
-.PHONY: setup containers run demo bench test lint package deploy drill undeploy clean
+.PHONY: setup containers browser run demo bench test lint package deploy drill undeploy clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,13 @@ containers:
 	bash agent/install.sh
 	bash agent/images.sh
 
+## browser: Debian's Chromium, which the web interface's tests drive headless (Playwright)
+browser:
+	@dpkg-query -W -f='$${db:Status-Status}' chromium 2>/dev/null | grep -qx installed || { \
+	  echo "[browser] installing Debian's chromium"; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null; \
+	} || { echo "[browser] ERROR: apt-get could not install chromium (above): the web tests need it" >&2; exit 1; }
+
 ## run: start the local OpCenter (moto stands in for AWS; state lives in memory)
 run: $(STAMP) containers
 	$(PY) -m localmode --port $(PORT)
@@ -37,7 +44,7 @@ bench: $(STAMP) containers
 	$(PY) -m localmode.bench
 
 ## test: the whole test suite
-test: $(STAMP) containers
+test: $(STAMP) containers browser
 	$(PY) -m pytest
 
 ## lint: ruff and mypy over the project

@@ -25,6 +25,7 @@ from chalicelib import (
     rightsizing,
     tasks,
     users,
+    web,
 )
 from chalicelib import reconcile as reconciler
 from chalicelib import runtime as runtime_module
@@ -108,6 +109,21 @@ def whoami(call: Call) -> WhoamiView:
 def openapi_document(call: Call) -> dict:
     """This API's OpenAPI document."""
     return openapi.build(routes.operations)
+
+
+# ---- the web interface (its files; the page itself calls the routes below) --------------
+
+
+@routes.route("GET", "/", response=str, public=True, content_type=web.HTML)
+def web_page(call: Call) -> Any:
+    """The web interface."""
+    return web.page((call.request.context or {}).get("stage"))
+
+
+@routes.route("GET", "/ui/{name}", response=str, public=True, content_type="text/javascript")
+def web_asset(call: Call, name: str) -> Any:
+    """A script or style sheet of the web interface."""
+    return web.asset(name)
 
 
 # ---- jobs -----------------------------------------------------------------------------------

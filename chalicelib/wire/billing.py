@@ -4,11 +4,14 @@ decimal strings; MMCloud's own `cost` line reads "0.0017 USD"."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from chalicelib.wire.base import View
 
 
-def usd(amount: object) -> str:
-    return f"{amount} USD"
+def usd(amount: Decimal | int) -> str:
+    """An amount as people write it: 0.00000011 USD, never 1.1E-7 USD."""
+    return f"{Decimal(amount):f} USD"
 
 
 class Savings(View):
