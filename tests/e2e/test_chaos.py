@@ -86,7 +86,8 @@ def test_reclaims_at_random_moments_end_every_job_well(local, admin_cli, tmp_pat
             job = final_job(admin_cli, job_id, timeout=600)
         except DemoFailed as failure:
             raise AssertionError(f"{story}\n{failure}") from None
-        assert job["status"] == "Completed", (story, job["history"])
+        assert job["status"] == "Completed", f"{story}\n{job_id}:\n" + "\n".join(
+            f"  {step['time']} {step['to']}: {step['reason']}" for step in job["history"])
         assert admin_cli.stdout(job_id).strip().endswith(f"result {expected}"), story
         wait_until(f"job {job_id}'s instances to be released",
                    lambda j=job_id: not local.live_instances(j) or None, timeout=60)

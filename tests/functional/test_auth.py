@@ -23,9 +23,11 @@ def _forged(runtime, key: bytes | None = None, **claims_changed) -> str:
     return jwt.encode({**claims, **claims_changed}, key or _signing_key(runtime), algorithm="HS256")
 
 
-def test_only_health_and_login_are_public():
+def test_only_health_login_and_the_web_page_s_own_files_are_public():
+    # The web interface's page and scripts hold no data: they log in like the CLI.
     public = sorted((op.method, op.path) for op in routes.operations if op.public)
-    assert public == [("GET", "/v1/health"), ("POST", "/v1/login")]
+    assert public == [("GET", "/"), ("GET", "/ui/{name}"), ("GET", "/v1/health"),
+                      ("POST", "/v1/login")]
     assert len(PROTECTED) >= 14
 
 
