@@ -41,12 +41,16 @@ def _assets() -> dict[str, Asset]:
     return found
 
 
+@functools.cache
+def _page_template() -> str:
+    return (ASSETS / _PAGE).read_text(encoding="utf-8")
+
+
 def page(stage: str | None) -> Response:
     """The page, with the path the API is served under (API Gateway's stage, or `/`) as the base
     every script and API call is resolved against."""
     base = f"/{stage}/" if stage else "/"
-    text = (ASSETS / _PAGE).read_text(encoding="utf-8")
-    text = text.replace(_BASE_MARK, base)
+    text = _page_template().replace(_BASE_MARK, base)
     return Response(body=text, status_code=200,
                     headers={**_HEADERS, "Content-Type": HTML, "Cache-Control": "no-cache"})
 
