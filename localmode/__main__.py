@@ -41,6 +41,7 @@ from chalicelib.store import Store
 from chalicelib.users import ensure_admin
 from infra.package import main as package_main
 from localmode import pricing, trial
+from localmode.dynamodb import faithful_dynamodb
 from localmode.ec2fleet import faithful_fleets
 from localmode.eventbridge import faithful_eventbridge
 from localmode.instances import LocalInstances
@@ -115,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         aws = ThreadedMotoServer(ip_address=HOST, port=aws_port, verbose=False)
         aws.start()
         running.callback(aws.stop)
+        # Each DynamoDB request one step, as on AWS: the server answers requests in threads.
+        running.enter_context(faithful_dynamodb())
         endpoint = f"http://{HOST}:{aws_port}"
         # Workflows run for real. Set before any state machine exists: moto keeps the machines
         # of its interpreter apart from those it only records.

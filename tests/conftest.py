@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,7 @@ from chalicelib.runtime import Runtime
 from chalicelib.store import Store
 from chalicelib.users import ensure_admin
 from localmode import pricing, trial
+from localmode.dynamodb import faithful_dynamodb
 from localmode.provision import provision
 
 ADMIN = "admin"
@@ -32,29 +32,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
+    # Each DynamoDB request atomic, as on AWS: tests race writers and readers in threads.
+    with mock_aws(), faithful_dynamodb():
         yield boto3.Session(region_name="us-east-1")
-
-
-@pytest.fixture
-def atomic_conditional_writes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make moto apply each write atomically, as DynamoDB does.
-
-    DynamoDB evaluates a ConditionExpression and applies the write as one step; moto checks
-    and writes in separate Python statements, so two threads can both pass the check. Tests of
-    racing writers need the real guarantee, not moto's gap.
-    """
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.Lock()
-    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
-        original = getattr(DynamoDBBackend, name)
-
-        def locked(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
-            with lock:
-                return __original(self, *args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, locked)
 
 
 @pytest.fixture

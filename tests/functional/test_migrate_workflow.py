@@ -107,6 +107,32 @@ def test_without_any_checkpoint_the_job_reruns_from_the_start(flows):
     assert flows.state(old) == "terminated"
 
 
+def test_a_rerun_whose_instance_never_answers_is_rerun_on_another(flows):
+    # Reclaimed before any checkpoint, and the first replacement dies before it starts the job.
+    old, _, new_seen = move_ready(flows, "unlucky", False, ["CheckpointNotFound", False], True)
+    result = _migrate(flows, "unlucky", checkpoint_seconds=2, start_seconds=2)
+    assert result["status"] == "SUCCEEDED", result
+    job = flows.store.get_job("unlucky")
+    assert job.status == JobStatus.EXECUTING
+    assert job.history[-1].reason == (
+        f"no checkpoint could be restored: rerun from the start on {job.instanceId}")
+    # The second replacement is not asked for a checkpoint the first already had not.
+    assert [_kinds(s) for s in new_seen] == [["restore", "run"], ["run"]]
+    assert [i["InstanceId"] for i in running_instances(flows)] == [job.instanceId]
+    assert flows.state(old) == "terminated"
+
+
+def test_a_rerun_failing_on_two_instances_ends_checkpoint_failed_with_nothing_running(flows):
+    old, _, new_seen = move_ready(flows, "doomed", False, ["CheckpointNotFound", "JobStartFailed"],
+                                  "JobStartFailed")
+    result = _migrate(flows, "doomed", checkpoint_seconds=2)
+    assert result["status"] == "SUCCEEDED", result  # the workflow settled the job itself
+    job = flows.store.get_job("doomed")
+    assert job.status == JobStatus.CHECKPOINT_FAILED and "JobStartFailed" in job.history[-1].reason
+    assert [_kinds(s) for s in new_seen] == [["restore", "run"], ["run"]]
+    assert running_instances(flows) == []
+
+
 def test_a_job_that_forbids_reruns_ends_checkpoint_failed_when_nothing_can_be_restored(flows):
     old, _, new_seen = move_ready(flows, "strict", False, "CheckpointNotFound")
     _forbid_reruns(flows, "strict")

@@ -50,9 +50,7 @@ def test_of_two_writers_holding_the_same_read_one_wins_and_one_conflicts(runtime
     assert [h.reason for h in stored.history] == ["seeded", "scheduler"]
 
 
-def test_concurrent_writers_in_threads_produce_exactly_one_change(
-    atomic_conditional_writes, runtime, store
-):
+def test_concurrent_writers_in_threads_produce_exactly_one_change(runtime, store):
     job = seed_job(runtime, store, "threads", JobStatus.EXECUTING)
     targets = [JobStatus.CAPTURING, JobStatus.SUSPENDING, JobStatus.CANCELLING,
                JobStatus.COMPLETED, JobStatus.FAIL_TO_COMPLETE, JobStatus.TIMEDOUT]
@@ -78,3 +76,42 @@ def test_concurrent_writers_in_threads_produce_exactly_one_change(
     stored = store.get_job(job.id)
     assert stored.status == winners[0] and stored.version == 2
     assert [h.to for h in stored.history] == [JobStatus.EXECUTING, winners[0]]
+
+
+def test_a_read_racing_updates_of_the_same_item_sees_each_update_whole(runtime):
+    """DynamoDB applies an update as one step and a read never sees half of it: the local
+    stand-in must not be weaker, or a job read while a workflow writes it fails or tears."""
+    table, key = runtime.config.jobs_table, {"id": {"S": "torn"}}
+    runtime.dynamodb.put_item(TableName=table, Item={**key, "n": {"N": "0"}})
+    updates, problems = 100, []
+    writing = threading.Event()
+
+    def write() -> None:
+        writing.set()
+        for i in range(1, updates + 1):
+            # Each update adds an attribute and counts it: a whole item has n attributes a*.
+            runtime.dynamodb.update_item(
+                TableName=table, Key=key, UpdateExpression="SET #a = :one, n = n + :one",
+                ExpressionAttributeNames={"#a": f"a{i}"},
+                ExpressionAttributeValues={":one": {"N": "1"}})
+
+    def read() -> None:
+        writing.wait()
+        for _ in range(updates):
+            try:
+                item = runtime.dynamodb.get_item(TableName=table, Key=key)["Item"]
+            except Exception as error:  # noqa: BLE001 - any failure of a read is the finding
+                problems.append(repr(error))
+                return
+            added = sum(1 for name in item if name.startswith("a"))
+            if added != int(item["n"]["N"]):
+                problems.append(f"{added} attributes with n={item['n']['N']}")
+
+    threads = [threading.Thread(target=write)] + [threading.Thread(target=read) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert problems == []
+    final = runtime.dynamodb.get_item(TableName=table, Key=key)["Item"]
+    assert int(final["n"]["N"]) == updates

@@ -286,7 +286,6 @@ def move_ready(flows, job_id, old_answer, *replacement_answers):
                 job = flows.store.get_job(job_id)
             except Exception:  # noqa: BLE001 - the test, and its stand-in AWS, ended first
                 return
-                continue
             if job.commandsQueueUrl and job.commandsQueueUrl not in known:
                 known.add(job.commandsQueueUrl)
                 seen: list = []
