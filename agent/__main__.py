@@ -11,6 +11,7 @@ from pathlib import Path
 from types import FrameType
 
 import boto3
+from botocore.config import Config as BotoConfig
 
 from agent.agent import Agent, AgentSettings
 from agent.imds import AWS_IMDS, Imds, ImdsUnavailable
@@ -69,7 +70,11 @@ def main(argv: list[str] | None = None) -> int:
             host_root=Path(args.host_root), publish_address=args.publish_address,
             block_devices=Path(args.block_devices) if args.block_devices else None,
             address=address),
-        s3=session.client("s3"), sqs=session.client("sqs"),
+        # The agent sends each checkpoint part's SHA-256 itself (S3 verifies it) and checks
+        # what it reads back: the SDK's own CRC32 on top would only cost the window time.
+        s3=session.client("s3", config=BotoConfig(request_checksum_calculation="when_required",
+                                                  response_checksum_validation="when_required")),
+        sqs=session.client("sqs"),
         sfn=session.client("stepfunctions"), secrets=session.client("secretsmanager"),
         imds=imds,
     )

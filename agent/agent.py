@@ -23,6 +23,7 @@ from agent.hostscripts import HostEvent, HostScripts
 from agent.imds import Imds, ImdsUnavailable
 from agent.jobcalls import JobCalls
 from agent.logs import LogShipper
+from agent.pipes import written_by
 from agent.podman import ContainerState, Credentials, Podman, job_options
 from agent.utilization import KernelLog, Sampler
 from agent.volumes import (
@@ -53,8 +54,14 @@ from chalicelib.wire.agent import (
     RunCommand,
     TerminateCommand,
 )
-from chalicelib.wire.checkpoints import CheckpointManifest, Restored
-from chalicelib.wire.failures import AgentError, AgentFailure, CheckpointFailed, RestoreFailed
+from chalicelib.wire.checkpoints import CheckpointManifest, CriuStats, Restored
+from chalicelib.wire.failures import (
+    AgentError,
+    AgentFailure,
+    CheckpointFailed,
+    CheckpointUploadFailed,
+    RestoreFailed,
+)
 
 logger = Logger(service="openfloat-agent")
 
@@ -134,6 +141,14 @@ class RunningJob:
     sampler: Sampler | None = None
     # The last sample sent showed memory running out (see Utilization.pressing).
     pressing_sent: bool = False
+    # When (time.monotonic) the next periodic checkpoint is due; None: the job takes none.
+    next_checkpoint: float | None = None
+
+    def checkpoint_taken(self) -> None:
+        """A checkpoint was taken, or tried: the next periodic one is a whole interval away."""
+        interval = self.launch.checkpointIntervalSeconds
+        self.next_checkpoint = None if interval is None or not self.launch.checkpointable \
+            else time.monotonic() + interval
 
 
 @dataclass
@@ -156,6 +171,9 @@ class Agent:
     kernel_log: KernelLog = field(default_factory=KernelLog)
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _stop: threading.Event = field(default_factory=threading.Event)
+    # Set when a checkpoint that stops the job is wanted (a notice, a move): a periodic one
+    # still uploading gives way to it at once.
+    _abandon: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         if self.imds is None:
@@ -210,8 +228,7 @@ class Agent:
         """Carry out one command and answer its task token; failures are answered, not raised."""
         handlers: dict[type, Callable[[Any], dict[str, Any]]] = {
             RunCommand: lambda c: self.run(c.job, c.volumes),
-            CheckpointCommand: lambda c: self.checkpoint(c.jobId, c.reason, c.leaveRunning)
-            .model_dump(mode="json"),
+            CheckpointCommand: lambda c: self._checkpoint_command(c).model_dump(mode="json"),
             RestoreCommand: lambda c: self.restore(c.job, c.seq, c.volumes).model_dump(
                 mode="json"),
             CancelCommand: lambda c: self.cancel(c.jobId),
@@ -362,14 +379,49 @@ class Agent:
                                                      self.podman.log_path(name), carried=0),
                                   calls=self._job_calls(launch),
                                   deadline=_deadline(launch.timeLimitSeconds))
+            self.job.checkpoint_taken()
             self._guarded("shipping the log", self.job.shipper.ship, launch.jobId)
             self.heartbeat_due = True
             logger.info("job started", extra={"job_id": launch.jobId})
             return {"container": name}
 
-    def checkpoint(self, job_id: str, reason: str, leave_running: bool = False) -> CheckpointManifest:
-        """Dump the job's container to S3 and commit it. A second request for a job whose
-        container this agent already stopped by a checkpoint gets that checkpoint."""
+    def _checkpoint_command(self, command: CheckpointCommand) -> CheckpointManifest:
+        if not command.leaveRunning:
+            self._abandon.set()  # before the lock a periodic checkpoint may hold
+        return self.checkpoint(command.jobId, command.reason, command.leaveRunning)
+
+    def periodic_checkpoint(self) -> CheckpointManifest | None:
+        """Checkpoint the job, left running, once its interval is up. Not while a command
+        holds the agent (a move of this very job, say) or after a reclaim notice; a notice or
+        a move that comes meanwhile makes it give way (its upload is abandoned, uncommitted)."""
+        job = self.job
+        if job is None or job.next_checkpoint is None or time.monotonic() < job.next_checkpoint \
+                or job.stopping or self.reclaim_noticed or not self._lock.acquire(blocking=False):
+            return None
+        try:
+            if self.job is not job or self.reclaim_noticed:
+                return None
+            self._abandon.clear()
+            try:
+                return self.checkpoint(job.launch.jobId, "periodic checkpoint (every "
+                                       f"{job.launch.checkpointIntervalSeconds} s)",
+                                       leave_running=True, abandon=self._abandon)
+            except CheckpointUploadFailed:
+                if not self._abandon.is_set():
+                    raise
+                logger.info("periodic checkpoint abandoned for a checkpoint that stops the job",
+                            extra={"job_id": job.launch.jobId})
+                return None
+            finally:
+                job.checkpoint_taken()
+        finally:
+            self._lock.release()
+
+    def checkpoint(self, job_id: str, reason: str, leave_running: bool = False,
+                   abandon: threading.Event | None = None) -> CheckpointManifest:
+        """Dump the job's container to S3 and commit it (unless `abandon` is set before the
+        upload is done). A second request for a job whose container this agent already
+        stopped by a checkpoint gets that checkpoint."""
         with self._lock:
             if self.job is None or self.job.launch.jobId != job_id:
                 if self.last_checkpoint is not None and self.last_checkpoint.jobId == job_id:
@@ -380,8 +432,6 @@ class Agent:
                                        "never checkpointed")
             name = self.container(job_id)
             self.settings.work_dir.mkdir(parents=True, exist_ok=True)
-            archive = self.settings.work_dir / f"{name}.tar.zst"
-            archive.unlink(missing_ok=True)
             self.job.stopping = not leave_running
             log_before = self.job.shipper.log_size()
             started = time.monotonic()
@@ -389,38 +439,51 @@ class Agent:
             # on with it, so the move itself is not charged.
             deadline = self.job.deadline
             remaining = None if deadline is None else round(max(0.0, deadline - started), 3)
-            try:
-                stats = self.podman.checkpoint(name, archive, leave_running=leave_running)
-            except CheckpointFailed:
-                self.job.stopping = False
-                raise
-            seconds = time.monotonic() - started
-            # How much log the image holds: a stopped container's file is the one exported; one
-            # left running may have written on since the dump, so only what came before is sure.
-            log_size = log_before if leave_running else self.job.shipper.log_size()
-            # The log travels in the image too; shipping it now keeps `float log` current and
-            # leaves the shipper of a restore nothing of it to send again.
-            self._guarded("shipping the log", self.job.shipper.ship, job_id)
-            launch = self.job.launch
+            launch, shipper = self.job.launch, self.job.shipper
+            dumped: list[float] = []
 
-            def describe(seq: int, parts: list, sha256: str, upload_seconds: float) -> CheckpointManifest:
+            def dump(pipe: Path) -> CriuStats:
+                # Uncompressed: each part is compressed as it goes up, where that pays.
+                try:
+                    return self.podman.checkpoint(name, pipe, leave_running=leave_running)
+                finally:
+                    dumped.append(time.monotonic())
+
+            def describe(seq: int, parts: list, size: int, upload_seconds: float) -> CheckpointManifest:
+                # Only a dump podman finished is committed: a failed one raises here.
+                stats = podman_done.result()
+                # How much log the image holds: a stopped container's file is the one exported;
+                # one left running may have written on since the dump, so only what came before
+                # is sure.
+                log_size = log_before if leave_running else shipper.log_size()
+                # Freeze to the archive written; the upload overlaps it, and its figure is what
+                # was left to store after.
+                checkpoint_seconds = dumped[0] - started
                 return CheckpointManifest(
                     jobId=job_id, seq=seq, instanceId=self.settings.instance_id,
                     instanceType=self.settings.instance_type, image=launch.imageUri,
-                    createTime=_now(), reason=reason, archiveSize=archive.stat().st_size,
-                    archiveSha256=sha256, parts=parts, stats=stats, checkpointSeconds=seconds,
-                    uploadSeconds=upload_seconds, remainingSeconds=remaining,
-                    logSize=log_size)
+                    createTime=_now(), reason=reason, archiveSize=size, parts=parts,
+                    stats=stats, checkpointSeconds=round(checkpoint_seconds, 3),
+                    uploadSeconds=round(max(0.0, time.monotonic() - dumped[0]), 3),
+                    remainingSeconds=remaining, logSize=log_size)
 
             try:
-                manifest = self.capsules.upload(archive, describe, job_id)
-            finally:
-                archive.unlink(missing_ok=True)
+                with written_by(self.settings.work_dir / f"{name}.checkpoint", dump) as (
+                        stream, podman_done):
+                    manifest = self.capsules.upload(stream, describe, job_id, abandon=abandon)
+            except CheckpointFailed:
+                # podman's dump failed: the container runs on, its exits are the job's again.
+                self.job.stopping = False
+                raise
+            # The log travels in the image too; shipping it now keeps `float log` current and
+            # leaves the shipper of a restore nothing of it to send again.
+            self._guarded("shipping the log", self.job.shipper.ship, job_id)
             if not leave_running:
                 self.podman.remove(name)
                 self._leave(launch, "checkpoint")
                 self.job = None
-            self.last_checkpoint = manifest
+                # What a repeated request for this stopped job gets (not a periodic one).
+                self.last_checkpoint = manifest
             # Older checkpoints left behind cost storage, not correctness: a restore reads the
             # newest committed one.
             self._guarded("pruning older checkpoints",
@@ -444,7 +507,7 @@ class Agent:
                                        f"committed one ({manifest.seq})")
             self._prepare(launch, "restore", attached)
             self.settings.work_dir.mkdir(parents=True, exist_ok=True)
-            archive = self.settings.work_dir / f"{name}.restore.tar.zst"
+            archive = self.settings.work_dir / f"{name}.restore.tar"
             try:
                 started = time.monotonic()
                 self.capsules.download(manifest, archive)
@@ -473,6 +536,7 @@ class Agent:
                                                      carried=manifest.logSize),
                                   calls=self._job_calls(launch),
                                   deadline=_deadline(min(left) if left else None))
+            self.job.checkpoint_taken()
             self._guarded("shipping the log", self.job.shipper.ship, launch.jobId)
             self.heartbeat_due = True
             logger.info("job restored", extra={"job_id": launch.jobId, "seq": manifest.seq})
@@ -581,6 +645,7 @@ class Agent:
             logger.info("reclaim notice: the job is never checkpointed (disableMigrate)",
                         extra={"job_id": job_id})
         elif job_id is not None:
+            self._abandon.set()
             self.handle(CheckpointCommand(jobId=job_id,
                                           reason=f"spot {action.action} notice for {action.time}"))
 
@@ -634,6 +699,9 @@ class Agent:
         self.register()
         watcher = threading.Thread(target=self._watch_loop, name="watch", daemon=True)
         watcher.start()
+        # Its own thread: a long upload must not keep the watch from hearing a notice.
+        periodic = threading.Thread(target=self._periodic_loop, name="periodic", daemon=True)
+        periodic.start()
         while not self._stop.is_set():
             if not self._guarded("receiving commands", self.receive_commands):
                 # The queue refused: wait a moment rather than spin on it.
@@ -652,6 +720,10 @@ class Agent:
                 # A refused heartbeat is tried again on the next tick.
                 next_heartbeat = time.monotonic() + self.settings.heartbeat_seconds \
                     if self._guarded("heartbeat", self.heartbeat) else 0.0
+
+    def _periodic_loop(self) -> None:
+        while not self._stop.wait(self.settings.imds_poll_seconds):
+            self._guarded("taking a periodic checkpoint", self.periodic_checkpoint)
 
     def watch_tick(self) -> None:
         """One look at the metadata, the job's container and the job's own calls; each guarded

@@ -231,12 +231,13 @@ class Podman:
     # ---- checkpoint and restore ------------------------------------------------------------
 
     def checkpoint(self, name: str, export: Path, leave_running: bool = False,
-                   timeout: float = 600) -> CriuStats:
+                   timeout: float = 600, compress: str = "none") -> CriuStats:
         """Freeze the container and write its whole state (memory, processes, files) to
-        `export`; the container stops unless `leave_running`."""
+        `export`, a file or a named pipe, as a tar archive compressed with `compress` (none,
+        zstd or gzip); the container stops unless `leave_running`."""
         extra = ["--leave-running"] if leave_running else []
         result = self._run("container", "checkpoint", name, "--export", str(export),
-                           "--compress", "zstd", "--print-stats", *extra, timeout=timeout,
+                           "--compress", compress, "--print-stats", *extra, timeout=timeout,
                            error=CheckpointFailed)
         return _stats(result.stdout)
 

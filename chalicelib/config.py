@@ -29,6 +29,7 @@ RESOURCE_ENV: dict[str, str] = {
     "WORKER_SUBNETS": "WorkerSubnets",
     "OPCENTER_ID": "OpCenterId",
     "LICENSE_ISSUER_KEY": "LicenseIssuerKey",
+    "CHECKPOINT_INTERVAL_SECONDS": "CheckpointIntervalSeconds",
 }
 # WORKER_SUBNETS when the stack was given none: the default subnet of each zone of the
 # default VPC, found when the first launch needs them.
@@ -61,6 +62,13 @@ def _subnets(text: str) -> tuple[str, ...]:
     return subnets
 
 
+def _interval(text: str) -> int:
+    if not text.isdigit() or 0 < int(text) < 10:
+        raise ConfigError("CHECKPOINT_INTERVAL_SECONDS must be 0 (none) or at least 10, not "
+                          f"{text!r}")
+    return int(text)
+
+
 @dataclass(frozen=True)
 class Config:
     jobs_table: str
@@ -84,6 +92,8 @@ class Config:
     # accepts (Ed25519, base64 of the 32 raw bytes).
     opcenter_id: str
     license_issuer_key: str
+    # Seconds between checkpoints of a running job that sets no interval of its own; 0: none.
+    checkpoint_interval_seconds: int = 0
     token_ttl_seconds: int = 12 * 3600
     # How long a workflow waits for an agent: to commit a checkpoint (inside the two-minute
     # Spot warning), and to start or restore a job (boot, image pull, download).
@@ -149,6 +159,7 @@ class Config:
             worker_subnets=_subnets(env["WORKER_SUBNETS"]),
             opcenter_id=env["OPCENTER_ID"],
             license_issuer_key=env["LICENSE_ISSUER_KEY"],
+            checkpoint_interval_seconds=_interval(env["CHECKPOINT_INTERVAL_SECONDS"]),
             workflow_arns=_workflow_arns(env.get("WORKFLOW_ARNS", "{}")),
             token_ttl_seconds=seconds("TOKEN_TTL_SECONDS", cls.token_ttl_seconds),
             checkpoint_timeout_seconds=seconds("CHECKPOINT_TIMEOUT_SECONDS",

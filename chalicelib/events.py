@@ -30,7 +30,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from chalicelib import executions, rightsizing
 from chalicelib.runtime import Runtime
 from chalicelib.store import JobRecord, Store
-from chalicelib.wire.agent import AgentEvent, EventEnvelope, Heartbeat, JobExited, ReclaimNoticed
+from chalicelib.wire.agent import (
+    AgentEvent,
+    CheckpointCommitted,
+    EventEnvelope,
+    Heartbeat,
+    JobExited,
+    ReclaimNoticed,
+)
+from chalicelib.wire.checkpoints import CheckpointSummary
 from chalicelib.wire.status import JobStatus
 from chalicelib.wire.utilization import Utilization, UtilizationPoint
 
@@ -88,14 +96,23 @@ class NoteHeartbeat:
     utilization: Utilization | None = None
 
 
-Action = StartWorkflow | Skip | NoteHeartbeat
+@dataclass(frozen=True)
+class NoteCheckpoint:
+    """The job's agent committed a checkpoint (a periodic one, say): `float show` names it."""
+
+    job: JobRecord
+    instance_id: str
+    checkpoint: CheckpointSummary
+
+
+Action = StartWorkflow | Skip | NoteHeartbeat | NoteCheckpoint
 
 
 @dataclass(frozen=True)
 class Outcome:
     """What handling one event came to; `execution` names the workflow started (or found)."""
 
-    kind: Literal["started", "duplicate", "skipped", "dropped", "heartbeat"]
+    kind: Literal["started", "duplicate", "skipped", "dropped", "heartbeat", "checkpoint"]
     execution: str | None = None
 
 
@@ -145,6 +162,10 @@ def decide_agent(event: AgentEvent, job: JobRecord | None, timeouts: dict[str, i
         if event.jobId != job.id:
             return Skip(f"heartbeat of {event.instanceId} names no job of it", managed=True)
         return NoteHeartbeat(job, event.instanceId, event.time, event.address, event.utilization)
+    if isinstance(event, CheckpointCommitted):
+        if event.jobId != job.id:
+            return Skip(f"checkpoint of {event.instanceId} names no job of it", managed=True)
+        return NoteCheckpoint(job, event.instanceId, CheckpointSummary.of(event.manifest))
     if isinstance(event, JobExited):
         name, payload = executions.finish_start(
             job.id, event.instanceId, event.exitCode,
@@ -171,6 +192,9 @@ def _carry_out(runtime: Runtime, store: Store, action: Action) -> Outcome:
         if point is not None:
             rightsizing.consider(runtime, store, job, point)
         return Outcome("heartbeat")
+    if isinstance(action, NoteCheckpoint):
+        noted = store.record_checkpoint(action.job.id, action.instance_id, action.checkpoint)
+        return Outcome("checkpoint" if noted else "skipped")
     if isinstance(action, Skip):
         if action.managed:
             return Outcome("skipped")
@@ -203,6 +227,7 @@ class Tally:
     duplicates: list[str] = field(default_factory=list)
     skipped: int = 0
     heartbeats: int = 0
+    checkpoints: int = 0
     dropped: int = 0
     unreadable: int = 0
     failed: list[str] = field(default_factory=list)
@@ -218,10 +243,13 @@ class Tally:
             self.dropped += 1
         elif outcome.kind == "heartbeat":
             self.heartbeats += 1
+        elif outcome.kind == "checkpoint":
+            self.checkpoints += 1
 
     def as_dict(self) -> dict[str, Any]:
         return {"started": self.started, "duplicates": self.duplicates, "skipped": self.skipped,
-                "heartbeats": self.heartbeats, "dropped": self.dropped,
+                "heartbeats": self.heartbeats, "checkpoints": self.checkpoints,
+                "dropped": self.dropped,
                 "unreadable": self.unreadable, "failed": self.failed}
 
 

@@ -77,6 +77,8 @@ def view(job: JobRecord) -> JobView:
         migratePolicy=spec.migratePolicy,
         disableRerun=spec.disableRerun,
         timeLimit=spec.timeLimit,
+        checkpointInterval=spec.checkpointInterval or None,
+        lastCheckpoint=job.lastCheckpoint,
         **spec.model_dump(include=_INSTANCE_AND_CONTAINER),
         hostInitSize=job.hostInitSize,
         hostTerminateSize=job.hostTerminateSize,
@@ -120,6 +122,9 @@ def submit(runtime: Runtime, store: Store, principal: Principal, request: Submit
         raise
     spec = JobSpec.from_request(request)
     spec.dataVolumes = [volume.model_dump(mode="json") for volume in kept]
+    if spec.checkpointInterval is None and not spec.disableMigrate:
+        # The OpCenter's default as it is now: the job keeps the interval it was submitted with.
+        spec.checkpointInterval = runtime.config.checkpoint_interval_seconds
     job = JobRecord(
         id=job_id,
         owner=principal.username,

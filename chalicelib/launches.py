@@ -102,7 +102,9 @@ def launch_instance(runtime: Runtime, store: Store, request: LaunchRequest) -> L
         apiUrl=job.apiUrl, apiTokenSecretId=secret,
         timeLimitSeconds=_time_left(runtime, job), gpus=spec.gpu or 0,
         privileged=spec.privileged, withRoot=spec.withRoot, containerOptions=spec.containerOpts,
-        dirMaps=spec.dirMaps, checkpointable=not spec.disableMigrate, publish=spec.publish,
+        dirMaps=spec.dirMaps, checkpointable=not spec.disableMigrate,
+        checkpointIntervalSeconds=None if spec.disableMigrate else spec.checkpointInterval or None,
+        publish=spec.publish,
         hostInitKey=job.hostInitKey, hostTerminateKey=job.hostTerminateKey)
     return Launched(instanceId=instance_id, instanceType=chosen, zone=zone,
                     market=request.attempt.market, commandsQueueUrl=queue, job=launch,

@@ -48,6 +48,7 @@ def migration(runtime: Runtime, change: StatusChange, moved: Moved) -> Migration
         zone=moved.zone,
         checkpointSeq=checkpoint.seq if checkpoint else None,
         imageBytes=checkpoint.archiveSize if checkpoint else None,
+        storedBytes=sum(p.size for p in checkpoint.parts) if checkpoint else None,
         freezeSeconds=frozen,
         checkpointSeconds=round(checkpoint.checkpointSeconds, 3) if checkpoint else None,
         uploadSeconds=round(checkpoint.uploadSeconds, 3) if checkpoint else None,

@@ -17,6 +17,7 @@ from chalicelib.placement import NoCandidate
 from chalicelib.runtime import Runtime
 from chalicelib.store import JobRecord, Store
 from chalicelib.wire.api import HistoryEntry
+from chalicelib.wire.checkpoints import Restored
 from chalicelib.wire.failures import (
     AgentError,
     CheckpointCorrupt,
@@ -106,9 +107,16 @@ def set_status(runtime: Runtime, store: Store, change: StatusChange) -> StatusSe
         if migration.checkpointSeq is not None:
             reason += f" (checkpoint {migration.checkpointSeq}" + (
                 "" if moved.captured else
-                ", the last committed one: no new checkpoint could be taken") + ")"
+                f", the last committed one, {_taken(change)}: no new checkpoint could be "
+                "taken") + ")"
     job = _move(runtime, store, job, change.to, reason, change.instanceId, fields)
     return StatusSet(jobId=job.id, status=job.status)
+
+
+def _taken(change: StatusChange) -> str:
+    """What the restored checkpoint was and when it was taken, as its manifest says."""
+    manifest = Restored.model_validate(change.restored).manifest
+    return f"taken {manifest.createTime} ({manifest.reason})"
 
 
 def job_instance(runtime: Runtime, store: Store, ref: JobRef) -> JobInstance:

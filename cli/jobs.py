@@ -52,6 +52,8 @@ def submit(args: argparse.Namespace) -> None:
         body["disableRerun"] = True
     if args.timeLimit is not None:
         body["timeLimit"] = args.timeLimit
+    if args.checkpointInterval is not None:
+        body["checkpointInterval"] = args.checkpointInterval
     instance = {"gpu": args.gpu, "zone": args.zone, "securityGroups": args.securityGroup,
                 "rootVolSize": args.rootVolSize, "imageVolSize": args.imageVolSize,
                 "containerOpts": args.extraContainerOpts, "dirMaps": args.dirMap,
@@ -220,6 +222,14 @@ def job_table(job: JobView) -> str:
     if job.timeLimit is not None:
         details.append(("TIME LIMIT", f"{job.timeLimit} s of running (moves and suspensions "
                                       "not counted)"))
+    if job.checkpointInterval is not None:
+        details.append(("CHECKPOINT INTERVAL", f"{job.checkpointInterval} s (taken with the job "
+                                               "running)"))
+    if job.lastCheckpoint is not None:
+        last = job.lastCheckpoint
+        details.append(("LAST CHECKPOINT", f"{last.seq} at {last.time} on {last.instanceId} "
+                                           f"({last.reason}): {last.imageBytes / MIB:.1f} MiB, "
+                                           f"{last.storedBytes / MIB:.1f} MiB stored"))
     for label, size in (("HOST INIT", job.hostInitSize), ("HOST TERMINATE", job.hostTerminateSize)):
         if size is not None:
             details.append((label, f"{size} bytes (float log cat {label.lower().replace(' ', '')}"

@@ -105,6 +105,10 @@ def build_parser() -> Parser:
     submit.add_argument("--timeLimit", metavar="DURATION",
                         help="stop the job once it has run this long (3600, 90s, 30m, 2h) and "
                         "end it Timedout; time spent moving or suspended does not count")
+    submit.add_argument("--checkpointInterval", metavar="DURATION",
+                        help="also checkpoint the job every DURATION while it runs (600, 90s, "
+                        "30m; at least 10s; 0: only on a reclaim notice or a move), so that a "
+                        "reclaim without warning loses at most that much work")
     submit.add_argument("--gpu-count", "--gpu", dest="gpu", type=int, metavar="N",
                         help="GPUs the instance must have (placed on a GPU instance type)")
     submit.add_argument("--zone", help="availability zone, e.g. us-east-1b")

@@ -47,6 +47,7 @@ from localmode.eventbridge import faithful_eventbridge
 from localmode.instances import LocalInstances
 from localmode.lambdas import Schedule, deployed_lambdas, handler_named
 from localmode.provision import LOCAL_WORKER_IMAGE
+from localmode.s3 import faithful_s3
 from localmode.stack import StackError, deploy, event_sources, schedules
 from localmode.stepfunctions import faithful_stepfunctions
 
@@ -118,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         running.callback(aws.stop)
         # Each DynamoDB request one step, as on AWS: the server answers requests in threads.
         running.enter_context(faithful_dynamodb())
+        running.enter_context(faithful_s3())
         endpoint = f"http://{HOST}:{aws_port}"
         # Workflows run for real. Set before any state machine exists: moto keeps the machines
         # of its interpreter apart from those it only records.

@@ -46,9 +46,18 @@ import hashlib, os, random, time
 steps = int(os.environ.get("STEPS", "90"))
 pause = float(os.environ.get("SLEEP", "1"))
 size = int(os.environ.get("MIB", "64")) * 1024 * 1024
-# Random bytes: a checkpoint of this state does not compress away.
 rng = random.Random(2026)
-state = bytearray(b"".join(rng.randbytes(1 << 20) for _ in range(size >> 20)))
+state = bytearray(size)  # filled in place: a copy would need twice the memory
+if os.environ.get("FILL", "random") == "reads":
+    # Sequencing reads, as a genomics step holds them: a checkpoint of this compresses.
+    reads = bytes(rng.choices(b"ACGT\\n", weights=(30, 30, 30, 30, 1), k=1 << 20))
+    for mib in range(size >> 20):
+        turn = rng.randrange(1 << 20)
+        state[mib << 20:(mib + 1) << 20] = reads[turn:] + reads[:turn]
+else:
+    # Random bytes: a checkpoint of this state does not compress away.
+    for mib in range(size >> 20):
+        state[mib << 20:(mib + 1) << 20] = rng.randbytes(1 << 20)
 digest = hashlib.sha256()
 for step in range(1, steps + 1):
     offset = (step * 7919 * 4096) % (size - 4096)
@@ -61,9 +70,9 @@ print(f"result {digest.hexdigest()}", flush=True)
 '''
 
 
-def expected_result(steps: int, mib: int) -> str:
+def expected_result(steps: int, mib: int, fill: str = "random") -> str:
     """The digest an uninterrupted run of the job prints."""
-    env = {**os.environ, "STEPS": str(steps), "SLEEP": "0", "MIB": str(mib)}
+    env = {**os.environ, "STEPS": str(steps), "SLEEP": "0", "MIB": str(mib), "FILL": fill}
     out = subprocess.run([sys.executable, "-c", JOB_SCRIPT], env=env, capture_output=True,
                          text=True, check=True).stdout
     return _result(out) or ""

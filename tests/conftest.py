@@ -20,6 +20,7 @@ from chalicelib.users import ensure_admin
 from localmode import pricing, trial
 from localmode.dynamodb import faithful_dynamodb
 from localmode.provision import provision
+from localmode.s3 import faithful_s3
 
 ADMIN = "admin"
 ADMIN_PASSWORD = "admin-password-1"
@@ -32,8 +33,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    # Each DynamoDB request atomic, as on AWS: tests race writers and readers in threads.
-    with mock_aws(), faithful_dynamodb():
+    # Each DynamoDB request atomic, as on AWS: tests race writers and readers in threads; S3
+    # refuses bytes that do not match the checksum sent with them.
+    with mock_aws(), faithful_dynamodb(), faithful_s3():
         yield boto3.Session(region_name="us-east-1")
 
 

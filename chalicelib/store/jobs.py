@@ -23,6 +23,7 @@ from chalicelib.store.tables import (
     to_item,
 )
 from chalicelib.wire.api import HistoryEntry, MigrationView, SubmitRequest
+from chalicelib.wire.checkpoints import CheckpointSummary
 from chalicelib.wire.status import JobStatus
 from chalicelib.wire.utilization import UtilizationPoint, UtilizationSummary
 
@@ -44,6 +45,7 @@ class JobSpec(BaseModel):
     migratePolicy: Any = None
     disableRerun: bool = False
     timeLimit: int | None = None
+    checkpointInterval: int | None = None
     gpu: int | None = None
     zone: str | None = None
     securityGroups: list[str] = Field(default_factory=list)
@@ -103,6 +105,8 @@ class JobRecord(BaseModel):
     # The latest utilization sample (wire.utilization.UtilizationSummary's fields), with the
     # highest working set of any sample of the job as its memoryPeakBytes.
     utilization: dict[str, Any] | None = None
+    # The newest checkpoint its agents reported committed (wire.checkpoints.CheckpointSummary).
+    lastCheckpoint: dict[str, Any] | None = None
     submitTime: str
     updateTime: str
     history: list[HistoryEntry] = Field(default_factory=list)
@@ -112,7 +116,7 @@ class JobRecord(BaseModel):
 
 # Job attributes kept as one JSON string each: nested, with fractional numbers DynamoDB's
 # number type would need as Decimal, and never used in a key or a filter.
-_JSON_FIELDS = ("spec", "migrations", "utilization")
+_JSON_FIELDS = ("spec", "migrations", "utilization", "lastCheckpoint")
 
 
 def _json_field(value: Any) -> str:
@@ -207,6 +211,26 @@ class JobTable(Tables):
                 ConditionExpression="instanceId = :i AND (attribute_not_exists(heartbeatTime)"
                                     " OR heartbeatTime < :t)",
                 ExpressionAttributeValues=values)
+        except ClientError as error:
+            if is_conditional_failure(error):
+                return False
+            raise
+        return True
+
+    def record_checkpoint(self, job_id: str, instance_id: str,
+                          checkpoint: CheckpointSummary) -> bool:
+        """Note the job's newest committed checkpoint, reported by the agent on `instance_id`,
+        if the job still runs there and no later one was noted; True if noted. Like a
+        heartbeat, not a change of the job: its version stays."""
+        try:
+            self._db.update_item(
+                TableName=self._config.jobs_table, Key={"id": {"S": job_id}},
+                UpdateExpression="SET lastCheckpoint = :c, lastCheckpointSeq = :s",
+                ConditionExpression="instanceId = :i AND (attribute_not_exists(lastCheckpointSeq)"
+                                    " OR lastCheckpointSeq < :s)",
+                ExpressionAttributeValues={":c": {"S": checkpoint.model_dump_json()},
+                                           ":s": {"N": str(checkpoint.seq)},
+                                           ":i": {"S": instance_id}})
         except ClientError as error:
             if is_conditional_failure(error):
                 return False

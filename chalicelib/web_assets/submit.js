@@ -26,6 +26,8 @@ const OPTIONS = [
   { group: "Policies", key: "migratePolicy", flag: "--migratePolicy", label: "Migrate policy (WaveRider)", kind: "text",
     hint: "[evadeOOM=true], [cpu.upperBoundRatio=80,cpu.upperBoundDuration=10s], [mem.upperBoundRatio=80,mem.step=8]",
     presets: ["[evadeOOM=true]", "[cpu.upperBoundRatio=80,cpu.upperBoundDuration=10s]", "[mem.upperBoundRatio=80]", "[enable=false]"] },
+  { group: "Policies", key: "checkpointInterval", flag: "--checkpointInterval", label: "Checkpoint interval", kind: "text",
+    hint: "600, 90s or 30m (at least 10s; 0: none): a reclaim without warning loses at most that much work" },
   { group: "Policies", key: "disableRerun", flag: "--disableRerun", label: "Never start again from the beginning (end CheckpointFailed instead)", kind: "check" },
   { group: "Policies", key: "disableMigrate", flag: "--disableMigrate", label: "Never checkpoint (a reclaim reruns the job)", kind: "check" },
   { group: "Storage", key: "dataVolumes", flag: "--dataVolume", label: "Data volumes", kind: "lines",

@@ -51,6 +51,9 @@ class JobLaunch(Message):
     containerOptions: list[str] = Field(default_factory=list)
     dirMaps: list[DirMap] = Field(default_factory=list)
     checkpointable: bool = True
+    # Seconds between checkpoints taken with the job left running (None: only on a notice or
+    # a move): a reclaim without warning then loses at most this much of its work.
+    checkpointIntervalSeconds: int | None = Field(default=None, gt=0)
     publish: list[str] = Field(default_factory=list)
     # The job's host scripts, run by the agent on the host itself: hostInit before the
     # container starts or is restored, hostTerminate once it has left this host.

@@ -24,8 +24,10 @@ from chalicelib.wire.base import ErrorView as ErrorView
 from chalicelib.wire.base import Role as Role
 from chalicelib.wire.base import first_problem as first_problem
 from chalicelib.wire.billing import Savings
+from chalicelib.wire.checkpoints import CheckpointSummary
 from chalicelib.wire.containers import DirMap, check_ports, parse_container_options
 from chalicelib.wire.hostscripts import HOST_INIT, HOST_TERMINATE, check_script
+from chalicelib.wire.specs import MAX_TAGS as MAX_TAGS
 from chalicelib.wire.specs import (
     CpuRange,
     DataVolume,
@@ -34,6 +36,7 @@ from chalicelib.wire.specs import (
     VmPolicy,
     parse_duration,
 )
+from chalicelib.wire.specs import check_tags as check_tags
 from chalicelib.wire.status import JobStatus
 from chalicelib.wire.utilization import UtilizationSummary
 
@@ -45,7 +48,6 @@ MAX_JOB_SCRIPT_BYTES = 1024 * 1024
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 100
 LOG_NAMES = ("stdout", "stderr")
-MAX_TAGS = 40
 
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SECURITY_GROUP = r"^sg-[0-9a-f]{8,17}$"
@@ -57,20 +59,6 @@ def _check_instance_type(value: str | None) -> str | None:
     if value is not None and not _INSTANCE_TYPE.match(value):
         raise ValueError(f"{value!r} is not an instance type such as c5.2xlarge")
     return value
-
-
-def check_tags(tags: dict[str, str]) -> dict[str, str]:
-    """Custom tags end up on EC2 instances, so EC2's tag rules apply."""
-    if len(tags) > MAX_TAGS:
-        raise ValueError(f"{len(tags)} tags given; at most {MAX_TAGS} are allowed")
-    for key, value in tags.items():
-        if not key or len(key) > 128 or key.lower().startswith("aws:"):
-            raise ValueError(f"tag key {key!r} must be 1-128 characters, not starting aws:")
-        if len(value) > 256:
-            raise ValueError(f"tag {key!r} has a value longer than 256 characters")
-    return tags
-
-
 
 
 class SubmitRequest(Body):
@@ -93,6 +81,9 @@ class SubmitRequest(Body):
     # Seconds the job may run (`3600`, `"90s"`, `"30m"`, `"2h"`); past it the job is stopped
     # and ends Timedout. Only Executing counts: a move or a suspension does not use it up.
     timeLimit: int | None = None
+    # Seconds between checkpoints taken with the job running (at least 10; 0: none), so that a
+    # reclaim without warning loses at most that much work. None: the OpCenter's default.
+    checkpointInterval: int | None = None
     # The instance: GPUs it must have, its availability zone and security groups, and the
     # sizes in GB of its root volume and of the volume holding the container's image.
     gpu: int | None = Field(default=None, ge=1, le=16)
@@ -165,6 +156,14 @@ class SubmitRequest(Body):
             raise ValueError(f"a time limit must be longer than zero, got {value!r}")
         return seconds
 
+    @field_validator("checkpointInterval", mode="before")
+    @classmethod
+    def _interval(cls, value: object) -> int | None:
+        seconds = None if value is None else parse_duration(value)
+        if seconds is not None and 0 < seconds < 10:
+            raise ValueError(f"a checkpoint interval must be 0 (none) or at least 10 s, got {value!r}")
+        return seconds
+
     @field_validator("jobScript")
     @classmethod
     def _script_size(cls, script: str) -> str:
@@ -199,6 +198,9 @@ class SubmitRequest(Body):
         if self.disableMigrate and self.migratePolicy is not None \
                 and not self.migratePolicy.disable:
             raise ValueError("a migratePolicy moves the job, which disableMigrate forbids")
+        if self.disableMigrate and self.checkpointInterval:
+            raise ValueError("disableMigrate means the job is never checkpointed: it cannot "
+                             "have a checkpointInterval")
         if self.withRoot and any(o.startswith("--user=") for o in self.containerOpts):
             raise ValueError("withRoot runs the job as root; extraContainerOpts --user says "
                              "otherwise: give one of them")
@@ -230,7 +232,9 @@ class MigrationView(View):
     # The availability zone of the instance moved to.
     zone: str | None = None
     checkpointSeq: int | None = None
+    # The checkpoint image, and what of it was stored: parts are compressed where that pays.
     imageBytes: int | None = None
+    storedBytes: int | None = None
     freezeSeconds: float | None = None
     checkpointSeconds: float | None = None
     uploadSeconds: float | None = None
@@ -271,6 +275,10 @@ class JobView(View):
     updateTime: str
     disableRerun: bool = False
     timeLimit: int | None = None
+    # The interval of periodic checkpoints in force (the job's, else the OpCenter's); the
+    # newest checkpoint committed.
+    checkpointInterval: int | None = None
+    lastCheckpoint: CheckpointSummary | None = None
     gpu: int | None = None
     zone: str | None = None
     securityGroups: list[str] = Field(default_factory=list)

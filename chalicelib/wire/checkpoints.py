@@ -3,6 +3,11 @@
 A checkpoint is a set of part objects under one prefix in S3 plus `manifest.json`, written last.
 A checkpoint without a manifest does not exist; the manifest's checksums are checked before
 anything is restored.
+
+Format 2 (written now): the image is podman's uncompressed archive, cut into parts each stored
+compressed or not as measured (`compression`), each with the SHA-256 of its stored bytes and
+the number of image bytes it holds. Format 1 (still restored): parts are plain slices of a
+zstd-compressed archive, with the whole archive's SHA-256.
 """
 
 from __future__ import annotations
@@ -20,7 +25,11 @@ class CheckpointPart(BaseModel):
     index: int = Field(ge=0)
     key: str
     size: int = Field(ge=0)
+    # Of the bytes as stored.
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    # The image bytes the part holds once decompressed; None in format 1 (the stored size).
+    rawSize: int | None = Field(default=None, ge=0)
+    compression: Literal["none", "lz4", "zstd-1", "zstd-3"] = "none"
 
 
 class CriuStats(BaseModel):
@@ -39,7 +48,7 @@ class CriuStats(BaseModel):
 class CheckpointManifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    formatVersion: Literal[1] = 1
+    formatVersion: Literal[1, 2] = 2
     jobId: str
     seq: int = Field(ge=1)
     instanceId: str
@@ -47,9 +56,11 @@ class CheckpointManifest(BaseModel):
     image: str
     createTime: str
     reason: str
-    compression: Literal["zstd", "none"] = "zstd"
+    # Of the archive podman imports: zstd in format 1, none (the parts carry their own) in 2.
+    compression: Literal["zstd", "none"] = "none"
     archiveSize: int = Field(ge=0)
-    archiveSha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    # Format 1 only: the parts' own checksums and sizes cover the whole image in format 2.
+    archiveSha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     parts: list[CheckpointPart]
     stats: CriuStats = Field(default_factory=CriuStats)
     checkpointSeconds: float = Field(ge=0)
@@ -59,6 +70,25 @@ class CheckpointManifest(BaseModel):
     # Bytes of the container's log file the image holds: a restore's log is the job's own up
     # to there, whatever was shipped after it. None when it could not be measured.
     logSize: int | None = Field(default=None, ge=0)
+
+
+class CheckpointSummary(BaseModel):
+    """The job's newest committed checkpoint, as `float show` lists it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    seq: int
+    time: str
+    reason: str
+    instanceId: str
+    imageBytes: int
+    storedBytes: int
+
+    @classmethod
+    def of(cls, manifest: CheckpointManifest) -> CheckpointSummary:
+        return cls(seq=manifest.seq, time=manifest.createTime, reason=manifest.reason,
+                   instanceId=manifest.instanceId, imageBytes=manifest.archiveSize,
+                   storedBytes=sum(part.size for part in manifest.parts))
 
 
 class Restored(BaseModel):

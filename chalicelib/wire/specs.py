@@ -22,6 +22,22 @@ class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+# Custom tags of a job's instances: EC2 allows 50 a resource, and OpenFloat adds its own.
+MAX_TAGS = 40
+
+
+def check_tags(tags: dict[str, str]) -> dict[str, str]:
+    """Custom tags end up on EC2 instances, so EC2's tag rules apply."""
+    if len(tags) > MAX_TAGS:
+        raise ValueError(f"{len(tags)} tags given; at most {MAX_TAGS} are allowed")
+    for key, value in tags.items():
+        if not key or len(key) > 128 or key.lower().startswith("aws:"):
+            raise ValueError(f"tag key {key!r} must be 1-128 characters, not starting aws:")
+        if len(value) > 256:
+            raise ValueError(f"tag {key!r} has a value longer than 256 characters")
+    return tags
+
+
 def parse_duration(value: Any) -> int:
     """Seconds from `900`, `"900s"`, `"15m"`, `"1h"` or `"1d"`."""
     if isinstance(value, bool):

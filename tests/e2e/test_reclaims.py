@@ -5,6 +5,7 @@ must come back and finish with the result an uninterrupted run gives."""
 from __future__ import annotations
 
 import json
+import re
 
 from localmode.demo import (
     FINAL,
@@ -80,8 +81,9 @@ def test_a_notice_too_short_restores_the_last_committed_checkpoint(local, admin_
     admin_cli("reclaim", "-j", job_id, "--notice", "1")  # killed while it checkpoints
     job = _final(admin_cli, job_id)
     assert job["status"] == "Completed", job["history"]
-    assert job["history"][-2]["reason"].endswith(
-        "(checkpoint 1, the last committed one: no new checkpoint could be taken)"), job["history"]
+    assert re.search(r"\(checkpoint 1, the last committed one, taken \S+Z \(spot .+\): "
+                     r"no new checkpoint could be taken\)$",
+                     job["history"][-2]["reason"]), job["history"]
     assert [m["checkpointSeq"] for m in job["migrations"]] == [1, 1]
     stdout = admin_cli.stdout(job_id)
     assert stdout.count("step 1/") == 1  # never started over
@@ -127,3 +129,31 @@ def test_a_job_moves_itself_with_float_migrate(local, admin_cli, tmp_path):
     assert move["rerun"] is False and move["toInstance"] == job["instanceId"]
     lines = admin_cli.stdout(job_id).splitlines()
     assert lines.count("moving") == 1 and lines[-1] == "done 20" and lines.count("step 1") == 1
+
+
+def test_a_job_lost_without_warning_resumes_from_its_periodic_checkpoint(local, admin_cli,
+                                                                         tmp_path):
+    steps, mib = 30, 32
+    job_id = _submit(admin_cli, python_image(admin_cli), tmp_path, steps, mib,
+                     "--checkpointInterval", "10s")
+    assert admin_cli.job(job_id)["checkpointInterval"] == 10
+    _executing_at_step(admin_cli, job_id, 3)
+    # A checkpoint taken with the job running, reported and shown, while the job goes on.
+    taken = wait_until("a periodic checkpoint", lambda: admin_cli.job(job_id)["lastCheckpoint"],
+                       timeout=60, poll=0.5)
+    assert taken["reason"] == "periodic checkpoint (every 10 s)", taken
+    assert admin_cli.job(job_id)["status"] == "Executing"
+    at_least = _executing_at_step(admin_cli, job_id, last_step(admin_cli.stdout(job_id)) + 2)
+    # The instance is gone with no warning at all: no checkpoint can be taken now.
+    admin_cli("reclaim", "-j", job_id, "--kind", "vanish")
+    job = _final(admin_cli, job_id)
+    assert job["status"] == "Completed", job["history"]
+    back = next(h for h in job["history"] if h["reason"].startswith("resumed on"))
+    assert re.search(r"\(checkpoint \d+, the last committed one, taken \S+Z \(periodic checkpoint "
+                     r"\(every 10 s\)\): no new checkpoint could be taken\)$", back["reason"]), back
+    [move] = job["migrations"]
+    assert move["rerun"] is False and move["fromInstance"] == at_least["instanceId"]
+    assert move["checkpointSeq"] >= taken["seq"]
+    stdout = admin_cli.stdout(job_id)
+    assert stdout.count("step 1/") == 1  # resumed, never started over
+    assert stdout.strip().endswith(f"result {expected_result(steps, mib)}")

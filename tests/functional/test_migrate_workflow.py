@@ -69,7 +69,8 @@ def test_a_checkpoint_that_times_out_restores_the_last_committed_one(flows):
     job = flows.store.get_job("silent")
     assert job.status == JobStatus.EXECUTING and job.instanceId != old
     assert job.history[-1].reason.endswith(
-        "(checkpoint 2, the last committed one: no new checkpoint could be taken)")
+        "(checkpoint 2, the last committed one, taken 2026-11-25T10:00:30Z (spot reclaim): "
+        "no new checkpoint could be taken)")
     assert flows.state(old) == "terminated"
 
 

@@ -94,8 +94,9 @@ def test_a_job_whose_agent_fell_silent_is_restored_elsewhere_through_the_schedul
     unknown = job.history[-4]
     assert unknown.reason.startswith(f"the agent on {old} has been silent for")
     # nobody was asked for a checkpoint on the silent instance: the last committed one came back
-    assert job.history[-1].reason.endswith("(checkpoint 4, the last committed one: "
-                                           "no new checkpoint could be taken)")
+    assert job.history[-1].reason.endswith(
+        "(checkpoint 4, the last committed one, taken 2026-11-25T10:00:30Z (spot reclaim): "
+        "no new checkpoint could be taken)")
     assert [c.kind for c in new_seen] == ["restore"]
     assert _released(flows, old)
 

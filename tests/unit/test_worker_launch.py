@@ -60,7 +60,7 @@ def test_other_errors_in_the_answer_are_a_refusal_naming_them():
 
 def _env(**changes):
     env = {name: "x" for name in RESOURCE_ENV}
-    env.update(changes)
+    env.update({"CHECKPOINT_INTERVAL_SECONDS": "0", "WORKER_SUBNETS": "default", **changes})
     return env
 
 
@@ -68,6 +68,14 @@ def test_default_worker_subnets_mean_the_default_vpcs():
     assert Config.from_env(_env(WORKER_SUBNETS="default")).worker_subnets == ()
     assert Config.from_env(_env(WORKER_SUBNETS="subnet-0a1,subnet-0b2")).worker_subnets == (
         "subnet-0a1", "subnet-0b2")
+
+
+def test_a_default_checkpoint_interval_is_none_or_ten_seconds_and_more():
+    assert Config.from_env(_env()).checkpoint_interval_seconds == 0
+    assert Config.from_env(_env(CHECKPOINT_INTERVAL_SECONDS="600")).checkpoint_interval_seconds == 600
+    for wrong in ("5", "-1", "10m", ""):
+        with pytest.raises(ConfigError, match="CHECKPOINT_INTERVAL_SECONDS"):
+            Config.from_env(_env(CHECKPOINT_INTERVAL_SECONDS=wrong))
 
 
 def test_a_worker_subnet_that_is_no_subnet_id_is_refused_at_start():

@@ -127,3 +127,4 @@ def test_requirements_agent_installs_every_package_the_worker_imports() -> None:
     missing = {name: providers.get(name) for name in imported
                if not {_canonical(d) for d in providers.get(name, [])} & installed}
     assert missing == {}
+
