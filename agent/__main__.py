@@ -39,7 +39,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--block-devices", default=_setting("BLOCK_DEVICES"),
                         help="a directory of attached volumes, one directory each, named by "
                              "volume id (an emulated instance; default: EC2's disks)")
+    parser.add_argument("--heartbeat-seconds", type=float,
+                        default=float(_setting("HEARTBEAT_SECONDS", "15")),
+                        help="how often the agent reports in (default 15; the OpCenter's "
+                             "AGENT_SILENCE_SECONDS must allow a few missed ones)")
     args = parser.parse_args(argv)
+    if not 1 <= args.heartbeat_seconds <= 300:
+        print(f"agent: --heartbeat-seconds {args.heartbeat_seconds:g} must be 1 to 300",
+              file=sys.stderr)
+        return 2
     missing = [flag for flag, value in (("--bucket", args.bucket),
                                         ("--commands-queue", args.commands_queue),
                                         ("--events-queue", args.events_queue)) if not value]
@@ -69,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             imds_url=args.imds, job_root=Path(args.job_root), work_dir=Path(args.work_dir),
             host_root=Path(args.host_root), publish_address=args.publish_address,
             block_devices=Path(args.block_devices) if args.block_devices else None,
-            address=address),
+            address=address, heartbeat_seconds=args.heartbeat_seconds),
         # The agent sends each checkpoint part's SHA-256 itself (S3 verifies it) and checks
         # what it reads back: the SDK's own CRC32 on top would only cost the window time.
         s3=session.client("s3", config=BotoConfig(request_checksum_calculation="when_required",

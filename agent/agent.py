@@ -24,7 +24,7 @@ from agent.imds import Imds, ImdsUnavailable
 from agent.jobcalls import JobCalls
 from agent.logs import LogShipper
 from agent.pipes import written_by
-from agent.podman import ContainerState, Credentials, Podman, job_options
+from agent.podman import ContainerState, Credentials, Podman, checkpoint_mode, job_options
 from agent.utilization import KernelLog, Sampler
 from agent.volumes import (
     BlockDevices,
@@ -671,9 +671,11 @@ class Agent:
     def register(self) -> None:
         """Announce this instance; tried until it is heard (or the agent is told to stop)."""
         delay = 1.0
+        mode = checkpoint_mode()
+        logger.info("checkpoints on this host", extra={"checkpoints": mode})
         while not self._guarded("registering", lambda: self.emit(Registered(
                 instanceId=self.settings.instance_id, time=_now(),
-                instanceType=self.settings.instance_type))):
+                instanceType=self.settings.instance_type, checkpoints=mode))):
             if self._stop.wait(delay):
                 return
             delay = min(delay * 2, 30.0)

@@ -68,6 +68,23 @@ class ContainerState:
     oom_killed: bool = False
 
 
+def checkpoint_mode(env: dict[str, str] | None = None) -> str:
+    """How checkpoints are taken on this host, and why, as the agent reports it at start.
+    Incremental dumps (only the pages changed since the last) need the kernel's memory dirty
+    tracking, which CRIU checks; the agent takes full checkpoints, and says whether the kernel
+    could do better."""
+    try:
+        checked = subprocess.run(["criu", "check", "--feature", "mem_dirty_track"],
+                                 env=env or podman_environment(), capture_output=True, text=True,
+                                 timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"full (criu check could not run: {error})"
+    if checked.returncode != 0:
+        return "full (the kernel has no memory dirty tracking: criu check --feature " \
+               "mem_dirty_track fails)"
+    return "full (the kernel tracks dirty memory, but this agent dumps every page each time)"
+
+
 def registry_of(image: str) -> str | None:
     """The registry host of a fully qualified reference, or None for a local image."""
     first = image.split("/", 1)[0]

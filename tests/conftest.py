@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+# moto's EC2 reads every public AMI of the region for each fresh mock; the tests (and the local
+# OpCenters they start) need only the one the stack names as its worker image. Set before moto
+# is imported, as moto reads it then.
+os.environ.setdefault("MOTO_AMIS_PATH", str(Path(__file__).with_name("moto-amis.json")))
+
 import boto3
+import botocore.session
 import pytest
 from chalice.test import Client
 from moto import mock_aws
+from moto.cloudformation import models as cloudformation_models
+from moto.kms import models as kms_models
 
+from chalicelib import auth
 from chalicelib import runtime as runtime_module
 from chalicelib.config import Config
 from chalicelib.runtime import Runtime
@@ -26,6 +38,38 @@ ADMIN = "admin"
 ADMIN_PASSWORD = "admin-password-1"
 
 
+# Password hashes made in tests cost little: a stored hash names its own scrypt cost, which
+# every check reads back, so nothing but the time differs from the OpCenter's own.
+OPCENTER_SCRYPT_N = auth._SCRYPT_N
+auth._SCRYPT_N = 2**10
+
+# moto, where only its speed differs: CloudFormation parses a JSON template with a pure-Python
+# YAML parser first, and each new table's KMS key gets a fresh RSA key pair. Each costs more
+# than the rest of a test's AWS together; the outcome is the same.
+_yaml_first = cloudformation_models.Stack.parse_template
+
+
+def _json_first(template: str) -> dict[str, Any]:
+    try:
+        return dict(json.loads(template))
+    except ValueError:
+        return dict(_yaml_first(template))
+
+
+cloudformation_models.Stack.parse_template = staticmethod(_json_first)  # type: ignore[method-assign]
+kms_models.generate_private_key = functools.lru_cache(maxsize=None)(kms_models.generate_private_key)
+
+# Each test's clients read the SDK's service models through one loader: reading them again for
+# every test (they are large compressed JSON files) costs most of a test's setup.
+_LOADER = botocore.session.get_session().get_component("data_loader")
+
+
+def _botocore_session() -> botocore.session.Session:
+    session = botocore.session.Session()
+    session.register_component("data_loader", _LOADER)
+    return session
+
+
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
@@ -36,7 +80,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
     # Each DynamoDB request atomic, as on AWS: tests race writers and readers in threads; S3
     # refuses bytes that do not match the checksum sent with them.
     with mock_aws(), faithful_dynamodb(), faithful_s3():
-        yield boto3.Session(region_name="us-east-1")
+        yield boto3.Session(region_name="us-east-1", botocore_session=_botocore_session())
 
 
 @pytest.fixture

@@ -124,6 +124,9 @@ class Event(Message):
 class Registered(Event):
     kind: Literal["registered"] = "registered"
     instanceType: str | None = None
+    # How this host checkpoints jobs, and why: "full (...)" where the kernel cannot track the
+    # pages a job dirties, which incremental checkpoints need.
+    checkpoints: str | None = None
 
 
 class Heartbeat(Event):

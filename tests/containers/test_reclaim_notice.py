@@ -11,7 +11,7 @@ from chalicelib.wire.failures import CheckpointUploadFailed
 from localmode.imds import LocalImds
 from tests.containers.conftest import BUSYBOX, wait_for
 from tests.containers.test_checkpoint_restore import COUNTER
-from tests.functional.test_capsule import FailingS3
+from tests.functional.test_capsule import RecordingS3
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def test_a_failed_upload_leaves_the_previous_checkpoint_to_restore_from(fleet):
     safe = first.checkpoint("flaky", "safety copy", leave_running=True)
     wait_for(lambda: first.watch_job() or len(fleet.stdout("flaky").splitlines()) >= 15, 30,
              "the job to count further")
-    first.capsules = CapsuleStore(FailingS3(fleet.aws.client("s3"), allowed=0), fleet.bucket)
+    first.capsules = CapsuleStore(RecordingS3(fleet.aws.client("s3"), allowed=0), fleet.bucket)
     with pytest.raises(CheckpointUploadFailed):
         first.checkpoint("flaky", "reclaim")
     first.podman.remove(first.container("flaky"))  # the instance is gone

@@ -29,10 +29,11 @@ def issuer_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def local(issuer_key: Path) -> Iterator[LocalOpCenter]:
     # A short wait for a replacement that died while it restored (a test reclaims those); an
     # agent that dies while it checkpoints is noticed by its missing heartbeats. The reconciler
-    # looks every few seconds and gives a silent agent three missed heartbeats, so a lost
-    # instance or agent (the chaos test makes both) is noticed within a test's patience.
+    # looks every few seconds; agents report every 5 s and a silent one is given three missed
+    # heartbeats, so a lost instance or agent (the chaos test makes both) is noticed soon.
     opcenter = LocalOpCenter.start(free_port(), PASSWORD, settings={
-        "START_TIMEOUT_SECONDS": "60", "AGENT_SILENCE_SECONDS": "45",
+        "START_TIMEOUT_SECONDS": "60", "AGENT_SILENCE_SECONDS": "15",
+        "OPENFLOAT_AGENT_HEARTBEAT_SECONDS": "5",
         "OPENFLOAT_RECONCILE_SECONDS": "5", trial.ISSUER_KEY_ENV: str(issuer_key)})
     yield opcenter
     assert opcenter.stop() == "stopped", "".join(opcenter.output)[-3000:]

@@ -7,8 +7,9 @@ import jwt
 import pytest
 
 from app import routes
+from chalicelib import auth
 from chalicelib.auth import _signing_key
-from tests.conftest import ADMIN, ADMIN_PASSWORD, log_in
+from tests.conftest import ADMIN, ADMIN_PASSWORD, OPCENTER_SCRYPT_N, log_in
 
 PROTECTED = [op for op in routes.operations if not op.public]
 
@@ -68,9 +69,13 @@ def test_a_wrong_password_or_unknown_user_gets_the_same_answer(admin, client):
         assert response.json_body["message"] == "wrong username or password"
 
 
-def test_passwords_are_stored_as_slow_hashes(alice, runtime, store):
+def test_passwords_are_stored_as_slow_hashes(alice, runtime, store, monkeypatch):
+    # The tests' own users get cheap hashes (conftest); the OpCenter's cost is this.
+    assert OPCENTER_SCRYPT_N == 2**15
+    monkeypatch.setattr(auth, "_SCRYPT_N", OPCENTER_SCRYPT_N)
+    assert auth.hash_password("alice-password").startswith("scrypt$32768$8$1$")
     user = store.get_user("alice")
-    assert user.passwordHash.startswith("scrypt$32768$")
+    assert user.passwordHash.startswith("scrypt$")
     assert "alice-password" not in user.passwordHash
     items = runtime.dynamodb.scan(TableName=runtime.config.users_table)["Items"]
     assert not any("alice-password" in str(item) for item in items)
