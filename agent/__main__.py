@@ -39,8 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--block-devices", default=_setting("BLOCK_DEVICES"),
                         help="a directory of attached volumes, one directory each, named by "
                              "volume id (an emulated instance; default: EC2's disks)")
+    # A string default goes through `type` too: a bad variable is refused like a bad flag.
     parser.add_argument("--heartbeat-seconds", type=float,
-                        default=float(_setting("HEARTBEAT_SECONDS", "15")),
+                        default=_setting("HEARTBEAT_SECONDS", "15"),
                         help="how often the agent reports in (default 15; the OpCenter's "
                              "AGENT_SILENCE_SECONDS must allow a few missed ones)")
     args = parser.parse_args(argv)
