@@ -80,9 +80,12 @@ def main(argv: list[str] | None = None) -> int:
             block_devices=Path(args.block_devices) if args.block_devices else None,
             address=address, heartbeat_seconds=args.heartbeat_seconds),
         # The agent sends each checkpoint part's SHA-256 itself (S3 verifies it) and checks
-        # what it reads back: the SDK's own CRC32 on top would only cost the window time.
-        s3=session.client("s3", config=BotoConfig(request_checksum_calculation="when_required",
-                                                  response_checksum_validation="when_required")),
+        # what it reads back: the SDK's own CRC32 on top, or a second SHA-256 of each body to
+        # sign it (the SDK skips that over HTTPS only), would only cost the window time.
+        s3=session.client("s3", config=BotoConfig(
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            s3={"payload_signing_enabled": False})),
         sqs=session.client("sqs"),
         sfn=session.client("stepfunctions"), secrets=session.client("secretsmanager"),
         imds=imds,

@@ -32,6 +32,7 @@ from typing import Any
 from agent.podman import podman_environment
 from agent.registry import free_port
 from localmode.demo import (
+    FINAL,
     JOB_SCRIPT,
     PYTHON_IMAGE,
     DemoFailed,
@@ -57,8 +58,9 @@ def _seconds(start: str, end: str) -> float:
 
 def _submit(cli: Float, script: Path, steps: int, mib: int, name: str,
             fill: str = "random") -> str:
-    # Room for the state and the interpreter: a job outgrowing its instance is OOM-killed.
-    memory = max(4, 2 * mib // 1024 + 2)
+    # Room for the state and the interpreter (a job outgrowing its instance is OOM-killed): a
+    # 2-vCPU type of 4 GiB, or r5.large's 16 for more than 1 GiB.
+    memory = 4 if mib <= 1024 else 16
     return str(json.loads(cli("submit", "-i", "bench-python", "-j", str(script), "-n", name,
                               "-c", "2", "-m", str(memory), "-e", f"STEPS={steps}",
                               "-e", f"MIB={mib}", "-e", f"FILL={fill}", "--format", "json",
@@ -69,6 +71,14 @@ def _wall(job: dict[str, Any]) -> float:
     if job["status"] != "Completed":
         raise DemoFailed(f"job {job['id']} ended {job['status']}: {job['history'][-1]['reason']}")
     return _seconds(job["submitTime"], job["history"][-1]["time"])
+
+
+def _running(cli: Float, job_id: str) -> bool:
+    """Whether the job is at its third step; DemoFailed once it has ended instead."""
+    job = cli.job(job_id)
+    if job["status"] in FINAL:
+        raise DemoFailed(f"job {job_id} ended {job['status']}: {job['history'][-1]['reason']}")
+    return last_step(cli.stdout(job_id)) >= 3
 
 
 def raw_dump(job_id: str, scratch: Path) -> tuple[int, float]:
@@ -107,7 +117,7 @@ def one_move(cli: Float, script: Path, mib: int, fill: str, notice: int,
     measured just before, and why it was rerun if it was."""
     job_id = _submit(cli, script, 600, mib, f"bench-{mib}-{fill}", fill)
     try:
-        wait_until(f"the {mib} MiB job to run", lambda: last_step(cli.stdout(job_id)) >= 3,
+        wait_until(f"the {mib} MiB job to run", functools.partial(_running, cli, job_id),
                    timeout=300 + mib // 20)
         raw = raw_dump(job_id, scratch)
         cli("reclaim", "-j", job_id, "--notice", str(notice), quiet=True)
