@@ -26,11 +26,13 @@
 #   VPC                    the workers' VPC (WorkerVpcId)
 #   LICENSE_KEY            the license issuer's public key the OpCenter trusts (LicenseIssuerKey;
 #                          python -m infra.license keygen makes a pair); required at first
+#   CHECKPOINT_INTERVAL    seconds between the checkpoints of a running job that sets no
+#                          --checkpointInterval (CheckpointIntervalSeconds): 0 (none) or >= 10
 #   BUILD_SUBNET, BUILD_SECURITY_GROUPS   where the image is built (default: the default VPC)
 #   BUILD_INSTANCE_TYPE    the image's build and test instances (default m5.large)
 #   DEBIAN_AMI_PARAMETER   the public SSM parameter naming Debian 12's latest amd64 AMI
-# SUBNETS, SECURITY_GROUPS, VPC and LICENSE_KEY left out keep what the stack has (its defaults
-# at first).
+# SUBNETS, SECURITY_GROUPS, VPC, LICENSE_KEY and CHECKPOINT_INTERVAL left out keep what the
+# stack has (its defaults at first).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -65,6 +67,9 @@ check_list VPC "$VPC" 'vpc-[0-9a-f]+'
 LICENSE_KEY=${LICENSE_KEY:-}
 [ -z "$LICENSE_KEY" ] || [[ "$LICENSE_KEY" =~ ^[A-Za-z0-9+/]{43}=$ ]] ||
   die "LICENSE_KEY '$LICENSE_KEY' is not an Ed25519 public key in base64 (python -m infra.license keygen prints one)"
+CHECKPOINT_INTERVAL=${CHECKPOINT_INTERVAL:-}
+[ -z "$CHECKPOINT_INTERVAL" ] || [[ "$CHECKPOINT_INTERVAL" =~ ^(0|[1-9][0-9]{1,5})$ ]] ||
+  die "CHECKPOINT_INTERVAL '$CHECKPOINT_INTERVAL' is not 0 or whole seconds from 10 to 999999"
 check_list BUILD_SUBNET "$BUILD_SUBNET" 'subnet-[0-9a-f]+'
 check_list BUILD_SECURITY_GROUPS "$BUILD_SECURITY_GROUPS" 'sg-[0-9a-f]+'
 [[ -z "$VPC" || "$VPC" != *,* ]] || die "VPC takes one VPC id, not '$VPC'"
@@ -249,6 +254,7 @@ deploy() {
   [ -z "$SECURITY_GROUPS" ] || app_params+=(WorkerSecurityGroupIds="$SECURITY_GROUPS")
   [ -z "$VPC" ] || app_params+=(WorkerVpcId="$VPC")
   [ -z "$LICENSE_KEY" ] || app_params+=(LicenseIssuerKey="$LICENSE_KEY")
+  [ -z "$CHECKPOINT_INTERVAL" ] || app_params+=(CheckpointIntervalSeconds="$CHECKPOINT_INTERVAL")
   deploy_stack "$STACK" "$BUILD/package/packaged.json" "${app_params[@]}"
 
   # The stack now launches from the new image: the ones it replaced only cost storage.

@@ -67,6 +67,8 @@ def test_an_unknown_command_shows_the_usage(tmp_path: Path) -> None:
     ("SECURITY_GROUPS", "default", "SECURITY_GROUPS 'default' is not a comma-separated list"),
     ("VPC", "vpc-01,vpc-02", "VPC takes one VPC id"),
     ("BUILD_SUBNET", "subnet-0a1b", "set BUILD_SUBNET and BUILD_SECURITY_GROUPS together"),
+    ("CHECKPOINT_INTERVAL", "5", "CHECKPOINT_INTERVAL '5' is not 0 or whole seconds from 10"),
+    ("CHECKPOINT_INTERVAL", "10m", "CHECKPOINT_INTERVAL '10m' is not 0 or whole seconds"),
 ])
 def test_a_malformed_setting_is_named_before_aws_is_called(tmp_path: Path, setting: str,
                                                            value: str, named: str) -> None:
