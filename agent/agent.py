@@ -449,7 +449,7 @@ class Agent:
                 finally:
                     dumped.append(time.monotonic())
 
-            def describe(seq: int, parts: list, size: int, upload_seconds: float) -> CheckpointManifest:
+            def describe(seq: int, parts: list, size: int) -> CheckpointManifest:
                 # Only a dump podman finished is committed: a failed one raises here.
                 stats = podman_done.result()
                 # How much log the image holds: a stopped container's file is the one exported;

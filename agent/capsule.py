@@ -18,7 +18,6 @@ import base64
 import hashlib
 import os
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -36,8 +35,8 @@ DEFAULT_PART_SIZE = 16 * 1024 * 1024
 _RATE_GUESS = 200e6
 _READ_CHUNK = 1024 * 1024
 
-# Builds the manifest once every part is stored: (seq, parts, archive bytes, upload seconds).
-Describe = Callable[[int, list[CheckpointPart], int, float], CheckpointManifest]
+# Builds the manifest once every part is stored: (seq, parts, archive bytes).
+Describe = Callable[[int, list[CheckpointPart], int], CheckpointManifest]
 
 
 def job_prefix(job_id: str) -> str:
@@ -107,7 +106,6 @@ class CapsuleStore:
         # Parts read but not yet stored are held in memory: at most one per uploader, and the
         # one being read.
         room = threading.BoundedSemaphore(self._workers)
-        started = time.monotonic()
         size, abandoned = 0, False
         futures: list[Future[CheckpointPart]] = []
         with ThreadPoolExecutor(max_workers=self._workers) as pool:
@@ -138,7 +136,7 @@ class CapsuleStore:
             raise CheckpointUploadFailed(f"checkpoint {seq} of job {job_id} was abandoned for "
                                          "one that stops the job")
         parts = [f.result() for f in futures]
-        manifest = describe(seq, parts, size, time.monotonic() - started)
+        manifest = describe(seq, parts, size)
         try:
             self._s3.put_object(
                 Bucket=self._bucket, Key=prefix + MANIFEST_NAME,

@@ -36,7 +36,11 @@ def _zstd(level: int) -> Codec:
                  lambda data: zstandard.ZstdDecompressor().decompress(data))
 
 
-NONE = Codec("none", bytes, bytes)
+def _as_is(data: bytes) -> bytes:
+    return data
+
+
+NONE = Codec("none", _as_is, _as_is)
 LZ4 = Codec("lz4", lambda data: lz4.frame.compress(data, compression_level=0,
                                                    block_size=lz4.frame.BLOCKSIZE_MAX4MB),
             lz4.frame.decompress)

@@ -24,11 +24,11 @@ PART = 64 * 1024
 
 
 def _describe(job_id: str):
-    def describe(seq, parts, size, seconds):
+    def describe(seq, parts, size):
         return CheckpointManifest(
             jobId=job_id, seq=seq, instanceId="i-0abc", image="localhost/x:1",
             createTime="2026-11-25T10:00:00Z", reason="test", archiveSize=size,
-            parts=parts, checkpointSeconds=0.5, uploadSeconds=seconds)
+            parts=parts, checkpointSeconds=0.5, uploadSeconds=0.5)
     return describe
 
 
@@ -137,9 +137,9 @@ def test_an_image_is_stored_while_its_writer_is_still_writing(runtime, bucket, t
     def fail(pipe: Path) -> None:
         raise CheckpointFailed("podman container checkpoint failed (exit 125): no such container")
 
-    def describe_after_writer(seq, parts, size, seconds):
+    def describe_after_writer(seq, parts, size):
         failing.result()  # a commit needs the writer's success
-        return _describe("job1")(seq, parts, size, seconds)
+        return _describe("job1")(seq, parts, size)
 
     with written_by(tmp_path / "dump", fail) as (stream, failing), \
             pytest.raises(CheckpointFailed, match="no such container"):
