@@ -39,7 +39,7 @@ run: $(STAMP) containers
 demo: $(STAMP) containers
 	$(PY) -m localmode.demo
 
-## bench: what a reclaim costs a job (64 MiB to 1 GiB), and wall time against a restart
+## bench: what a reclaim costs a job (64 MiB to 4 GiB), wall time against a restart, periodic checkpoints' cost
 bench: $(STAMP) containers
 	$(PY) -m localmode.bench
 

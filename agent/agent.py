@@ -10,6 +10,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,6 +60,7 @@ from chalicelib.wire.failures import (
     AgentError,
     AgentFailure,
     CheckpointFailed,
+    CheckpointNotFound,
     CheckpointUploadFailed,
     RestoreFailed,
 )
@@ -143,6 +145,8 @@ class RunningJob:
     pressing_sent: bool = False
     # When (time.monotonic) the next periodic checkpoint is due; None: the job takes none.
     next_checkpoint: float | None = None
+    # The committed pre-dump whose pages podman keeps here, which the next dump may name.
+    pre_dumped: int | None = None
 
     def checkpoint_taken(self) -> None:
         """A checkpoint was taken, or tried: the next periodic one is a whole interval away."""
@@ -163,6 +167,9 @@ class Agent:
     s3_access: S3Access = field(default_factory=S3Access.from_environment)
     job: RunningJob | None = None
     last_checkpoint: CheckpointManifest | None = None
+    # Whether this host's kernel tracks dirty memory (checked at registration): checkpoints
+    # are then incremental.
+    incremental: bool = False
     reclaim_noticed: bool = False
     rebalance_noticed: bool = False
     # A job just started or restored here: the next watch tick sends a heartbeat, so the
@@ -421,71 +428,52 @@ class Agent:
                    abandon: threading.Event | None = None) -> CheckpointManifest:
         """Dump the job's container to S3 and commit it (unless `abandon` is set before the
         upload is done). A second request for a job whose container this agent already
-        stopped by a checkpoint gets that checkpoint."""
+        stopped by a checkpoint gets that checkpoint.
+
+        Where the kernel tracks dirty memory, a checkpoint that leaves the job running is a
+        pre-dump followed by a dump of the pages changed since, and a later dump that stops
+        the job writes only the pages changed since that pre-dump."""
         with self._lock:
             if self.job is None or self.job.launch.jobId != job_id:
                 if self.last_checkpoint is not None and self.last_checkpoint.jobId == job_id:
                     return self.last_checkpoint
                 raise CheckpointFailed(f"job {job_id} is not running on {self.settings.instance_id}")
-            if not self.job.launch.checkpointable:
+            job = self.job
+            if not job.launch.checkpointable:
                 raise CheckpointFailed(f"job {job_id} was submitted with disableMigrate: it is "
                                        "never checkpointed")
             name = self.container(job_id)
             self.settings.work_dir.mkdir(parents=True, exist_ok=True)
-            self.job.stopping = not leave_running
-            log_before = self.job.shipper.log_size()
-            started = time.monotonic()
-            # What is left of the limit is carried in the checkpoint: a restore elsewhere goes
-            # on with it, so the move itself is not charged.
-            deadline = self.job.deadline
-            remaining = None if deadline is None else round(max(0.0, deadline - started), 3)
-            launch, shipper = self.job.launch, self.job.shipper
-            dumped: list[float] = []
-
-            def dump(pipe: Path) -> CriuStats:
-                # Uncompressed: each part is compressed as it goes up, where that pays.
-                try:
-                    return self.podman.checkpoint(name, pipe, leave_running=leave_running)
-                finally:
-                    dumped.append(time.monotonic())
-
-            def describe(seq: int, parts: list, size: int) -> CheckpointManifest:
-                # Only a dump podman finished is committed: a failed one raises here.
-                stats = podman_done.result()
-                # How much log the image holds: a stopped container's file is the one exported;
-                # one left running may have written on since the dump, so only what came before
-                # is sure.
-                log_size = log_before if leave_running else shipper.log_size()
-                # Freeze to the archive written; the upload overlaps it, and its figure is what
-                # was left to store after.
-                checkpoint_seconds = dumped[0] - started
-                return CheckpointManifest(
-                    jobId=job_id, seq=seq, instanceId=self.settings.instance_id,
-                    instanceType=self.settings.instance_type, image=launch.imageUri,
-                    createTime=_now(), reason=reason, archiveSize=size, parts=parts,
-                    stats=stats, checkpointSeconds=round(checkpoint_seconds, 3),
-                    uploadSeconds=round(max(0.0, time.monotonic() - dumped[0]), 3),
-                    remainingSeconds=remaining, logSize=log_size)
-
+            if self.incremental and leave_running:
+                # The pages kept here are this pre-dump's only once it is committed: until
+                # then no dump may name it, nor the one its pages replaced.
+                job.pre_dumped = None
+                job.pre_dumped = self._store_dump(job, name, reason, "pre-dump", True, None,
+                                                  abandon).seq
+            previous = job.pre_dumped if self.incremental else None
             try:
-                with written_by(self.settings.work_dir / f"{name}.checkpoint", dump) as (
-                        stream, podman_done):
-                    manifest = self.capsules.upload(stream, describe, job_id, abandon=abandon)
-            except CheckpointFailed:
-                # podman's dump failed: the container runs on, its exits are the job's again.
-                self.job.stopping = False
-                raise
+                manifest = self._store_dump(job, name, reason, "dump", leave_running, previous,
+                                            abandon)
+            except CheckpointFailed as failure:
+                if previous is None or leave_running:
+                    raise
+                # The whole image still fits where a dump on the pre-dump failed: a notice's
+                # checkpoint is the job's last chance.
+                logger.warning("checkpoint on the pre-dump failed; taking a full one",
+                               extra={"job_id": job_id, "error": str(failure)})
+                job.pre_dumped = None
+                manifest = self._store_dump(job, name, reason, "dump", False, None, abandon)
             # The log travels in the image too; shipping it now keeps `float log` current and
             # leaves the shipper of a restore nothing of it to send again.
-            self._guarded("shipping the log", self.job.shipper.ship, job_id)
+            self._guarded("shipping the log", job.shipper.ship, job_id)
             if not leave_running:
                 self.podman.remove(name)
-                self._leave(launch, "checkpoint")
+                self._leave(job.launch, "checkpoint")
                 self.job = None
                 # What a repeated request for this stopped job gets (not a periodic one).
                 self.last_checkpoint = manifest
             # Older checkpoints left behind cost storage, not correctness: a restore reads the
-            # newest committed one.
+            # newest committed one (and the pre-dump it names).
             self._guarded("pruning older checkpoints",
                           lambda: self.capsules.prune(job_id, keep=manifest), job_id)
             # Committed in S3 already, which is what a restore reads: a refused report is
@@ -494,8 +482,59 @@ class Agent:
                 instanceId=self.settings.instance_id, time=_now(), jobId=job_id,
                 manifest=manifest)), job_id)
             logger.info("checkpoint committed", extra={"job_id": job_id, "seq": manifest.seq,
-                                                       "bytes": manifest.archiveSize})
+                                                       "bytes": manifest.archiveSize,
+                                                       "previous_seq": manifest.previousSeq})
             return manifest
+
+    def _store_dump(self, job: RunningJob, name: str, reason: str, kind: str,
+                    leave_running: bool, previous: int | None,
+                    abandon: threading.Event | None) -> CheckpointManifest:
+        """One podman dump of the job's container streamed into S3 and committed: a whole one,
+        a pre-dump, or (with `previous`) the pages changed since that pre-dump."""
+        job.stopping = not leave_running
+        log_before = job.shipper.log_size()
+        started = time.monotonic()
+        # What is left of the limit is carried in the checkpoint: a restore elsewhere goes
+        # on with it, so the move itself is not charged.
+        remaining = None if job.deadline is None else round(max(0.0, job.deadline - started), 3)
+        launch, shipper = job.launch, job.shipper
+        dumped: list[float] = []
+
+        def dump(pipe: Path) -> CriuStats:
+            # Uncompressed: each part is compressed as it goes up, where that pays.
+            try:
+                return self.podman.checkpoint(name, pipe, leave_running=leave_running,
+                                              pre_dump=kind == "pre-dump",
+                                              with_previous=previous is not None)
+            finally:
+                dumped.append(time.monotonic())
+
+        def describe(seq: int, parts: list, size: int) -> CheckpointManifest:
+            # Only a dump podman finished is committed: a failed one raises here.
+            stats = podman_done.result()
+            # How much log the image holds: a stopped container's file is the one exported;
+            # one left running may have written on since the dump, so only what came before
+            # is sure.
+            log_size = log_before if leave_running else shipper.log_size()
+            # Freeze to the archive written; the upload overlaps it, and its figure is what
+            # was left to store after.
+            checkpoint_seconds = dumped[0] - started
+            return CheckpointManifest(
+                jobId=launch.jobId, seq=seq, kind=kind, previousSeq=previous,
+                instanceId=self.settings.instance_id, instanceType=self.settings.instance_type,
+                image=launch.imageUri, createTime=_now(), reason=reason, archiveSize=size,
+                parts=parts, stats=stats, checkpointSeconds=round(checkpoint_seconds, 3),
+                uploadSeconds=round(max(0.0, time.monotonic() - dumped[0]), 3),
+                remainingSeconds=remaining, logSize=log_size)
+
+        try:
+            with written_by(self.settings.work_dir / f"{name}.checkpoint", dump) as (
+                    stream, podman_done):
+                return self.capsules.upload(stream, describe, launch.jobId, abandon=abandon)
+        except CheckpointFailed:
+            # podman's dump failed: the container runs on, its exits are the job's again.
+            job.stopping = False
+            raise
 
     def restore(self, launch: JobLaunch, seq: int | None = None,
                 attached: Sequence[AttachedVolume] = ()) -> Restored:
@@ -505,17 +544,28 @@ class Agent:
             if seq is not None and manifest.seq != seq:
                 raise CheckpointFailed(f"job {launch.jobId}: checkpoint {seq} is not the newest "
                                        f"committed one ({manifest.seq})")
+            # A dump on a pre-dump is restored with it; latest() found both committed.
+            previous = self.capsules.previous(manifest)
+            if manifest.previousSeq is not None and previous is None:
+                raise CheckpointNotFound(f"job {launch.jobId}: checkpoint {manifest.seq} needs "
+                                         f"pre-dump {manifest.previousSeq}, which is gone")
             self._prepare(launch, "restore", attached)
             self.settings.work_dir.mkdir(parents=True, exist_ok=True)
             archive = self.settings.work_dir / f"{name}.restore.tar"
+            previous_archive = self.settings.work_dir / f"{name}.restore-previous.tar"
             try:
                 started = time.monotonic()
-                self.capsules.download(manifest, archive)
+                with ThreadPoolExecutor(max_workers=2) as fetching:
+                    fetched = [fetching.submit(self.capsules.download, m, path) for m, path in
+                               ((manifest, archive), (previous, previous_archive)) if m]
+                    for done in fetched:
+                        done.result()
                 downloaded = time.monotonic()
                 self.podman.remove(name)
                 self.podman.ensure_network(RestoreFailed)
                 self.podman.restore(archive, name, publish=launch.publish,
-                                    publish_address=self.settings.publish_address)
+                                    publish_address=self.settings.publish_address,
+                                    previous=previous_archive if previous else None)
                 try:
                     self.podman.set_limits(name, launch.cpus, _memory_bytes(launch))
                 except RestoreFailed:
@@ -526,6 +576,7 @@ class Agent:
                 restored = time.monotonic()
             finally:
                 archive.unlink(missing_ok=True)
+                previous_archive.unlink(missing_ok=True)
             # The launch's figure counts the job's Executing time up to its launch; the
             # checkpoint's, up to its freeze. The smaller is the truer: a requested move runs
             # on after its replacement is launched.
@@ -672,10 +723,11 @@ class Agent:
         """Announce this instance; tried until it is heard (or the agent is told to stop)."""
         delay = 1.0
         mode = checkpoint_mode()
-        logger.info("checkpoints on this host", extra={"checkpoints": mode})
+        self.incremental = mode.incremental
+        logger.info("checkpoints on this host", extra={"checkpoints": mode.description})
         while not self._guarded("registering", lambda: self.emit(Registered(
                 instanceId=self.settings.instance_id, time=_now(),
-                instanceType=self.settings.instance_type, checkpoints=mode))):
+                instanceType=self.settings.instance_type, checkpoints=mode.description))):
             if self._stop.wait(delay):
                 return
             delay = min(delay * 2, 30.0)

@@ -2,7 +2,8 @@
 
 Layout: `checkpoints/{job}/{seq:08d}/part-{n:05d}` and `.../manifest.json`. Each checkpoint
 gets a fresh sequence number, so an upload that dies half-way leaves parts without a manifest
-and never touches the last committed checkpoint; the newest manifest is the one to restore.
+and never touches the last committed checkpoint; the newest manifest of a dump is the one to
+restore (with the pre-dump it names, if it names one).
 
 An image goes up while it is being written: it is read from a stream (podman writes the archive
 into a pipe) a part at a time, and each part is compressed if that pays (agent.compression),
@@ -174,18 +175,36 @@ class CapsuleStore:
     # ---- reading ---------------------------------------------------------------------------
 
     def latest(self, job_id: str) -> CheckpointManifest | None:
-        """The newest committed checkpoint of the job, or None."""
+        """The newest committed checkpoint of the job that can be restored, or None: a
+        pre-dump is not one, nor a dump whose pre-dump is gone."""
         for seq in sorted(self._sequences(job_id), reverse=True):
-            key = checkpoint_prefix(job_id, seq) + MANIFEST_NAME
-            try:
-                body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
-            except self._s3.exceptions.NoSuchKey:
-                continue  # an upload that never committed
-            try:
-                return CheckpointManifest.model_validate_json(body)
-            except ValidationError:
-                continue  # a manifest we cannot trust is no commit
+            manifest = self.manifest(job_id, seq)
+            if manifest is None or manifest.kind != "dump":
+                continue  # an upload that never committed, or a pre-dump
+            if manifest.previousSeq is not None and self.previous(manifest) is None:
+                continue
+            return manifest
         return None
+
+    def manifest(self, job_id: str, seq: int) -> CheckpointManifest | None:
+        """Checkpoint `seq` of the job if it was committed, else None."""
+        key = checkpoint_prefix(job_id, seq) + MANIFEST_NAME
+        try:
+            body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+        except self._s3.exceptions.NoSuchKey:
+            return None
+        try:
+            found = CheckpointManifest.model_validate_json(body)
+        except ValidationError:
+            return None  # a manifest we cannot trust is no commit
+        return found if found.jobId == job_id and found.seq == seq else None
+
+    def previous(self, manifest: CheckpointManifest) -> CheckpointManifest | None:
+        """The committed pre-dump a dump names, or None (for a whole dump, or one missing)."""
+        if manifest.previousSeq is None:
+            return None
+        found = self.manifest(manifest.jobId, manifest.previousSeq)
+        return found if found is not None and found.kind == "pre-dump" else None
 
     def require_latest(self, job_id: str) -> CheckpointManifest:
         manifest = self.latest(job_id)
@@ -245,10 +264,11 @@ class CapsuleStore:
     # ---- housekeeping ----------------------------------------------------------------------
 
     def prune(self, job_id: str, keep: CheckpointManifest) -> int:
-        """Delete every checkpoint of the job older than `keep`, committed or not; the count."""
+        """Delete every checkpoint of the job older than `keep`, committed or not, but the
+        pre-dump it names; the count."""
         removed = 0
         for seq in self._sequences(job_id):
-            if seq >= keep.seq:
+            if seq >= keep.seq or seq == keep.previousSeq:
                 continue
             keys = self._keys(checkpoint_prefix(job_id, seq))
             for start in range(0, len(keys), 1000):

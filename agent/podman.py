@@ -68,21 +68,30 @@ class ContainerState:
     oom_killed: bool = False
 
 
-def checkpoint_mode(env: dict[str, str] | None = None) -> str:
-    """How checkpoints are taken on this host, and why, as the agent reports it at start.
-    Incremental dumps (only the pages changed since the last) need the kernel's memory dirty
-    tracking, which CRIU checks; the agent takes full checkpoints, and says whether the kernel
-    could do better."""
+@dataclass(frozen=True)
+class CheckpointMode:
+    """How checkpoints are taken on this host, and why, as the agent reports it at start."""
+
+    incremental: bool
+    description: str
+
+
+def checkpoint_mode(env: dict[str, str] | None = None) -> CheckpointMode:
+    """Incremental dumps (a pre-dump taken with the job running, then only the pages changed
+    since) need the kernel's memory dirty tracking, which CRIU checks; without it every
+    checkpoint is full."""
     try:
         checked = subprocess.run(["criu", "check", "--feature", "mem_dirty_track"],
                                  env=env or podman_environment(), capture_output=True, text=True,
                                  timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired) as error:
-        return f"full (criu check could not run: {error})"
+        return CheckpointMode(False, f"full (criu check could not run: {error})")
     if checked.returncode != 0:
-        return "full (the kernel has no memory dirty tracking: criu check --feature " \
-               "mem_dirty_track fails)"
-    return "full (the kernel tracks dirty memory, but this agent dumps every page each time)"
+        return CheckpointMode(False, "full (the kernel has no memory dirty tracking: criu "
+                                     "check --feature mem_dirty_track fails)")
+    return CheckpointMode(True, "incremental (the kernel tracks dirty memory: a periodic "
+                                "checkpoint pre-dumps the job's memory, and the dump after "
+                                "it holds only the pages changed since)")
 
 
 def registry_of(image: str) -> str | None:
@@ -248,27 +257,36 @@ class Podman:
     # ---- checkpoint and restore ------------------------------------------------------------
 
     def checkpoint(self, name: str, export: Path, leave_running: bool = False,
-                   timeout: float = 600, compress: str = "none") -> CriuStats:
+                   timeout: float = 600, compress: str = "none", pre_dump: bool = False,
+                   with_previous: bool = False) -> CriuStats:
         """Freeze the container and write its whole state (memory, processes, files) to
         `export`, a file or a named pipe, as a tar archive compressed with `compress` (none,
-        zstd or gzip); the container stops unless `leave_running`."""
-        extra = ["--leave-running"] if leave_running else []
+        zstd or gzip); the container stops unless `leave_running`.
+
+        `pre_dump` writes only its memory, the container left running, and keeps those pages
+        here as well; a later dump `with_previous` writes only the pages changed since, and is
+        restored with that pre-dump's archive (both need the kernel's dirty tracking)."""
+        extra = ["--leave-running"] if leave_running and not pre_dump else []
+        extra += ["--pre-checkpoint"] if pre_dump else []
+        extra += ["--with-previous"] if with_previous else []
         result = self._run("container", "checkpoint", name, "--export", str(export),
                            "--compress", compress, "--print-stats", *extra, timeout=timeout,
                            error=CheckpointFailed)
         return _stats(result.stdout)
 
     def restore(self, export: Path, name: str, publish: list[str] | None = None,
-                publish_address: str = "", timeout: float = 600) -> CriuStats:
+                publish_address: str = "", timeout: float = 600,
+                previous: Path | None = None) -> CriuStats:
         """Bring the container of `export` back as `name`, on this host's jobs' network with a
         fresh address: the one it had may be another container's here. Its ports are
-        published again on this host's `publish_address`."""
+        published again on this host's `publish_address`. A dump taken `with_previous` needs
+        the pre-dump's archive as `previous`."""
+        extra = ["--import-previous", str(previous)] if previous is not None else []
         result = self._run("container", "restore", "--import", str(export), "--name", name,
-                           "--ignore-static-ip", "--ignore-static-mac",
+                           "--ignore-static-ip", "--ignore-static-mac", *extra,
                            *_published(publish or [], publish_address),
                            "--print-stats", timeout=timeout, error=RestoreFailed)
         return _stats(result.stdout)
-
 
     def set_limits(self, name: str, cpus: float | None, memory_bytes: int | None) -> None:
         """Give a running container these CPU and memory limits. A restored container comes

@@ -105,12 +105,18 @@ def set_status(runtime: Runtime, store: Store, change: StatusChange) -> StatusSe
         migration = moves.migration(runtime, change, moved)
         fields["migrations"] = [*job.migrations, migration]
         if migration.checkpointSeq is not None:
-            reason += f" (checkpoint {migration.checkpointSeq}" + (
+            reason += f" (checkpoint {migration.checkpointSeq}" + _on_pre_dump(change) + (
                 "" if moved.captured else
                 f", the last committed one, {_taken(change)}: no new checkpoint could be "
                 "taken") + ")"
     job = _move(runtime, store, job, change.to, reason, change.instanceId, fields)
     return StatusSet(jobId=job.id, status=job.status)
+
+
+def _on_pre_dump(change: StatusChange) -> str:
+    """Which pre-dump a restored dump was written on, if it was."""
+    previous = Restored.model_validate(change.restored).manifest.previousSeq
+    return "" if previous is None else f" on pre-dump {previous}"
 
 
 def _taken(change: StatusChange) -> str:

@@ -229,7 +229,9 @@ def job_table(job: JobView) -> str:
         last = job.lastCheckpoint
         details.append(("LAST CHECKPOINT", f"{last.seq} at {last.time} on {last.instanceId} "
                                            f"({last.reason}): {last.imageBytes / MIB:.1f} MiB, "
-                                           f"{last.storedBytes / MIB:.1f} MiB stored"))
+                                           f"{last.storedBytes / MIB:.1f} MiB stored"
+                                           + (f", on pre-dump {last.previousSeq}"
+                                              if last.previousSeq is not None else "")))
     for label, size in (("HOST INIT", job.hostInitSize), ("HOST TERMINATE", job.hostTerminateSize)):
         if size is not None:
             details.append((label, f"{size} bytes (float log cat {label.lower().replace(' ', '')}"

@@ -13,6 +13,8 @@ OpCenter.
    alone, and against a restart-from-scratch baseline: at the same two moments the job is
    cancelled and submitted again from the beginning, which is what AWS Batch or SkyPilot do for
    a job without application checkpoints.
+3. What periodic checkpoints cost: the wall time of a job holding 256 MiB run with
+   `--checkpointInterval 60s`, against the same job run without.
 """
 
 from __future__ import annotations
@@ -57,14 +59,14 @@ def _seconds(start: str, end: str) -> float:
 
 
 def _submit(cli: Float, script: Path, steps: int, mib: int, name: str,
-            fill: str = "random") -> str:
+            fill: str = "random", *extra: str) -> str:
     # Room for the state and the interpreter (a job outgrowing its instance is OOM-killed): a
     # 2-vCPU type of 4 GiB, or r5.large's 16 for more than 1 GiB.
     memory = 4 if mib <= 1024 else 16
     return str(json.loads(cli("submit", "-i", "bench-python", "-j", str(script), "-n", name,
                               "-c", "2", "-m", str(memory), "-e", f"STEPS={steps}",
-                              "-e", f"MIB={mib}", "-e", f"FILL={fill}", "--format", "json",
-                              quiet=True))["id"])
+                              "-e", f"MIB={mib}", "-e", f"FILL={fill}", *extra,
+                              "--format", "json", quiet=True))["id"])
 
 
 def _wall(job: dict[str, Any]) -> float:
@@ -172,11 +174,33 @@ def restart_from_scratch(cli: Float, script: Path, steps: int, at_steps: tuple[i
     raise AssertionError("unreachable")
 
 
+def periodic_overhead(cli: Float, script: Path, steps: int, mib: int,
+                      interval: int) -> None:
+    """Print the wall time of one job run with periodic checkpoints and without."""
+    walls: list[float] = []
+    taken = 0
+    for extra in ((), ("--checkpointInterval", f"{interval}s")):
+        job = final_job(cli, _submit(cli, script, steps, mib, f"bench-periodic-{len(walls)}",
+                                     "random", *extra), timeout=steps * 3 + 300)
+        walls.append(_wall(job))
+        if extra:
+            taken = (job.get("lastCheckpoint") or {}).get("seq", 0)
+            if not taken:
+                raise DemoFailed(f"job {job['id']} ran {walls[-1]:.0f} s with --checkpointInterval "
+                                 f"{interval}s and no checkpoint was committed")
+    print(f"\nWall time of one {steps} s job holding {mib} MiB (submit to Completed)")
+    print(f"  no periodic checkpoints:                {walls[0]:7.1f} s", flush=True)
+    print(f"  --checkpointInterval {interval}s ({taken} taken):  {walls[1]:7.1f} s   "
+          f"overhead {(walls[1] / walls[0] - 1) * 100:+.1f} %", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m localmode.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=60,
                         help="seconds of work of the wall-time job (default 60)")
+    parser.add_argument("--periodic-steps", type=int, default=180,
+                        help="seconds of work of the periodic-checkpoint job (default 180)")
     parser.add_argument("--notice", type=int, default=120,
                         help="reclaim notice (default 120 s, as AWS gives)")
     args = parser.parse_args(argv)
@@ -216,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             restarted = restart_from_scratch(cli, script, args.steps, moments)
             print(f"  2 reclaims, restarted anew:   {restarted:7.1f} s   {restarted / alone:.2f}",
                   flush=True)
+            periodic_overhead(cli, script, args.periodic_steps, 256, 60)
         except DemoFailed as failure:
             print(f"bench failed: {failure}", file=sys.stderr)
             return 1

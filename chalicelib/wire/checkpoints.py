@@ -8,13 +8,17 @@ Format 2 (written now): the image is podman's uncompressed archive, cut into par
 compressed or not as measured (`compression`), each with the SHA-256 of its stored bytes and
 the number of image bytes it holds. Format 1 (still restored): parts are plain slices of a
 zstd-compressed archive, with the whole archive's SHA-256.
+
+Where the kernel tracks dirty memory a checkpoint may come in two: a "pre-dump" (the job's
+memory only, taken with it running; never restored alone) and a "dump" naming it as
+`previousSeq`, which holds only the pages changed since and is restored with it.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MANIFEST_NAME = "manifest.json"
 
@@ -51,6 +55,9 @@ class CheckpointManifest(BaseModel):
     formatVersion: Literal[1, 2] = 2
     jobId: str
     seq: int = Field(ge=1)
+    kind: Literal["dump", "pre-dump"] = "dump"
+    # The pre-dump holding the pages this dump left out, restored with it; None: it is whole.
+    previousSeq: int | None = Field(default=None, ge=1)
     instanceId: str
     instanceType: str | None = None
     image: str
@@ -72,6 +79,14 @@ class CheckpointManifest(BaseModel):
     logSize: int | None = Field(default=None, ge=0)
 
 
+    @model_validator(mode="after")
+    def _chain(self) -> CheckpointManifest:
+        if self.previousSeq is not None and (self.kind != "dump" or self.previousSeq >= self.seq):
+            raise ValueError(f"checkpoint {self.seq}: only a dump names a previous checkpoint, "
+                             "and only an older one")
+        return self
+
+
 class CheckpointSummary(BaseModel):
     """The job's newest committed checkpoint, as `float show` lists it."""
 
@@ -83,12 +98,15 @@ class CheckpointSummary(BaseModel):
     instanceId: str
     imageBytes: int
     storedBytes: int
+    # The pre-dump it is restored with: its own bytes are only the pages changed since.
+    previousSeq: int | None = None
 
     @classmethod
     def of(cls, manifest: CheckpointManifest) -> CheckpointSummary:
         return cls(seq=manifest.seq, time=manifest.createTime, reason=manifest.reason,
                    instanceId=manifest.instanceId, imageBytes=manifest.archiveSize,
-                   storedBytes=sum(part.size for part in manifest.parts))
+                   storedBytes=sum(part.size for part in manifest.parts),
+                   previousSeq=manifest.previousSeq)
 
 
 class Restored(BaseModel):

@@ -1,9 +1,13 @@
 """A job whose state lives only in memory survives checkpoint → S3 → restore on another agent."""
 
+import os
+import subprocess
+import sys
 import time
 
 import pytest
 
+from agent.podman import checkpoint_mode
 from chalicelib.wire.agent import CheckpointCommand, RestoreCommand, RunCommand
 from tests.containers.conftest import BUSYBOX, PYTHON, wait_for
 
@@ -87,6 +91,56 @@ def test_a_job_holding_256_mb_moves_with_its_memory_intact(fleet, capsys):
               f"checkpoint {manifest.checkpointSeconds:.2f}s, image {manifest.archiveSize / 2**20:.0f} MiB "
               f"in {len(manifest.parts)} parts, upload {manifest.uploadSeconds:.2f}s, "
               f"download+restore {restore_seconds:.2f}s, pages written {manifest.stats.pagesWritten}")
+
+
+# 64 MiB held in memory, one MiB of it changed each step: a dump on a pre-dump holds only those.
+# Each step prints the digest of all 64 MiB, as an uninterrupted run prints it.
+CHANGING_MEMORY = """\
+#!/usr/bin/python3
+import hashlib, os, random, time
+rng = random.Random(15)
+data = bytearray(rng.randbytes(64 * 1024 * 1024))
+for i in range(1, 41):
+    data[(i % 64) << 20:((i % 64) + 1) << 20] = rng.randbytes(1024 * 1024)
+    print(i, hashlib.sha256(data).hexdigest()[:16], flush=True)
+    time.sleep(float(os.environ.get("PAUSE", "0.2")))
+print("done", flush=True)
+"""
+
+
+def test_an_incremental_chain_restores_correctly(fleet):
+    mode = checkpoint_mode()
+    if not mode.incremental:
+        pytest.skip(f"incremental checkpoints are not taken on this host: {mode.description}")
+    first, second = fleet.agent("i-inc-1"), fleet.agent("i-inc-2")
+    first.incremental = second.incremental = True
+    launch = fleet.launch("chain", PYTHON, CHANGING_MEMORY, memoryGiB=1,
+                          checkpointIntervalSeconds=3600)
+    first.run(launch)
+
+    def at(step):
+        def reached():
+            first.watch_job()
+            return any(line.startswith(f"{step} ") for line in _lines(fleet.stdout("chain")))
+        return reached
+
+    wait_for(at(3), 60, "the job to start changing its memory")
+    first.job.next_checkpoint = time.monotonic()
+    periodic = first.periodic_checkpoint()
+    assert periodic is not None and periodic.previousSeq is not None
+    pre_dump = first.capsules.manifest("chain", periodic.previousSeq)
+    assert pre_dump is not None and pre_dump.kind == "pre-dump"
+    wait_for(at(8), 60, "the job to change more of its memory")
+    final = first.checkpoint("chain", "test move")
+    # Only what changed since the pre-dump: a few MiB of the 64 the job holds.
+    assert final.previousSeq == pre_dump.seq and final.archiveSize < pre_dump.archiveSize / 2
+    second.restore(launch)
+    wait_for(lambda: second.watch_job() or second.job is None, 90, "the job to finish")
+    uninterrupted = subprocess.run([sys.executable, "-c", CHANGING_MEMORY], check=True,
+                                   env={**os.environ, "PAUSE": "0"}, capture_output=True,
+                                   text=True).stdout
+    # A page the chain lost or took from the wrong checkpoint changes every digest after it.
+    assert _lines(fleet.stdout("chain")) == _lines(uninterrupted)
 
 
 def test_restore_refuses_a_corrupted_image_with_a_named_error(fleet):

@@ -58,7 +58,8 @@ class PretendPodman:
     def state(self, name: str) -> ContainerState | None:
         return ContainerState("running", True, None) if name in self._logs else None
 
-    def checkpoint(self, name: str, export: Path, leave_running: bool = False) -> CriuStats:
+    def checkpoint(self, name: str, export: Path, leave_running: bool = False,
+                   **_: Any) -> CriuStats:
         export.write_bytes(self._logs[name].read_bytes())
         if not leave_running:
             self.remove(name)

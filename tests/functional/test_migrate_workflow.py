@@ -62,6 +62,15 @@ def test_a_reclaimed_job_is_restored_elsewhere_and_its_move_is_recorded(flows):
     assert move.secondsToExecuting is not None and move.secondsToExecuting >= 0
 
 
+def test_a_job_restored_from_a_dump_on_a_pre_dump_names_both(flows):
+    chained = restored("chained", 5)
+    chained["manifest"]["previousSeq"] = 4
+    move_ready(flows, "chained", manifest("chained", 5), chained)
+    assert _migrate(flows, "chained")["status"] == "SUCCEEDED"
+    job = flows.store.get_job("chained")
+    assert job.history[-1].reason.endswith("from its checkpoint (checkpoint 5 on pre-dump 4)")
+
+
 def test_a_checkpoint_that_times_out_restores_the_last_committed_one(flows):
     old, old_seen, new_seen = move_ready(flows, "silent", False, restored("silent", 2))
     result = _migrate(flows, "silent", checkpoint_seconds=2)

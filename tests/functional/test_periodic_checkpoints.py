@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from agent.capsule import CapsuleStore
 from chalicelib.wire.agent import CheckpointCommand, JobLaunch
@@ -28,7 +29,8 @@ class SlowPodman(PretendPodman):
         self.writing, self.go = threading.Event(), threading.Event()
         self.dumps: list[bool] = []
 
-    def checkpoint(self, name: str, export: Path, leave_running: bool = False) -> CriuStats:
+    def checkpoint(self, name: str, export: Path, leave_running: bool = False,
+                   **_: Any) -> CriuStats:
         self.dumps.append(leave_running)
         with export.open("wb") as out:
             out.write(bytes(PART))
