@@ -430,9 +430,11 @@ class Agent:
         upload is done). A second request for a job whose container this agent already
         stopped by a checkpoint gets that checkpoint.
 
-        Where the kernel tracks dirty memory, a checkpoint that leaves the job running is a
-        pre-dump followed by a dump of the pages changed since, and a later dump that stops
-        the job writes only the pages changed since that pre-dump."""
+        Where the kernel tracks dirty memory, a dump is built on the last committed pre-dump
+        (it holds only the pages changed since), and a checkpoint that leaves the job running
+        is followed by a new pre-dump for the next one to build on. A dump resets the kernel's
+        record of changed pages, so each pre-dump carries one dump at most: a second one on it
+        would leave out what changed before the first."""
         with self._lock:
             if self.job is None or self.job.launch.jobId != job_id:
                 if self.last_checkpoint is not None and self.last_checkpoint.jobId == job_id:
@@ -444,24 +446,17 @@ class Agent:
                                        "never checkpointed")
             name = self.container(job_id)
             self.settings.work_dir.mkdir(parents=True, exist_ok=True)
-            if self.incremental and leave_running:
-                # The pages kept here are this pre-dump's only once it is committed: until
-                # then no dump may name it, nor the one its pages replaced.
-                job.pre_dumped = None
-                job.pre_dumped = self._store_dump(job, name, reason, "pre-dump", True, None,
-                                                  abandon).seq
-            previous = job.pre_dumped if self.incremental else None
+            previous, job.pre_dumped = (job.pre_dumped if self.incremental else None), None
             try:
                 manifest = self._store_dump(job, name, reason, "dump", leave_running, previous,
                                             abandon)
             except CheckpointFailed as failure:
                 if previous is None or leave_running:
                     raise
-                # The whole image still fits where a dump on the pre-dump failed: a notice's
-                # checkpoint is the job's last chance.
+                # podman could not dump on the pre-dump, and the job still runs: a whole image
+                # may still fit, and a notice's checkpoint is the job's last chance.
                 logger.warning("checkpoint on the pre-dump failed; taking a full one",
                                extra={"job_id": job_id, "error": str(failure)})
-                job.pre_dumped = None
                 manifest = self._store_dump(job, name, reason, "dump", False, None, abandon)
             # The log travels in the image too; shipping it now keeps `float log` current and
             # leaves the shipper of a restore nothing of it to send again.
@@ -484,7 +479,21 @@ class Agent:
             logger.info("checkpoint committed", extra={"job_id": job_id, "seq": manifest.seq,
                                                        "bytes": manifest.archiveSize,
                                                        "previous_seq": manifest.previousSeq})
+            if self.incremental and leave_running:
+                self._pre_dump(job, name, reason, abandon)
             return manifest
+
+    def _pre_dump(self, job: RunningJob, name: str, reason: str,
+                  abandon: threading.Event | None) -> None:
+        """Pre-dump the running job for the next dump to build on. Its pages are kept here
+        too, but none may be built on until it is committed; one that fails leaves the next
+        dump whole."""
+        try:
+            job.pre_dumped = self._store_dump(job, name, reason, "pre-dump", True, None,
+                                              abandon).seq
+        except (CheckpointFailed, CheckpointUploadFailed) as failure:
+            logger.warning("pre-dump not taken; the next checkpoint is a whole one",
+                           extra={"job_id": job.launch.jobId, "error": str(failure)})
 
     def _store_dump(self, job: RunningJob, name: str, reason: str, kind: str,
                     leave_running: bool, previous: int | None,

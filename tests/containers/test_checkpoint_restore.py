@@ -125,10 +125,11 @@ def test_an_incremental_chain_restores_correctly(fleet):
         return reached
 
     wait_for(at(3), 60, "the job to start changing its memory")
+    # A whole dump (there is nothing to build on yet), then a pre-dump.
     first.job.next_checkpoint = time.monotonic()
     periodic = first.periodic_checkpoint()
-    assert periodic is not None and periodic.previousSeq is not None
-    pre_dump = first.capsules.manifest("chain", periodic.previousSeq)
+    assert periodic is not None and first.job.pre_dumped is not None
+    pre_dump = first.capsules.manifest("chain", first.job.pre_dumped)
     assert pre_dump is not None and pre_dump.kind == "pre-dump"
     wait_for(at(8), 60, "the job to change more of its memory")
     final = first.checkpoint("chain", "test move")
