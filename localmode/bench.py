@@ -13,8 +13,8 @@ OpCenter.
    alone, and against a restart-from-scratch baseline: at the same two moments the job is
    cancelled and submitted again from the beginning, which is what AWS Batch or SkyPilot do for
    a job without application checkpoints.
-3. What periodic checkpoints cost: the wall time of a job holding 256 MiB run with
-   `--checkpointInterval 60s`, against the same job run without.
+3. What periodic checkpoints cost: the running time (Executing to Completed) of a job holding
+   256 MiB run with `--checkpointInterval 60s`, against the same job run without.
 """
 
 from __future__ import annotations
@@ -174,24 +174,33 @@ def restart_from_scratch(cli: Float, script: Path, steps: int, at_steps: tuple[i
     raise AssertionError("unreachable")
 
 
+def _running_time(job: dict[str, Any]) -> float:
+    """Seconds from the job's first Executing to Completed: its own run, without the launch of
+    its instance, which varies more than what is measured."""
+    _wall(job)
+    started = next(h["time"] for h in job["history"] if h["to"] == "Executing")
+    return _seconds(started, job["history"][-1]["time"])
+
+
 def periodic_overhead(cli: Float, script: Path, steps: int, mib: int,
                       interval: int) -> None:
-    """Print the wall time of one job run with periodic checkpoints and without."""
-    walls: list[float] = []
+    """Print the running time of one job run with periodic checkpoints and without."""
+    times: list[float] = []
     taken = 0
     for extra in ((), ("--checkpointInterval", f"{interval}s")):
-        job = final_job(cli, _submit(cli, script, steps, mib, f"bench-periodic-{len(walls)}",
+        job = final_job(cli, _submit(cli, script, steps, mib, f"bench-periodic-{len(times)}",
                                      "random", *extra), timeout=steps * 3 + 300)
-        walls.append(_wall(job))
+        times.append(_running_time(job))
         if extra:
             taken = (job.get("lastCheckpoint") or {}).get("seq", 0)
             if not taken:
-                raise DemoFailed(f"job {job['id']} ran {walls[-1]:.0f} s with --checkpointInterval "
+                raise DemoFailed(f"job {job['id']} ran {times[-1]:.0f} s with --checkpointInterval "
                                  f"{interval}s and no checkpoint was committed")
-    print(f"\nWall time of one {steps} s job holding {mib} MiB (submit to Completed)")
-    print(f"  no periodic checkpoints:                {walls[0]:7.1f} s", flush=True)
-    print(f"  --checkpointInterval {interval}s ({taken} taken):  {walls[1]:7.1f} s   "
-          f"overhead {(walls[1] / walls[0] - 1) * 100:+.1f} %", flush=True)
+    print(f"\nRunning time of one {steps} s job holding {mib} MiB (Executing to Completed)")
+    print(f"  no periodic checkpoints:                {times[0]:7.1f} s", flush=True)
+    print(f"  --checkpointInterval {interval}s:            {times[1]:7.1f} s   "
+          f"overhead {(times[1] / times[0] - 1) * 100:+.1f} % (last checkpoint: {taken})",
+          flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
