@@ -77,8 +77,8 @@ class CheckpointMode:
 
 
 def checkpoint_mode(env: dict[str, str] | None = None) -> CheckpointMode:
-    """Incremental dumps (a pre-dump taken with the job running, then only the pages changed
-    since) need the kernel's memory dirty tracking, which CRIU checks; without it every
+    """Incremental dumps (a pre-dump taken with the job running, then a dump of only the pages
+    changed since) need the kernel's memory dirty tracking, which CRIU checks; without it every
     checkpoint is full."""
     try:
         checked = subprocess.run(["criu", "check", "--feature", "mem_dirty_track"],
@@ -89,9 +89,9 @@ def checkpoint_mode(env: dict[str, str] | None = None) -> CheckpointMode:
     if checked.returncode != 0:
         return CheckpointMode(False, "full (the kernel has no memory dirty tracking: criu "
                                      "check --feature mem_dirty_track fails)")
-    return CheckpointMode(True, "incremental (the kernel tracks dirty memory: a periodic "
-                                "checkpoint pre-dumps the job's memory, and the dump after "
-                                "it holds only the pages changed since)")
+    return CheckpointMode(True, "incremental (the kernel tracks dirty memory: each periodic "
+                                "checkpoint is followed by a pre-dump, and the next dump "
+                                "holds only the pages changed since it)")
 
 
 def registry_of(image: str) -> str | None:
