@@ -47,9 +47,11 @@ from chalicelib.wire.api import (
     LogInfo,
     LoginRequest,
     LoginView,
+    LogoutView,
     MigrateRequest,
     ModifyRequest,
     Page,
+    PasswordChange,
     ReclaimRequest,
     ReclaimView,
     RerunRequest,
@@ -93,10 +95,18 @@ def health(call: Call) -> HealthView:
     return HealthView(status="ok", version=API_VERSION, release=RELEASE)
 
 
-@routes.route("POST", "/v1/login", body=LoginRequest, response=LoginView, public=True)
+@routes.route("POST", "/v1/login", body=LoginRequest, response=LoginView, public=True,
+              also=("401", "429"))
 def login(call: Call) -> LoginView:
     """Exchange a username and password for a bearer token."""
-    return auth.login(call.runtime, call.store, call.body.username, call.body.password)
+    return auth.login(call.runtime, call.store, call.body.username, call.body.password,
+                      call.source_address())
+
+
+@routes.route("POST", "/v1/logout", response=LogoutView)
+def logout(call: Call) -> LogoutView:
+    """Revoke the token this request carries; the user's other sessions go on."""
+    return auth.logout(call.runtime, call.store, call.principal)
 
 
 @routes.route("GET", "/v1/whoami", response=WhoamiView)
@@ -145,7 +155,7 @@ def list_jobs(call: Call) -> Page[JobView]:
     return jobs.list_jobs(
         call.store, call.principal, statuses=_statuses(call.query("status")),
         user=call.query("user") or None, name=call.query("name") or None,
-        limit=call.page_size(), token=call.query("nextToken"),
+        limit=call.page_size(), token=call.page_token(),
     )
 
 
@@ -256,7 +266,7 @@ def job_utilization(call: Call, job_id: str) -> Page[UtilizationView]:
     """A job's CPU and memory use over time, newest sample first."""
     limit = logs.whole_number(call.query("limit"), "limit", 1, rightsizing.MAX_SERIES_PAGE)
     return rightsizing.series(call.runtime, call.store, call.principal, job_id,
-                              limit or rightsizing.DEFAULT_SERIES_PAGE, call.query("nextToken"))
+                              limit or rightsizing.DEFAULT_SERIES_PAGE, call.page_token())
 
 
 @routes.route("PATCH", "/v1/jobs/{job_id}", body=ModifyRequest, response=JobView)
@@ -293,7 +303,7 @@ def add_image(call: Call) -> ImageView:
 @routes.route("GET", "/v1/images", response=Page[ImageView], query=_PAGING)
 def list_images(call: Call) -> Page[ImageView]:
     """List the Application Library."""
-    return images.list_images(call.store, call.page_size(), call.query("nextToken"))
+    return images.list_images(call.store, call.page_size(), call.page_token())
 
 
 @routes.route("GET", "/v1/images/{name}", response=ImageView)
@@ -326,7 +336,15 @@ def create_user(call: Call) -> UserView:
 @routes.route("GET", "/v1/users", response=Page[UserView], query=_PAGING)
 def list_users(call: Call) -> Page[UserView]:
     """List users (admins only)."""
-    return users.list_users(call.store, call.principal, call.page_size(), call.query("nextToken"))
+    return users.list_users(call.store, call.principal, call.page_size(), call.page_token())
+
+
+@routes.route("PUT", "/v1/users/{username}/password", body=PasswordChange, response=UserView,
+              also=("429",))
+def change_password(call: Call, username: str) -> UserView:
+    """Set a user's password (one's own with the current one; an admin's for anyone)."""
+    return users.change_password(call.runtime, call.store, call.principal, username, call.body,
+                                 call.source_address())
 
 
 @routes.route("DELETE", "/v1/users/{username}", response=UserView)
@@ -348,7 +366,7 @@ def set_secret(call: Call, name: str) -> SecretView:
 def list_secrets(call: Call) -> Page[SecretView]:
     """List the caller's secrets by name (never their values)."""
     return user_secrets.list_names(call.runtime, call.principal, call.page_size(),
-                            call.query("nextToken"))
+                            call.page_token())
 
 
 @routes.route("GET", "/v1/secrets/{name}", response=SecretValue, job_token=True)
@@ -373,7 +391,7 @@ def register_storage(call: Call) -> StorageView:
 def list_storage(call: Call) -> Page[StorageView]:
     """List the caller's registered storage."""
     return named_storage.list_storage(call.store, call.principal, call.page_size(),
-                                call.query("nextToken"))
+                                call.page_token())
 
 
 @routes.route("DELETE", "/v1/storage/{name}", response=StorageView)

@@ -283,7 +283,7 @@ class CapsuleStore:
         for page in paginator.paginate(Bucket=self._bucket, Prefix=job_prefix(job_id), Delimiter="/"):
             for common in page.get("CommonPrefixes", []):
                 name = common["Prefix"].rstrip("/").rsplit("/", 1)[-1]
-                if name.isdigit():
+                if name.isascii() and name.isdigit():
                     prefixes.append(int(name))
         return prefixes
 

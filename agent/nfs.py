@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from chalicelib.wire.datavolumes import DataVolume
 from chalicelib.wire.failures import JobStartFailed
-from chalicelib.wire.specs import DataVolume
 
 ROOT = Path(__file__).resolve().parents[1]
 MOUNT_SECONDS = 60  # what the kernel client's first `hard` attempt or the FUSE start may take

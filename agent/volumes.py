@@ -17,8 +17,8 @@ from pathlib import Path
 from agent.nfs import mount_nfs, stop_fuse
 from chalicelib.wire.agent import AttachedVolume
 from chalicelib.wire.containers import DirMap
+from chalicelib.wire.datavolumes import DataVolume, endpoint_url
 from chalicelib.wire.failures import JobStartFailed
-from chalicelib.wire.specs import DataVolume, endpoint_url
 
 
 @dataclass(frozen=True)

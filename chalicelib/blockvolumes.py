@@ -21,7 +21,7 @@ from chalicelib.fleet import JOB_TAG, describe
 from chalicelib.runtime import Runtime
 from chalicelib.store import JobRecord, Store
 from chalicelib.wire.agent import AttachedVolume
-from chalicelib.wire.specs import DataVolume
+from chalicelib.wire.datavolumes import DataVolume
 from chalicelib.wire.tasks import AttachedVolumes, VolumesRequest
 
 logger = Logger(service="openfloat-volumes")
@@ -71,7 +71,7 @@ def _tags(item: dict[str, Any]) -> dict[str, str]:
 
 def _index(volume: dict[str, Any]) -> int | None:
     value = _tags(volume).get(INDEX_TAG, "")
-    return int(value) if value.isdigit() else None
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 def wanted(job: JobRecord) -> list[tuple[int, DataVolume]]:

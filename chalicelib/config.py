@@ -63,7 +63,7 @@ def _subnets(text: str) -> tuple[str, ...]:
 
 
 def _interval(text: str) -> int:
-    if not text.isdigit() or 0 < int(text) < 10:
+    if not (text.isascii() and text.isdigit()) or 0 < int(text) < 10:
         raise ConfigError("CHECKPOINT_INTERVAL_SECONDS must be 0 (none) or at least 10, not "
                           f"{text!r}")
     return int(text)
@@ -137,7 +137,7 @@ class Config:
 
         def seconds(name: str, default: int) -> int:
             text = env.get(name, str(default))
-            if not text.isdigit() or int(text) <= 0:
+            if not (text.isascii() and text.isdigit()) or int(text) <= 0:
                 raise ConfigError(f"{name} must be a positive whole number, not {text!r}")
             return int(text)
 

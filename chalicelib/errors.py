@@ -49,6 +49,14 @@ class StaleWrite(Conflict):
     """Another writer changed the item first; re-read and decide again."""
 
 
+class TooManyRequests(OpenFloatError):
+    """The caller tried too often (failed logins); `retry_after` says in how many seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class Unavailable(OpenFloatError):
     """An AWS service the request needs refused or failed; trying again later may work."""
 
@@ -59,6 +67,7 @@ HTTP_STATUS: dict[type[OpenFloatError], int] = {
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
+    TooManyRequests: 429,
     Unavailable: 503,
 }
 

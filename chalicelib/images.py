@@ -7,7 +7,6 @@ holds the secret's id, and no view, log line or response ever carries the creden
 from __future__ import annotations
 
 import json
-import re
 import secrets
 
 from chalicelib.auth import Principal
@@ -15,10 +14,7 @@ from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound
 from chalicelib.runtime import Runtime
 from chalicelib.store import ImageRecord, Store
 from chalicelib.wire.api import ImageRequest, ImageUpdate, ImageView, Page
-
-# A registry reference has a slash (`docker.io/library/ubuntu`) or a tag (`ubuntu:22.04`);
-# a bare word is an Application Library name.
-_REFERENCE = re.compile(r"^[a-z0-9][a-z0-9._:/@-]*$")
+from chalicelib.wire.base import IMAGE_REFERENCE
 
 
 def _view(image: ImageRecord) -> ImageView:
@@ -33,7 +29,7 @@ def _view(image: ImageRecord) -> ImageView:
 
 
 def _check_uri(uri: str) -> str:
-    if not _REFERENCE.match(uri):
+    if not IMAGE_REFERENCE.match(uri):
         raise BadRequest(f"{uri!r} is not an image reference such as docker.io/library/ubuntu:22.04",
                          field="uri")
     return uri
@@ -138,7 +134,7 @@ def resolve(store: Store, image: str) -> str:
     entry = store.get_image(image)
     if entry is not None:
         return entry.uri
-    if ("/" in image or ":" in image) and _REFERENCE.match(image):
+    if ("/" in image or ":" in image) and IMAGE_REFERENCE.match(image):
         return image
     raise BadRequest(
         f"image {image!r} is neither in the Application Library nor a registry reference",

@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
 
 from chalicelib import executions, fleet, images, licensing, metering, volumes
 from chalicelib.auth import Principal, revoke_job_token
@@ -27,6 +29,8 @@ from chalicelib.wire.api import (
 from chalicelib.wire.hostscripts import HOST_INIT, HOST_TERMINATE, HostScript
 from chalicelib.wire.hostscripts import script_key as host_script_key
 from chalicelib.wire.status import TERMINAL_STATUSES, JobStatus
+
+logger = Logger(service="openfloat-api")
 
 # A job that never got an instance has nothing to tear down and is cancelled at once.
 _CANCEL_AT_ONCE = frozenset({JobStatus.SUBMITTED, JobStatus.WAITING_FOR_LICENSE})
@@ -54,8 +58,22 @@ def port_mappings(job: JobRecord) -> list[str]:
 
 
 def view(job: JobRecord) -> JobView:
+    """The job as the API shows it. A stored field that cannot be read is shown empty and
+    named in `unreadable`: one odd item never makes a listing or a show fail."""
+    values = _view_values(job)
+    try:
+        return JobView(**values)
+    except ValidationError as error:
+        unreadable = sorted({str(problem["loc"][0]) for problem in error.errors()})
+        logger.warning("job has unreadable stored fields",
+                       extra={"job": job.id, "fields": unreadable})
+        kept = {key: value for key, value in values.items() if key not in unreadable}
+        return JobView(**kept, unreadable=unreadable)
+
+
+def _view_values(job: JobRecord) -> dict[str, Any]:
     spec = job.spec
-    return JobView(
+    return dict(
         id=job.id,
         name=job.name,
         user=job.owner,

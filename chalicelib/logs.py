@@ -15,6 +15,7 @@ from chalicelib.jobs import get_record
 from chalicelib.runtime import Runtime
 from chalicelib.store import Store
 from chalicelib.wire.api import LOG_NAMES, LogInfo
+from chalicelib.wire.base import parse_whole
 from chalicelib.wire.hostscripts import LOG_NAMES as HOST_LOG_NAMES
 from chalicelib.wire.hostscripts import HostScript, log_prefix, script_of_log
 from chalicelib.wire.logs import (
@@ -161,10 +162,11 @@ def whole_number(text: str | None, name: str, low: int, high: int | None = None)
     """A query parameter that must be a whole number in [low, high]; None when absent."""
     if text is None:
         return None
-    if not text.isdigit() or int(text) < low or (high is not None and int(text) > high):
+    number = parse_whole(text)
+    if number is None or number < low or (high is not None and number > high):
         bound = f"from {low} to {high}" if high is not None else f"of at least {low}"
-        raise BadRequest(f"{name} must be a whole number {bound}, got {text!r}", field=name)
-    return int(text)
+        raise BadRequest(f"{name} must be a whole number {bound}, got {text[:40]!r}", field=name)
+    return number
 
 
 def read_slice(runtime: Runtime, store: Store, principal: Principal, job_id: str, name: str,

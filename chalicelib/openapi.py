@@ -20,6 +20,19 @@ _ERRORS = {
     "403": "the caller may not do this",
     "404": "no such resource visible to the caller",
     "409": "the request conflicts with the current state",
+    "503": "an AWS service the request needs failed; trying again later may work",
+}
+# Answered only by some routes, each naming them in `also`.
+_SOMETIMES = {
+    "401": "wrong username or password",
+    "429": "too many failed logins; the Retry-After header says when to try again",
+}
+# Chalice's own answer, on any route, to a Content-Type other than application/json.
+_UNSUPPORTED_MEDIA = {
+    "description": "the request's Content-Type is not application/json",
+    "content": {JSON: {"schema": {
+        "type": "object", "required": ["Code", "Message"],
+        "properties": {"Code": {"type": "string"}, "Message": {"type": "string"}}}}},
 }
 
 
@@ -70,9 +83,11 @@ def build(operations: list[Operation], title: str = "OpenFloat OpCenter") -> dic
                 "content": {op.content_type: {"schema": _schema_of(op.response, names)}},
             }
         }
-        for code, text in _ERRORS.items():
-            if op.public and code in ("401", "403"):
-                continue
+        codes = {code: text for code, text in _ERRORS.items()
+                 if not (op.public and code in ("401", "403"))}
+        codes.update({code: _SOMETIMES[code] for code in op.also})
+        responses["415"] = _UNSUPPORTED_MEDIA
+        for code, text in sorted(codes.items()):
             responses[code] = {
                 "description": text,
                 "content": {JSON: {"schema": {"$ref": _REF.format(model=names[ErrorView])}}},

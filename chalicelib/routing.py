@@ -14,12 +14,14 @@ from chalice import Chalice, Response
 from chalice.app import Request
 from pydantic import BaseModel, ValidationError
 
+from chalicelib import pagetokens
 from chalicelib import runtime as runtime_module
 from chalicelib.auth import Principal, authenticate
-from chalicelib.errors import BadRequest, Forbidden, OpenFloatError, http_status
+from chalicelib.errors import BadRequest, Forbidden, OpenFloatError, TooManyRequests, http_status
 from chalicelib.runtime import Runtime
 from chalicelib.store import Store
-from chalicelib.wire.api import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ErrorView, first_problem
+from chalicelib.wire.api import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ErrorView, Page, first_problem
+from chalicelib.wire.base import find_nul, parse_whole
 
 logger = Logger(service="openfloat-api")
 
@@ -42,6 +44,8 @@ class Operation:
     content_type: str = JSON
     # May a job's own token (see auth.issue_job_token) call it?
     job_token: bool = False
+    # Error statuses this route answers beyond every route's (see openapi._SOMETIMES).
+    also: tuple[str, ...] = ()
 
 
 @dataclass
@@ -53,10 +57,22 @@ class Call:
     principal: Principal
     request: Request
     body: Any = None
+    # The list a page token belongs to: route, caller and filters (see pagetokens).
+    scope: str = ""
 
     def query(self, name: str) -> str | None:
         params = self.request.query_params
         return None if params is None else params.get(name)
+
+    def page_token(self) -> str | None:
+        """The resume point of the nextToken given, which this same list must have handed out."""
+        token = self.query("nextToken")
+        return pagetokens.unseal(self.runtime, self.scope, token) if token else None
+
+    def source_address(self) -> str:
+        """The caller's address as API Gateway saw it (never a header the caller can set)."""
+        identity = (self.request.context or {}).get("identity") or {}
+        return str(identity.get("sourceIp") or "unknown")
 
     def api_url(self) -> str:
         """The API's base URL as this caller reached it (or as configured)."""
@@ -71,9 +87,11 @@ class Call:
         text = self.query("limit")
         if text is None:
             return DEFAULT_PAGE_SIZE
-        if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE_SIZE:
-            raise BadRequest(f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}", field="limit")
-        return int(text)
+        size = parse_whole(text)
+        if size is None or not 1 <= size <= MAX_PAGE_SIZE:
+            raise BadRequest(f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}, "
+                             f"got {text[:40]!r}", field="limit")
+        return size
 
 
 _ANONYMOUS = Principal(username="", role="user")
@@ -81,10 +99,13 @@ _ANONYMOUS = Principal(username="", role="user")
 
 def _error_response(error: OpenFloatError) -> Response:
     body = ErrorView(error=type(error).__name__, message=error.message, field=error.field)
+    headers: dict[str, str | list[str]] = {"Content-Type": JSON}
+    if isinstance(error, TooManyRequests):
+        headers["Retry-After"] = str(error.retry_after)
     return Response(
         body=body.model_dump_json(exclude_none=True),
         status_code=http_status(error),
-        headers={"Content-Type": JSON},
+        headers=headers,
     )
 
 
@@ -97,10 +118,27 @@ def _parse_body(request: Request, model: type[BaseModel]) -> BaseModel:
     raw = request.raw_body or b""
     if not raw.strip():
         raw = b"{}"
+    if b"\\u0000" in raw:
+        # JSON can only carry a NUL escaped; find which field holds it.
+        try:
+            where = find_nul(json.loads(raw))
+        except ValueError:
+            where = None
+        if where:
+            raise BadRequest(f"{where}: holds a NUL character", field=where)
     try:
         return model.model_validate_json(raw)
     except ValidationError as error:
         raise _validation_error(error) from None
+
+
+def _list_scope(method: str, path: str, principal: Principal, request: Request,
+                params: dict[str, str]) -> str:
+    """What a page token is bound to: the route with its parameters, the caller, the filters."""
+    query = {name: value for name, value in (request.query_params or {}).items()
+             if name not in ("limit", "nextToken")}
+    return json.dumps([method, path, sorted(params.items()), principal.username, principal.job,
+                       sorted(query.items())])
 
 
 def text_response(body: str, headers: dict[str, str]) -> Response:
@@ -143,12 +181,13 @@ class Routes:
         query: tuple[tuple[str, str], ...] = (),
         content_type: str = JSON,
         job_token: bool = False,
+        also: tuple[str, ...] = (),
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def register(view: Callable[..., Any]) -> Callable[..., Any]:
             summary = (view.__doc__ or view.__name__).strip().splitlines()[0]
             self.operations.append(
                 Operation(method, path, summary, body, response, public, status, query, content_type,
-                          job_token)
+                          job_token, also)
             )
 
             @functools.wraps(view)
@@ -167,10 +206,13 @@ class Routes:
                         raise Forbidden(f"the token of job {principal.job} may only show or "
                                         "migrate that job and read its owner's secrets; log in "
                                         "as a user for anything else")
-                    call = Call(rt, store, principal, request)
+                    call = Call(rt, store, principal, request,
+                                scope=_list_scope(method, path, principal, request, params))
                     if body is not None:
                         call.body = _parse_body(request, body)
                     result = view(call, **params)
+                    if isinstance(result, Page) and result.nextToken:
+                        result.nextToken = pagetokens.seal(rt, call.scope, result.nextToken)
                 except OpenFloatError as error:
                     logger.info(
                         "request refused",

@@ -16,7 +16,7 @@ from chalicelib.errors import BadRequest, Conflict, NotFound
 from chalicelib.runtime import Runtime
 from chalicelib.store import StorageRecord, Store
 from chalicelib.wire.api import Page
-from chalicelib.wire.specs import CREDENTIALS_STORED, DataVolume
+from chalicelib.wire.datavolumes import CREDENTIALS_STORED, DataVolume
 from chalicelib.wire.vault import StorageRequest, StorageView
 
 

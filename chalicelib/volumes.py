@@ -12,7 +12,7 @@ from chalicelib import storage
 from chalicelib.errors import BadRequest
 from chalicelib.runtime import Runtime
 from chalicelib.store import Store
-from chalicelib.wire.specs import CREDENTIALS_STORED, DataVolume
+from chalicelib.wire.datavolumes import CREDENTIALS_STORED, DataVolume
 
 
 def keys_secret_id(runtime: Runtime, job_id: str) -> str:

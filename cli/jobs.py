@@ -195,7 +195,7 @@ def _this_job(args: argparse.Namespace) -> str:
 def jobs_table(jobs: list[JobView]) -> str:
     return output.table(
         ("ID", "NAME", "USER", "STATUS", "SUBMIT TIME", "CPU", "MEM"),
-        ((j.id, j.name, j.user, j.status, j.submitTime, j.cpu, f"{j.mem} GB") for j in jobs),
+        ((j.id, j.name, j.user, j.status, j.submitTime, j.cpu, _memory(j)) for j in jobs),
     )
 
 
@@ -204,10 +204,12 @@ def job_table(job: JobView) -> str:
     details = [
         ("ID", job.id), ("NAME", job.name), ("USER", job.user), ("STATUS", job.status),
         ("RC", job.rc), ("IMAGE", f"{job.image} ({job.imageUri})"), ("CPU", job.cpu),
-        ("MEM", f"{job.mem} GB"), ("INSTANCE TYPE", job.instType), ("INSTANCE", _instance(job)),
+        ("MEM", _memory(job)), ("INSTANCE TYPE", job.instType), ("INSTANCE", _instance(job)),
         ("VM POLICY", _vm_policy(job.vmPolicy)), ("SUBMIT TIME", job.submitTime),
         ("UPDATE TIME", job.updateTime),
     ]
+    if job.unreadable:
+        details.append(("UNREADABLE", ", ".join(job.unreadable)))
     if job.migratePolicy is not None:
         details.append(("MIGRATE POLICY", str(job.migratePolicy)))
     if job.utilization is not None:
@@ -284,7 +286,13 @@ def _number(value: float | None) -> str | None:
     return None if value is None else f"{value:.1f}"
 
 
-def _vm_policy(policy: VmPolicy) -> str:
+def _memory(job: JobView) -> str | None:
+    return None if job.mem is None else f"{job.mem} GB"
+
+
+def _vm_policy(policy: VmPolicy | None) -> str | None:
+    if policy is None:
+        return None
     if policy.spotFirst:
         return f"spotFirst (retryLimit {policy.retryLimit}, retryInterval {policy.retryInterval}s)"
     return "spotOnly" if policy.spotOnly else "onDemand"

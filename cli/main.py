@@ -79,7 +79,7 @@ def build_parser() -> Parser:
 
     login = command(commands, "login", session.login, "log in and save the session")
     login.add_argument("--info", action="store_true", help="show the current session instead")
-    command(commands, "logout", session.logout, "forget the saved session")
+    command(commands, "logout", session.logout, "revoke the saved session's token and forget it")
 
     submit = command(commands, "submit", jobs.submit, "submit a job", aliases=["sbatch"])
     submit.add_argument("-i", "--image", required=True, help="Application Library name or URI")
@@ -287,6 +287,12 @@ def build_parser() -> Parser:
     add_user.add_argument("--role", choices=("admin", "user"), default="user")
     command(user, "list", users.list_users, "list users")
     command(user, "delete", users.delete, "delete a user").add_argument("username")
+    passwd = command(user, "passwd", users.passwd, "change your password (admins: anyone's)",
+                     own=["password"])
+    passwd.add_argument("username", nargs="?", help="whose (default: yours)")
+    passwd.add_argument("--password", dest="new_password", help="asked for when not given")
+    passwd.add_argument("--current-password", dest="current_password",
+                        help="yours, when changing your own (asked for when not given)")
     add_secret_commands(commands, command)
     add_storage_commands(commands, command)
     return parser

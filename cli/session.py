@@ -16,10 +16,10 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from chalicelib.wire.api import LoginRequest, LoginView, WhoamiView
+from chalicelib.wire.api import LoginRequest, LoginView, LogoutView, WhoamiView
 from cli import output, prompt
 from cli.client import Client, normalize_address
-from cli.errors import CliError, UsageError, validate
+from cli.errors import CliError, RefusedError, UsageError, validate
 
 JOB_ADDRESS = "FLOAT_ADDRESS"
 JOB_TOKEN = "FLOAT_TOKEN"
@@ -140,10 +140,36 @@ def login(args: argparse.Namespace) -> None:
 
 
 def logout(args: argparse.Namespace) -> None:
-    """`float logout`: forget the saved session."""
+    """`float logout`: revoke the saved session's token at its OpCenter, then forget it.
+
+    The session file goes even when the OpCenter cannot be told; the command then fails,
+    saying the token stays good until it expires."""
     saved = load()
+    if saved is None:
+        output.line("Not logged in")
+        return
+    try:
+        Client(saved.address, saved.token).call("POST", "/v1/logout", LogoutView)
+    except RefusedError as error:
+        if error.status != 401:  # a 401: the token was already worthless
+            session_path().unlink(missing_ok=True)
+            raise CliError(f"forgot the session, but {saved.address} did not revoke its token "
+                           f"({error.message}); it stays good until {saved.expiresAt}") from None
+    except CliError as error:
+        session_path().unlink(missing_ok=True)
+        raise CliError(f"forgot the session, but could not revoke its token ({error.message}); "
+                       f"it stays good until {saved.expiresAt}") from None
     session_path().unlink(missing_ok=True)
-    output.line(f"Logged out of {saved.address}" if saved else "Not logged in")
+    output.line(f"Logged out of {saved.address}")
+
+
+def relog(address: str, username: str, password: str) -> LoginView:
+    """Log in again after the user's own password changed (which ends every session of theirs)."""
+    body = {"username": username, "password": password}
+    view: LoginView = Client(address).call("POST", "/v1/login", LoginView, body=body)
+    save(Session(address=address, username=view.username, token=view.token,
+                 expiresAt=view.expiresAt))
+    return view
 
 
 def _address(args: argparse.Namespace, saved: Session | None) -> str | None:

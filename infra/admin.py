@@ -13,7 +13,9 @@ import sys
 
 import boto3
 
+from chalicelib.auth import check_password
 from chalicelib.config import RESOURCE_ENV, Config
+from chalicelib.errors import BadRequest
 from chalicelib.runtime import Runtime
 from chalicelib.store import Store
 from chalicelib.users import ensure_admin
@@ -34,8 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--username", default="admin")
     args = parser.parse_args(argv)
     password = os.environ.get("OPENFLOAT_ADMIN_PASSWORD", "")
-    if len(password) < 8:
-        print("infra.admin: set OPENFLOAT_ADMIN_PASSWORD to at least 8 characters", file=sys.stderr)
+    if not password:
+        print("infra.admin: set OPENFLOAT_ADMIN_PASSWORD to the first admin's password",
+              file=sys.stderr)
+        return 1
+    try:
+        check_password(password, args.username)
+    except BadRequest as error:
+        print(f"infra.admin: OPENFLOAT_ADMIN_PASSWORD: {error.message}", file=sys.stderr)
         return 1
     session = boto3.Session()
     runtime = Runtime.from_config(Config.from_env(stack_settings(session, args.stack)), session)

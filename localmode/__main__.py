@@ -35,7 +35,9 @@ from moto.server import ThreadedMotoServer
 
 from agent.registry import free_port
 from chalicelib import runtime as runtime_module
+from chalicelib.auth import check_password
 from chalicelib.config import Config
+from chalicelib.errors import BadRequest
 from chalicelib.runtime import Runtime
 from chalicelib.store import Store
 from chalicelib.users import ensure_admin
@@ -57,7 +59,7 @@ STACK = "openfloat-local"
 
 
 def _port(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
         raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port")
     return int(text)
 
@@ -153,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
         generated = not password
         if generated:
             password = secrets.token_urlsafe(12)
+        try:
+            check_password(password, admin)
+        except BadRequest as error:
+            raise SystemExit(f"localmode: OPENFLOAT_ADMIN_PASSWORD: {error.message}") from None
         store = Store(runtime.dynamodb, runtime.config)
         ensure_admin(runtime, store, admin, password)
         licensed = trial.apply_trial(runtime, store)

@@ -160,7 +160,7 @@ def admin(client: Client, runtime: Runtime, store: Store) -> Caller:
 @pytest.fixture
 def make_user(client: Client, admin: Caller) -> Any:
     def make(username: str, role: str = "user") -> Caller:
-        password = f"{username}-password"
+        password = f"{username}-password-1"
         response = admin.post("/v1/users", {"username": username, "password": password, "role": role})
         assert response.status_code == 201, response.body
         return log_in(client, username, password)

@@ -110,7 +110,17 @@ async function render() {
 
 window.addEventListener("hashchange", () => render());
 window.addEventListener("openfloat:logged-out", () => go("/jobs", "Your session has ended; log in again."));
-logout.addEventListener("click", () => { session.clear(); go("/jobs", "Logged out."); });
+// The token is revoked at the OpCenter, not only forgotten here; a copy of it stops working too.
+logout.addEventListener("click", async () => {
+  let note = "Logged out.";
+  try {
+    await api("POST", "v1/logout");
+  } catch (error) {
+    if (error.status !== 401) note = `Logged out here, but the OpCenter could not revoke the session (${error.message}).`;
+  }
+  session.clear();
+  go("/jobs", note);
+});
 document.getElementById("skip").addEventListener("click", (event) => {
   event.preventDefault();
   main.focus();

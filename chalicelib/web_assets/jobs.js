@@ -17,6 +17,7 @@ const LOG_SECONDS = 1.5;
 const PAGE_SIZE = 25;
 
 function range(value) {
+  if (!value) return "?";
   return value.min === value.max ? String(value.min) : `${value.min}:${value.max}`;
 }
 

@@ -62,10 +62,25 @@ class LoginView(View):
     expiresAt: str
 
 
+class LogoutView(View):
+    username: str
+    # The token presented is refused from now on (the user's other tokens are not).
+    revoked: bool
+
+
 class UserRequest(Body):
     username: str = Field(pattern=USERNAME_PATTERN)
-    password: str = Field(min_length=8, max_length=1024)
+    # At least 10 characters and not easy to guess (see auth.check_password).
+    password: str = Field(min_length=1, max_length=1024)
     role: Role = "user"
+
+
+class PasswordChange(Body):
+    """A new password. A user changing their own gives the current one too; an admin setting
+    another user's does not. Every token of the user stops working."""
+
+    password: str = Field(min_length=1, max_length=1024)
+    currentPassword: str | None = Field(default=None, min_length=1, max_length=1024)
 
 
 class UserView(View):

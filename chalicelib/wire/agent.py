@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.wire.checkpoints import CheckpointManifest
 from chalicelib.wire.containers import DirMap
-from chalicelib.wire.specs import DataVolume
+from chalicelib.wire.datavolumes import DataVolume
 from chalicelib.wire.utilization import Utilization
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Generic, Literal, TypeVar
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 # Re-exported (`X as X`): every body of the API is named from this module.
 from chalicelib.wire.accounts import HealthView as HealthView
@@ -14,31 +15,39 @@ from chalicelib.wire.accounts import ImageUpdate as ImageUpdate
 from chalicelib.wire.accounts import ImageView as ImageView
 from chalicelib.wire.accounts import LoginRequest as LoginRequest
 from chalicelib.wire.accounts import LoginView as LoginView
+from chalicelib.wire.accounts import LogoutView as LogoutView
+from chalicelib.wire.accounts import PasswordChange as PasswordChange
 from chalicelib.wire.accounts import UserRequest as UserRequest
 from chalicelib.wire.accounts import UserView as UserView
 from chalicelib.wire.accounts import WhoamiView as WhoamiView
 from chalicelib.wire.base import IMAGE_NAME_PATTERN as IMAGE_NAME_PATTERN
 from chalicelib.wire.base import USERNAME_PATTERN as USERNAME_PATTERN
-from chalicelib.wire.base import Body, View
+from chalicelib.wire.base import (
+    Body,
+    Printable,
+    Reason,
+    View,
+    check_image_reference,
+    field_problem,
+)
 from chalicelib.wire.base import ErrorView as ErrorView
 from chalicelib.wire.base import Role as Role
 from chalicelib.wire.base import first_problem as first_problem
-from chalicelib.wire.billing import Savings
-from chalicelib.wire.checkpoints import CheckpointSummary
 from chalicelib.wire.containers import DirMap, check_ports, parse_container_options
+from chalicelib.wire.datavolumes import DataVolume
 from chalicelib.wire.hostscripts import HOST_INIT, HOST_TERMINATE, check_script
+from chalicelib.wire.jobviews import HistoryEntry as HistoryEntry
+from chalicelib.wire.jobviews import JobView as JobView
+from chalicelib.wire.jobviews import MigrationView as MigrationView
 from chalicelib.wire.specs import MAX_TAGS as MAX_TAGS
 from chalicelib.wire.specs import (
     CpuRange,
-    DataVolume,
     MigratePolicy,
     Range,
     VmPolicy,
     parse_duration,
 )
 from chalicelib.wire.specs import check_tags as check_tags
-from chalicelib.wire.status import JobStatus
-from chalicelib.wire.utilization import UtilizationSummary
 
 API_VERSION = "v1"
 # The OpenFloat release, as pyproject.toml names it: the CLI and the OpCenter each report their own.
@@ -49,7 +58,13 @@ MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 100
 LOG_NAMES = ("stdout", "stderr")
 
-_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,255}$")
+# A job's environment goes into its stored item and onto podman's command line, where Linux
+# takes at most 128 KiB a string; the stored part of a submit must stay far below DynamoDB's
+# 400 KB an item, which also holds the job's history and moves.
+MAX_ENV_VARS = 1000
+MAX_ENV_VALUE_BYTES = 32 * 1024
+MAX_STORED_SPEC_BYTES = 128 * 1024
 _SECURITY_GROUP = r"^sg-[0-9a-f]{8,17}$"
 _ZONE = r"^[a-z]{2}(-[a-z]+)+-[0-9][a-z]$"
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
@@ -67,7 +82,7 @@ class SubmitRequest(Body):
     cpu: CpuRange = Field(default_factory=lambda: CpuRange(min=2, max=2))
     mem: Range = Field(default_factory=lambda: Range(min=4, max=4))
     instType: str | None = None
-    name: str | None = Field(default=None, min_length=1, max_length=128)
+    name: Printable | None = Field(default=None, min_length=1, max_length=128)
     env: dict[str, str] = Field(default_factory=dict)
     customTags: dict[str, str] = Field(default_factory=dict)
     dataVolumes: list[DataVolume] = Field(default_factory=list, max_length=16)
@@ -176,18 +191,36 @@ class SubmitRequest(Body):
 
     _instance_type = field_validator("instType")(_check_instance_type)
 
+    _image = field_validator("image")(check_image_reference)
+
     @field_validator("env")
     @classmethod
-    def _env_keys(cls, env: dict[str, str]) -> dict[str, str]:
-        for key in env:
+    def _env(cls, env: dict[str, str]) -> dict[str, str]:
+        if len(env) > MAX_ENV_VARS:
+            raise ValueError(f"{len(env)} environment variables given; at most {MAX_ENV_VARS}")
+        for key, value in env.items():
             if not _ENV_KEY.match(key):
-                raise ValueError(f"{key!r} is not a valid environment variable name")
+                raise ValueError(f"{key[:80]!r} is not a valid environment variable name")
+            if len(value.encode()) > MAX_ENV_VALUE_BYTES:
+                raise ValueError(f"{key} is longer than {MAX_ENV_VALUE_BYTES} bytes")
         return env
 
     @field_validator("customTags")
     @classmethod
     def _tags(cls, tags: dict[str, str]) -> dict[str, str]:
         return check_tags(tags)
+
+    @model_validator(mode="after")
+    def _stored_size(self) -> SubmitRequest:
+        # Scripts go to S3; everything else is kept in the job's item.
+        stored = self.model_dump(mode="json", exclude={"jobScript", "hostInit", "hostTerminate"})
+        sizes = {key: len(json.dumps(value)) for key, value in stored.items()}
+        if sum(sizes.values()) > MAX_STORED_SPEC_BYTES:
+            largest = max(sizes, key=sizes.__getitem__)
+            raise field_problem(largest, f"the job's settings take {sum(sizes.values())} bytes, "
+                                f"{sizes[largest]} of them {largest}; the limit is "
+                                f"{MAX_STORED_SPEC_BYTES}")
+        return self
 
     @model_validator(mode="after")
     def _mounts_unique(self) -> SubmitRequest:
@@ -207,100 +240,6 @@ class SubmitRequest(Body):
         return self
 
 
-class HistoryEntry(View):
-    """One status change: when, from what, to what, why, and on which instance."""
-
-    model_config = ConfigDict(validate_by_name=True, validate_by_alias=True)
-
-    time: str
-    from_: JobStatus | None = Field(default=None, alias="from")
-    to: JobStatus
-    reason: str
-    instance: str | None = None
-
-
-class MigrationView(View):
-    """One move of a job from one instance to another, with what it cost the job."""
-
-    time: str
-    reason: str
-    # Why the job moved: a reclaim, a user's request, or the WaveRider rule with its figures.
-    cause: str | None = None
-    fromInstance: str | None = None
-    toInstance: str
-    instanceType: str | None = None
-    # The availability zone of the instance moved to.
-    zone: str | None = None
-    checkpointSeq: int | None = None
-    # The checkpoint image, and what of it was stored: parts are compressed where that pays.
-    imageBytes: int | None = None
-    storedBytes: int | None = None
-    freezeSeconds: float | None = None
-    checkpointSeconds: float | None = None
-    uploadSeconds: float | None = None
-    # From the warning (or the request) until the replacement was launched; it overlaps the
-    # checkpoint and the upload on a reclaim.
-    launchSeconds: float | None = None
-    downloadSeconds: float | None = None
-    restoreSeconds: float | None = None
-    # From the warning (or the request) to the job executing again on the new instance.
-    secondsToExecuting: float | None = None
-    rerun: bool = False
-
-
-class JobView(View):
-    """A job as `float show -j ID --format json` prints it."""
-
-    id: str
-    name: str | None = None
-    user: str
-    status: JobStatus
-    rc: int | None = None
-    image: str
-    imageUri: str
-    cpu: CpuRange
-    mem: Range
-    instType: str | None = None
-    instanceId: str | None = None
-    # What EC2 chose for the instance among the types and zones its launch allowed.
-    instanceType: str | None = None
-    instanceZone: str | None = None
-    env: dict[str, str] = Field(default_factory=dict)
-    customTags: dict[str, str] = Field(default_factory=dict)
-    portMappings: list[str] = Field(default_factory=list)
-    dataVolumes: list[DataVolume] = Field(default_factory=list)
-    vmPolicy: VmPolicy
-    migratePolicy: MigratePolicy | None = None
-    submitTime: str
-    updateTime: str
-    disableRerun: bool = False
-    timeLimit: int | None = None
-    # The interval of periodic checkpoints in force (the job's, else the OpCenter's); the
-    # newest checkpoint committed.
-    checkpointInterval: int | None = None
-    lastCheckpoint: CheckpointSummary | None = None
-    gpu: int | None = None
-    zone: str | None = None
-    securityGroups: list[str] = Field(default_factory=list)
-    rootVolSize: int | None = None
-    imageVolSize: int | None = None
-    disableMigrate: bool = False
-    privileged: bool = False
-    withRoot: bool = False
-    containerOpts: list[str] = Field(default_factory=list)
-    dirMaps: list[DirMap] = Field(default_factory=list)
-    # Sizes in bytes of the job's host scripts; absent when it has none.
-    hostInitSize: int | None = None
-    hostTerminateSize: int | None = None
-    history: list[HistoryEntry] = Field(default_factory=list)
-    migrations: list[MigrationView] = Field(default_factory=list)
-    # What the job used of its instance at its agent's latest heartbeat, and its peak memory.
-    utilization: UtilizationSummary | None = None
-    # What its instances cost, as MMCloud prints it ("0.0017 USD"), and against On-demand.
-    cost: str | None = None
-    savings: Savings | None = None
-
-
 T = TypeVar("T")
 
 
@@ -312,7 +251,7 @@ class Page(View, Generic[T]):
 
 
 class CancelRequest(Body):
-    reason: str | None = Field(default=None, max_length=512)
+    reason: Reason | None = None
 
 
 class MigrateRequest(Body):
@@ -325,7 +264,7 @@ class MigrateRequest(Body):
     vmPolicy: VmPolicy | None = None
     # Move even when the job would land on the same instance type and market it has now.
     force: bool = False
-    reason: str | None = Field(default=None, max_length=512)
+    reason: Reason | None = None
 
     _instance_type = field_validator("instType")(_check_instance_type)
 
@@ -337,11 +276,11 @@ class MigrateRequest(Body):
 
 
 class SuspendRequest(Body):
-    reason: str | None = Field(default=None, max_length=512)
+    reason: Reason | None = None
 
 
 class ResumeRequest(Body):
-    reason: str | None = Field(default=None, max_length=512)
+    reason: Reason | None = None
 
 
 ReclaimKind = Literal["spot", "vanish", "agent"]
@@ -386,7 +325,7 @@ class ModifyRequest(Body):
     migratePolicy: MigratePolicy | None = None
     addCustomTags: dict[str, str] = Field(default_factory=dict)
     removeCustomTags: list[str] = Field(default_factory=list, max_length=MAX_TAGS)
-    reason: str | None = Field(default=None, max_length=512)
+    reason: Reason | None = None
 
     @field_validator("addCustomTags")
     @classmethod
@@ -406,5 +345,5 @@ class ModifyRequest(Body):
 
 
 class RerunRequest(Body):
-    reason: str | None = Field(default=None, max_length=512)
+    reason: Reason | None = None
 

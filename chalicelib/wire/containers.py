@@ -10,7 +10,8 @@ from typing import Any
 
 from pydantic import model_validator
 
-from chalicelib.wire.specs import MOUNT_PATH, Spec
+from chalicelib.wire.datavolumes import MOUNT_PATH
+from chalicelib.wire.specs import Spec
 
 _PUBLISH = re.compile(r"^(\d{1,5}):(\d{1,5})(/tcp|/udp)?$")
 

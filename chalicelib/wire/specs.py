@@ -8,18 +8,25 @@ to the structured form.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from chalicelib.wire.base import control_character, parse_whole
+
 _DURATION = re.compile(r"^(\d+)\s*([smhd]?)$")
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+# No duration of a job needs more than ten years; a longer one is a typo or an attack.
+MAX_DURATION = 3650 * 86400
+# The largest EC2 instances have 896 vCPUs and 32 TiB of memory.
+MAX_CPUS = 1024
+MAX_MEMORY_GB = 32768
 
 
 class Spec(BaseModel):
-    """A spec: unknown keys are errors, never silently dropped."""
+    """A spec: unknown keys are errors, never silently dropped; numbers are finite."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 # Custom tags of a job's instances: EC2 allows 50 a resource, and OpenFloat adds its own.
@@ -27,14 +34,19 @@ MAX_TAGS = 40
 
 
 def check_tags(tags: dict[str, str]) -> dict[str, str]:
-    """Custom tags end up on EC2 instances, so EC2's tag rules apply."""
+    """Custom tags end up on EC2 instances, so EC2's tag rules apply: printable UTF-8, keys
+    1-128 characters not starting aws:, values up to 256."""
     if len(tags) > MAX_TAGS:
         raise ValueError(f"{len(tags)} tags given; at most {MAX_TAGS} are allowed")
     for key, value in tags.items():
         if not key or len(key) > 128 or key.lower().startswith("aws:"):
-            raise ValueError(f"tag key {key!r} must be 1-128 characters, not starting aws:")
+            raise ValueError(f"tag key {key[:130]!r} must be 1-128 characters, not starting aws:")
         if len(value) > 256:
             raise ValueError(f"tag {key!r} has a value longer than 256 characters")
+        for what, text in (("key", key), ("value", value)):
+            found = control_character(text)
+            if found:
+                raise ValueError(f"tag {what} {key!r} holds the control character {found}")
     return tags
 
 
@@ -51,6 +63,8 @@ def parse_duration(value: Any) -> int:
         seconds = int(match.group(1)) * _DURATION_UNITS[match.group(2)]
     if seconds < 0:
         raise ValueError(f"a duration cannot be negative, got {value!r}")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"a duration can be at most 3650d, got {str(value)[:40]!r}")
     return seconds
 
 
@@ -86,8 +100,8 @@ def parse_options(text: str) -> dict[str, str]:
 class Range(Spec):
     """An exact amount (min == max) or a MIN:MAX range; written `2` or `2:8`."""
 
-    min: float = Field(gt=0)
-    max: float = Field(gt=0)
+    min: float = Field(gt=0, le=MAX_MEMORY_GB)
+    max: float = Field(gt=0, le=MAX_MEMORY_GB)
 
     @model_validator(mode="before")
     @classmethod
@@ -119,8 +133,8 @@ class Range(Spec):
 class CpuRange(Range):
     """vCPUs: whole numbers."""
 
-    min: int = Field(gt=0)  # type: ignore[assignment]
-    max: int = Field(gt=0)  # type: ignore[assignment]
+    min: int = Field(gt=0, le=MAX_CPUS)  # type: ignore[assignment]
+    max: int = Field(gt=0, le=MAX_CPUS)  # type: ignore[assignment]
 
     def __str__(self) -> str:
         return f"{self.min}" if self.min == self.max else f"{self.min}:{self.max}"
@@ -150,9 +164,10 @@ class VmPolicy(Spec):
                 if key in ("spotOnly", "onDemand", "spotFirst"):
                     parsed[key] = parse_bool(raw)
                 elif key == "retryLimit":
-                    if not raw.isdigit():
-                        raise ValueError(f"retryLimit must be a whole number, got {raw!r}")
-                    parsed[key] = int(raw)
+                    limit = parse_whole(raw)
+                    if limit is None:
+                        raise ValueError(f"retryLimit must be a whole number, got {raw[:40]!r}")
+                    parsed[key] = limit
                 elif key == "retryInterval":
                     parsed[key] = parse_duration(raw)
                 else:
@@ -196,9 +211,9 @@ class BoundRule(Spec):
     upperBoundDuration: int = 30
     # Scaling down on a short dip costs a migration for little gain, so the default waits longer.
     lowerBoundDuration: int = 300
-    step: float | None = Field(default=None, gt=0)
-    limit: float | None = Field(default=None, gt=0)
-    lowerLimit: float | None = Field(default=None, gt=0)
+    step: float | None = Field(default=None, gt=0, le=MAX_MEMORY_GB)
+    limit: float | None = Field(default=None, gt=0, le=MAX_MEMORY_GB)
+    lowerLimit: float | None = Field(default=None, gt=0, le=MAX_MEMORY_GB)
     disable: bool = False
 
     @model_validator(mode="before")
@@ -279,132 +294,3 @@ def _option(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-MOUNT_PATH = re.compile(r"^/[A-Za-z0-9._/-]*$")
-_SCHEMES = {"s3": "s3://", "nfs": "nfs://"}
-# An S3 endpoint: `host`, `host:port`, or either with http:// or https:// (https when none).
-_ENDPOINT = re.compile(r"^(?:(https?)://)?([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?/?$")
-# S3 keys as typed in `[accesskey=...,secret=...,token=...]`: no separator of the option list.
-_KEY = re.compile(r"^[^\s,\[\]]+$")
-_KEY_OPTIONS = {"accesskey": "accessKey", "secret": "secretKey", "token": "sessionToken"}
-CREDENTIALS_STORED = "stored"
-
-
-def endpoint_url(endpoint: str) -> str:
-    """The URL of an S3 endpoint as written in a volume: https:// unless it says http://."""
-    return endpoint if "://" in endpoint else f"https://{endpoint}"
-
-
-class DataVolume(Spec):
-    """A volume mounted into the job: a new block volume, an S3 prefix or an NFS export.
-
-    Written `[size=60]:/mnt/x`, `[mode=rw]s3://bucket/prefix:/mnt/data`,
-    `[mode=rw,accesskey=AK,secret=SK,token=T,endpoint=https://host:9000]s3://bucket:/mnt/b` or
-    `nfs://host/export:/mnt/shared`. Volumes stay outside checkpoints and are re-mounted
-    wherever the job moves.
-
-    S3 keys are accepted on the way in only: they are never serialised (the control plane moves
-    them to Secrets Manager at submit) and a stored volume says `credentials: stored` instead.
-    """
-
-    kind: Literal["block", "s3", "nfs"]
-    mountPath: str
-    source: str | None = None
-    size: int | None = Field(default=None, ge=1, le=16384)
-    mode: Literal["r", "rw"] = "rw"
-    endpoint: str | None = None
-    # `stored`: the volume's S3 keys are held in Secrets Manager for the job.
-    credentials: Literal["stored"] | None = None
-    accessKey: str | None = Field(default=None, exclude=True, repr=False, max_length=256)
-    secretKey: str | None = Field(default=None, exclude=True, repr=False, max_length=1024)
-    sessionToken: str | None = Field(default=None, exclude=True, repr=False, max_length=4096)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_text(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        text = value.strip()
-        options: dict[str, str] = {}
-        if text.startswith("["):
-            close = text.find("]")
-            if close < 0:
-                raise ValueError("unbalanced brackets in the dataVolume options")
-            options = parse_options(text[: close + 1])
-            text = text[close + 1 :]
-        source, sep, mount = text.rpartition(":")
-        if not sep:
-            raise ValueError(f"expected SOURCE:/mount/path, got {_without_keys(value)!r}")
-        unknown = set(options) - {"size", "mode", "endpoint", "credentials", *_KEY_OPTIONS}
-        if unknown:
-            raise ValueError(f"unknown dataVolume option {sorted(unknown)[0]!r} in "
-                             f"{_without_keys(value)!r}")
-        parsed: dict[str, Any] = {"mountPath": mount}
-        for key, raw in options.items():
-            parsed[_KEY_OPTIONS.get(key, key)] = raw
-        if not source:
-            parsed["kind"] = "block"
-        else:
-            kind = next((k for k, p in _SCHEMES.items() if source.startswith(p)), None)
-            if kind is None:
-                raise ValueError(f"unsupported volume source {source!r}: use s3:// or nfs://")
-            parsed.update(kind=kind, source=source)
-        return parsed
-
-    @model_validator(mode="after")
-    def _consistent(self) -> DataVolume:
-        if not MOUNT_PATH.match(self.mountPath) or self.mountPath == "/" or "/../" in (
-            self.mountPath + "/"
-        ):
-            raise ValueError(f"mount path must be an absolute path below /, got {self.mountPath!r}")
-        if self.kind != "s3" and (self.endpoint is not None or self.has_keys
-                                  or self.credentials is not None):
-            raise ValueError("endpoint, accesskey, secret and token go with s3:// volumes")
-        if self.kind == "block":
-            if self.size is None:
-                raise ValueError("a new block volume needs [size=GB]")
-        else:
-            if self.size is not None:
-                raise ValueError(f"size goes with new block volumes, not {self.kind} volumes")
-            prefix = _SCHEMES[self.kind]
-            if not self.source or len(self.source) <= len(prefix):
-                raise ValueError(f"{self.kind} volume source is empty")
-        if self.endpoint is not None and not _ENDPOINT.match(self.endpoint):
-            raise ValueError(f"endpoint {self.endpoint!r} is not host[:port], "
-                             "https://host[:port] or http://host[:port]")
-        if self.has_keys:
-            if self.accessKey is None or self.secretKey is None:
-                raise ValueError("S3 keys need both accesskey= and secret= (token= is optional)")
-            for name, key in (("accesskey", self.accessKey), ("secret", self.secretKey),
-                              ("token", self.sessionToken)):
-                if key is not None and not _KEY.match(key):
-                    raise ValueError(f"{name} is empty or holds a space, comma or bracket")
-            if self.credentials is not None:
-                raise ValueError("give the keys (accesskey=, secret=) or credentials, not both")
-        return self
-
-    @property
-    def has_keys(self) -> bool:
-        return any(k is not None for k in (self.accessKey, self.secretKey, self.sessionToken))
-
-    def keys(self) -> dict[str, str]:
-        """The volume's S3 keys as Secrets Manager keeps them (empty when it has none)."""
-        found = {"accessKey": self.accessKey, "secretKey": self.secretKey,
-                 "sessionToken": self.sessionToken}
-        return {name: key for name, key in found.items() if key is not None}
-
-    def __str__(self) -> str:
-        options = [f"size={self.size}"] if self.size else []
-        if self.kind != "block":
-            options.append(f"mode={self.mode}")
-        if self.endpoint:
-            options.append(f"endpoint={self.endpoint}")
-        if self.credentials or self.has_keys:
-            options.append(f"credentials={CREDENTIALS_STORED}")
-        return f"[{','.join(options)}]{self.source or ''}:{self.mountPath}"
-
-
-def _without_keys(text: str) -> str:
-    """A volume as typed, with its keys masked, for an error message."""
-    return re.sub(r"((?:accesskey|secret|token)=)[^,\]]*", r"\1****", text)

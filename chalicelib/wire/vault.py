@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from chalicelib.wire.specs import DataVolume
+from chalicelib.wire.datavolumes import DataVolume
 
 # nf-float names secrets like AWS_ACCESS_KEY_ID_MY-RUN: letters, digits, `_`, `-` and `.`.
 SECRET_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,128}$"

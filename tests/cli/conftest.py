@@ -1,16 +1,22 @@
-"""Fixtures for the `float` tests: a private session directory, a fake OpCenter, and a way to
-run `float` as a user would."""
+"""Fixtures for the `float` tests: a private session directory, a fake OpCenter, the real API
+on a loopback port, and a way to run `float` as a user would."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from chalice import local
+from chalice.config import Config as ChaliceConfig
 
+from app import app
+from chalicelib.users import ensure_admin
 from cli.main import main
 from tests.cli.fake_opcenter import PASSWORD, TOKEN, FakeOpCenter, serving
+from tests.conftest import ADMIN, ADMIN_PASSWORD
 
 
 @pytest.fixture(autouse=True)
@@ -61,3 +67,32 @@ def logged_in(opcenter: FakeOpCenter, run: Callable[..., Result]) -> FakeOpCente
     assert result.code == 0, result.err
     opcenter.requests.clear()
     return opcenter
+
+
+# alice's password on the real API (the fake OpCenter takes any).
+LIVE_PASSWORD = "alice-password-1"
+
+
+@pytest.fixture
+def api(runtime, store, monkeypatch) -> Iterator[str]:
+    """The OpCenter's API served on a loopback port; alice may log in."""
+    # The server's access log would land in the stderr the tests read.
+    monkeypatch.setattr(local.ChaliceRequestHandler, "log_message", lambda self, *args: None)
+    from chalicelib import users
+    from chalicelib.auth import Principal
+    from chalicelib.wire.api import UserRequest
+
+    ensure_admin(runtime, store, ADMIN, ADMIN_PASSWORD)
+    users.create(runtime, store, Principal(username=ADMIN, role="admin"),
+                 UserRequest(username="alice", password=LIVE_PASSWORD))
+    plain = app.__class__
+    server = local.create_local_server(app, ChaliceConfig.create(chalice_stage="dev",
+                                                           app_name="openfloat"), "127.0.0.1", 0)
+    thread = threading.Thread(target=server.server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server.server_address[1]}"
+    finally:
+        server.server.shutdown()
+        server.server.server_close()
+        app.__class__ = plain  # the local server re-classes the app; other suites use it as is

@@ -5,53 +5,23 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from chalice import local
-from chalice.config import Config as ChaliceConfig
 
 from agent.logs import LogShipper
-from app import app
-from chalicelib.users import ensure_admin
 from chalicelib.wire.status import JobStatus
 from cli import follow
-from tests.conftest import ADMIN, ADMIN_PASSWORD
+from tests.cli.conftest import LIVE_PASSWORD
 from tests.functional.jobs_helpers import entry, seed_job
 from tests.functional.test_logs import K8sLog
-
-
-@pytest.fixture
-def api(runtime, store, monkeypatch) -> Iterator[str]:
-    """The OpCenter's API served on a loopback port; alice may log in."""
-    # The server's access log would land in the stderr the tests read.
-    monkeypatch.setattr(local.ChaliceRequestHandler, "log_message", lambda self, *args: None)
-    from chalicelib import users
-    from chalicelib.auth import Principal
-    from chalicelib.wire.api import UserRequest
-
-    ensure_admin(runtime, store, ADMIN, ADMIN_PASSWORD)
-    users.create(runtime, store, Principal(username=ADMIN, role="admin"),
-                 UserRequest(username="alice", password="alice-password"))
-    plain = app.__class__
-    server = local.create_local_server(app, ChaliceConfig.create(chalice_stage="dev",
-                                                           app_name="openfloat"), "127.0.0.1", 0)
-    thread = threading.Thread(target=server.server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server.server_address[1]}"
-    finally:
-        server.server.shutdown()
-        server.server.server_close()
-        app.__class__ = plain  # the local server re-classes the app; other suites use it as is
 
 
 @pytest.fixture
 def job(runtime, store, api, run, tmp_path: Path, monkeypatch) -> tuple[K8sLog, LogShipper]:
     monkeypatch.setattr(follow, "POLL_SECONDS", 0.05)
     seed_job(runtime, store, "job-1", JobStatus.EXECUTING, instance="i-0abc")
-    assert run("login", "-a", api, "-u", "alice", "-p", "alice-password").code == 0
+    assert run("login", "-a", api, "-u", "alice", "-p", LIVE_PASSWORD).code == 0
     log = K8sLog(tmp_path / "ctr.log")
     return log, LogShipper(runtime.s3, runtime.config.data_bucket, "job-1", log.path, carried=0)
 

@@ -73,6 +73,7 @@ def test_the_saved_token_is_never_sent_to_another_address(logged_in, run):
 
 
 def test_logout_removes_the_session(logged_in, run, float_home: Path):
+    logged_in.reply("POST", "/v1/logout", {"username": "alice", "revoked": True})
     result = run("logout")
 
     assert result.code == 0

@@ -7,7 +7,7 @@ import subprocess
 from agent.podman import podman_environment
 from agent.volumes import S3Access, mount_volumes, unmount_volumes
 from chalicelib.wire.agent import RunCommand
-from chalicelib.wire.specs import DataVolume
+from chalicelib.wire.datavolumes import DataVolume
 from tests.containers.conftest import BUSYBOX, wait_for
 from tests.nfs_server import start_nfs_server
 

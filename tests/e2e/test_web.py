@@ -176,6 +176,13 @@ def test_a_private_image_is_added_and_its_token_never_reaches_the_page(web: Watc
     row.get_by_role("button", name="Delete web-private").click()
     row.get_by_role("button", name="Really delete web-private?").click()
     expect(page.locator("#images")).not_to_contain_text("web-private")
+    # Logging out revokes the session's token at the OpCenter: a copy of it is refused.
+    kept = page.evaluate("sessionStorage.getItem('openfloat.token')")
+    page.get_by_role("button", name="Log out").click()
+    expect(page.locator("#notice")).to_contain_text("Logged out.")
+    expect(page.get_by_role("button", name="Log in")).to_be_visible()
+    refused = page.request.get("v1/whoami", headers={"Authorization": f"Bearer {kept}"})
+    assert refused.status == 401 and "logging out" in refused.json()["message"]
     assert web.errors == []
 
 

@@ -73,12 +73,12 @@ def test_passwords_are_stored_as_slow_hashes(alice, runtime, store, monkeypatch)
     # The tests' own users get cheap hashes (conftest); the OpCenter's cost is this.
     assert OPCENTER_SCRYPT_N == 2**15
     monkeypatch.setattr(auth, "_SCRYPT_N", OPCENTER_SCRYPT_N)
-    assert auth.hash_password("alice-password").startswith("scrypt$32768$8$1$")
+    assert auth.hash_password("alice-password-1").startswith("scrypt$32768$8$1$")
     user = store.get_user("alice")
     assert user.passwordHash.startswith("scrypt$")
-    assert "alice-password" not in user.passwordHash
+    assert "alice-password-1" not in user.passwordHash
     items = runtime.dynamodb.scan(TableName=runtime.config.users_table)["Items"]
-    assert not any("alice-password" in str(item) for item in items)
+    assert not any("alice-password-1" in str(item) for item in items)
 
 
 def test_a_deleted_users_token_stops_working(admin, alice):
@@ -92,14 +92,14 @@ def test_only_admins_manage_users(admin, alice, client):
     assert alice.post("/v1/users", {"username": "eve", "password": "eve-password"}).status_code == 403
     assert alice.get("/v1/users").status_code == 403
     assert alice.delete(f"/v1/users/{ADMIN}").status_code == 403
-    created = admin.post("/v1/users", {"username": "carol", "password": "carol-password", "role": "admin"})
+    created = admin.post("/v1/users", {"username": "carol", "password": "carol-password-1", "role": "admin"})
     assert created.status_code == 201 and created.json_body == {
         "username": "carol", "role": "admin", "createTime": created.json_body["createTime"]}
-    carol = log_in(client, "carol", "carol-password")
+    carol = log_in(client, "carol", "carol-password-1")
     assert carol.get("/v1/whoami").json_body["role"] == "admin"
     names = [u["username"] for u in admin.get("/v1/users").json_body["items"]]
     assert sorted(names) == ["admin", "alice", "carol"]
-    assert admin.post("/v1/users", {"username": "carol", "password": "x" * 8}).status_code == 409
+    assert admin.post("/v1/users", {"username": "carol", "password": "carol-password-2"}).status_code == 409
     assert admin.delete(f"/v1/users/{ADMIN}").status_code == 409
     assert admin.delete("/v1/users/ghost").status_code == 404
 

@@ -9,7 +9,7 @@ import pytest
 
 from chalicelib import blockvolumes, endings, fleet, launches
 from chalicelib import reconcile as reconciler
-from chalicelib.wire.specs import DataVolume
+from chalicelib.wire.datavolumes import DataVolume
 from chalicelib.wire.status import JobStatus
 from chalicelib.wire.tasks import Attempt, LaunchRequest, Verdict, VolumesRequest
 from tests.functional.jobs_helpers import seed_job

@@ -28,9 +28,9 @@ def alice(flows):
         ensure_admin(flows.runtime, flows.store, ADMIN, ADMIN_PASSWORD)
         admin = log_in(client, ADMIN, ADMIN_PASSWORD)
         for name in ("alice", "bob"):
-            response = admin.post("/v1/users", {"username": name, "password": f"{name}-password"})
+            response = admin.post("/v1/users", {"username": name, "password": f"{name}-password-1"})
             assert response.status_code == 201, response.body
-        yield log_in(client, "alice", "alice-password")
+        yield log_in(client, "alice", "alice-password-1")
 
 
 def _tags(flows, instance_id):
@@ -118,7 +118,7 @@ def test_a_bad_modify_is_refused_naming_the_problem(flows, alice, body, field, w
 
 def test_another_users_job_cannot_be_modified(flows, alice):
     seed_running(flows, "grow")
-    bob = log_in(alice.client, "bob", "bob-password")
+    bob = log_in(alice.client, "bob", "bob-password-1")
 
     assert bob.patch("/v1/jobs/grow", {"vmPolicy": "[onDemand=true]"}).status_code == 404
 

@@ -109,7 +109,8 @@ def test_the_first_admin_of_a_deployed_stack_can_log_in(aws, monkeypatch, capsys
     assert capsys.readouterr().out.splitlines() == [
         "admin root created", "admin root already exists; left unchanged"]
     runtime = Runtime.from_config(Config.from_env(stack_settings(aws, "openfloat-prod")), aws)
-    session = login(runtime, Store(runtime.dynamodb, runtime.config), "root", "first-admin-password")
+    session = login(runtime, Store(runtime.dynamodb, runtime.config), "root", "first-admin-password",
+                    "192.0.2.1")
     assert session.role == "admin"
 
 
@@ -170,3 +171,13 @@ def test_the_worker_role_allows_exact_actions_only():
         "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:SendMessage", "s3:GetObject",
         "s3:PutObject", "s3:DeleteObject", "s3:ListBucket", "states:SendTaskSuccess",
         "states:SendTaskFailure", "states:SendTaskHeartbeat", "secretsmanager:GetSecretValue"}
+
+
+def test_a_first_admin_password_easy_to_guess_is_refused_before_anything_is_written(
+        aws, monkeypatch, capsys):
+    provision(aws, "openfloat-prod")
+    monkeypatch.setenv("OPENFLOAT_ADMIN_PASSWORD", "password1234")
+    assert create_admin(["openfloat-prod", "--username", "root"]) == 1
+    assert "OPENFLOAT_ADMIN_PASSWORD: password: too easy to guess" in capsys.readouterr().err
+    runtime = Runtime.from_config(Config.from_env(stack_settings(aws, "openfloat-prod")), aws)
+    assert Store(runtime.dynamodb, runtime.config).get_user("root") is None

@@ -124,7 +124,7 @@ def test_spot_only_without_capacity_ends_in_no_available_host(flows, no_capacity
 
 
 def test_a_job_no_instance_type_fits_ends_in_no_available_host(flows):
-    _submitted(flows, "huge", cpu={"min": 4096, "max": 4096})
+    _submitted(flows, "huge", cpu={"min": 1024, "max": 1024})
     result = _launch(flows, "huge")
     assert result["status"] == "SUCCEEDED", result  # the workflow settled the job itself
     job = flows.store.get_job("huge")

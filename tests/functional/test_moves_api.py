@@ -24,9 +24,9 @@ def alice(flows):
         ensure_admin(flows.runtime, flows.store, ADMIN, ADMIN_PASSWORD)
         admin = log_in(client, ADMIN, ADMIN_PASSWORD)
         for name in ("alice", "bob"):
-            response = admin.post("/v1/users", {"username": name, "password": f"{name}-password"})
+            response = admin.post("/v1/users", {"username": name, "password": f"{name}-password-1"})
             assert response.status_code == 201, response.body
-        yield log_in(client, "alice", "alice-password")
+        yield log_in(client, "alice", "alice-password-1")
 
 
 def _wait_for(flows, job_id, status, timeout=60):

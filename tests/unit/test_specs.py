@@ -4,7 +4,8 @@ import pytest
 from pydantic import ValidationError
 
 from chalicelib.wire.api import MAX_JOB_SCRIPT_BYTES, SubmitRequest, first_problem
-from chalicelib.wire.specs import CpuRange, DataVolume, MigratePolicy, Range, VmPolicy
+from chalicelib.wire.datavolumes import DataVolume
+from chalicelib.wire.specs import CpuRange, MigratePolicy, Range, VmPolicy
 
 
 def _error(model, value):

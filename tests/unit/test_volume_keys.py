@@ -10,8 +10,8 @@ import pytest
 
 from agent.jobcalls import without_address
 from agent.volumes import S3Access, access_for, s3fs_mount, volume_keys
+from chalicelib.wire.datavolumes import DataVolume
 from chalicelib.wire.failures import JobStartFailed
-from chalicelib.wire.specs import DataVolume
 
 AGENT = S3Access(endpoint="http://127.0.0.1:5000", access_key="agent-ak", secret_key="agent-sk")
 PASSWD = Path("/jobs/j/keys/s3fs-0")
