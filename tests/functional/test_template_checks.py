@@ -105,3 +105,33 @@ def test_exact_actions_on_every_resource_pass_the_policy_check(templates):
     roles[0]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"].append(
         {"Effect": "Allow", "Action": ["ec2:DescribeInstances"], "Resource": "*"})
     assert wildcard_grants(template) == []
+
+
+def _granted_queue_prefixes(template: dict, action: str) -> list[str]:
+    """The queue-name prefixes (`openfloat-${AWS::StackName}-`) on which some role allows
+    `action`."""
+    prefixes = []
+    for _, statement in _statements(template.get("Resources", {}), "Resources"):
+        if statement.get("Effect") != "Allow" or action not in _listed(statement.get("Action")):
+            continue
+        for resource in _listed(statement.get("Resource")):
+            text = resource.get("Fn::Sub", "") if isinstance(resource, dict) else resource
+            if isinstance(text, str) and text.endswith("*") and ":sqs:" in text:
+                prefixes.append(text.split("${AWS::AccountId}:", 1)[-1].rstrip("*"))
+    return prefixes
+
+
+def test_the_control_plane_may_receive_from_every_queue_of_the_stack(templates):
+    # Without a QueueName CloudFormation names a queue STACK-LogicalId-RANDOM, which no
+    # `openfloat-${AWS::StackName}-*` grant covers; cfn-lint cannot tell.
+    template = templates["sam.json"]
+    prefixes = _granted_queue_prefixes(template, "sqs:ReceiveMessage")
+    assert prefixes
+    queues = {name: resource["Properties"].get("QueueName")
+              for name, resource in template["Resources"].items()
+              if resource["Type"] == "AWS::SQS::Queue"}
+    assert {"Ec2EventsQueue", "AgentEventsQueue"} <= set(queues)
+    unreadable = [name for name, queue_name in queues.items()
+                  if not isinstance(queue_name, dict)
+                  or not any(queue_name.get("Fn::Sub", "").startswith(p) for p in prefixes)]
+    assert unreadable == []
