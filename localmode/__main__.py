@@ -43,7 +43,7 @@ from chalicelib.store import Store
 from chalicelib.users import ensure_admin
 from infra.package import main as package_main
 from localmode import pricing, trial
-from localmode.dynamodb import faithful_dynamodb
+from localmode.atomic import atomic_requests
 from localmode.ec2fleet import faithful_fleets
 from localmode.eventbridge import faithful_eventbridge
 from localmode.instances import LocalInstances
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         aws.start()
         running.callback(aws.stop)
         # Each DynamoDB request one step, as on AWS: the server answers requests in threads.
-        running.enter_context(faithful_dynamodb())
+        running.enter_context(atomic_requests())
         running.enter_context(faithful_s3())
         endpoint = f"http://{HOST}:{aws_port}"
         # Workflows run for real. Set before any state machine exists: moto keeps the machines

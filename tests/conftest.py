@@ -30,7 +30,7 @@ from chalicelib.runtime import Runtime
 from chalicelib.store import Store
 from chalicelib.users import ensure_admin
 from localmode import pricing, trial
-from localmode.dynamodb import faithful_dynamodb
+from localmode.atomic import atomic_requests
 from localmode.provision import provision
 from localmode.s3 import faithful_s3
 
@@ -79,7 +79,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     # Each DynamoDB request atomic, as on AWS: tests race writers and readers in threads; S3
     # refuses bytes that do not match the checksum sent with them.
-    with mock_aws(), faithful_dynamodb(), faithful_s3():
+    with mock_aws(), atomic_requests(), faithful_s3():
         yield boto3.Session(region_name="us-east-1", botocore_session=_botocore_session())
 
 
