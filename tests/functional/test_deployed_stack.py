@@ -14,6 +14,7 @@ or container runs.
 
 from __future__ import annotations
 
+import ast
 import json
 import threading
 import time
@@ -40,7 +41,7 @@ from localmode.provision import LOCAL_WORKER_IMAGE
 from localmode.stack import FRONT_DOOR, DeployedStack, deploy, event_sources, schedules
 from localmode.stepfunctions import faithful_stepfunctions
 from tests.conftest import log_in
-from tests.functional import workflow_helpers
+from tests.functional import iam_calls, workflow_helpers
 from tests.functional.workflow_helpers import Flows, manifest, restored, simulated_agent
 
 STACK = "openfloat-deployed"
@@ -159,48 +160,72 @@ def _replacement_agent(flows: Flows, job_id: str, old_queue: str, answer: Any,
     return thread
 
 
+@dataclass
+class Survived:
+    job: dict
+    reclaimed: str
+    moved: dict
+    first: list
+    second: list
+    flows: Flows
+
+
+def _api_handler(deployed: Deployed) -> Any:
+    """The handler API Gateway would invoke: the APIHandler's own."""
+    api = deployed.session.client("lambda").get_function_configuration(
+        FunctionName=deployed.stack.outputs["APIHandlerName"])
+    return handler_named(api["Handler"])
+
+
+def _through_a_reclaim(deployed: Deployed, admin: Any, name: str) -> Survived:
+    """A job submitted through the API, reclaimed once by a Spot warning put into EventBridge,
+    then reported exited by its agent: the job as the API shows it at the end."""
+    session, stack, runtime = deployed.session, deployed.stack, deployed.runtime
+    store = Store(runtime.dynamodb, runtime.config)
+    flows = Flows(session, runtime, store, runtime.config.workflow_arns)
+    submitted = admin.post("/v1/jobs", {"image": "docker.io/library/busybox:latest",
+                                        "jobScript": "#!/bin/sh\necho done\n",
+                                        "cpu": "2", "mem": "4", "name": name})
+    assert submitted.status_code == 201, submitted.body
+    job_id = submitted.json_body["id"]
+    first: list = []
+    simulated_agent(flows, None, [True, manifest(job_id, 1)], first, job_id=job_id)
+    executing = _wait_for(admin, job_id, "Executing")
+    assert executing["status"] == "Executing", executing["history"]
+    reclaimed, old_queue = executing["instanceId"], store.get_job(job_id).commandsQueueUrl
+    second: list = []
+    _replacement_agent(flows, job_id, old_queue, restored(job_id, 1), second)
+    # EC2's Spot warning goes to EventBridge; the stack's rule and queue take it to the
+    # handler its event source mapping names, which starts the move.
+    session.client("events").put_events(Entries=[{
+        "Source": "aws.ec2", "DetailType": "EC2 Spot Instance Interruption Warning",
+        "Resources": [f"arn:aws:ec2:us-east-1:123456789012:instance/{reclaimed}"],
+        "Detail": json.dumps({"instance-id": reclaimed, "instance-action": "terminate"})}])
+    deadline = time.monotonic() + 30
+    moved = executing
+    while moved["instanceId"] == reclaimed or moved["status"] != "Executing":
+        assert time.monotonic() < deadline, moved["history"]
+        time.sleep(0.1)
+        moved = admin.get(f"/v1/jobs/{job_id}").json_body
+    # The agent reports the exit where the stack's settings tell it to.
+    exited = JobExited(instanceId=moved["instanceId"], time="2026-12-02T10:00:00Z",
+                       jobId=job_id, exitCode=0)
+    session.client("sqs").send_message(QueueUrl=stack.outputs["AgentEventsQueue"],
+                                       MessageBody=EventEnvelope(event=exited).model_dump_json())
+    return Survived(_wait_for(admin, job_id, "Completed"), reclaimed, moved, first, second, flows)
+
+
 def test_a_job_survives_a_reclaim_and_completes_through_the_deployed_stack(deployed):
     session, stack, runtime = deployed.session, deployed.stack, deployed.runtime
     lambda_client, sfn = session.client("lambda"), session.client("stepfunctions")
-    # The API is served by the handler API Gateway would invoke: the APIHandler's own.
-    api = lambda_client.get_function_configuration(FunctionName=stack.outputs["APIHandlerName"])
-    store = Store(runtime.dynamodb, runtime.config)
-    ensure_admin(runtime, store, "admin", "admin-password-1")
-    flows = Flows(session, runtime, store, runtime.config.workflow_arns)
-    with Client(handler_named(api["Handler"])) as client:
+    ensure_admin(runtime, Store(runtime.dynamodb, runtime.config), "admin", "admin-password-1")
+    with Client(_api_handler(deployed)) as client:
         admin = log_in(client, "admin", "admin-password-1")
-        submitted = admin.post("/v1/jobs", {"image": "docker.io/library/busybox:latest",
-                                            "jobScript": "#!/bin/sh\necho done\n",
-                                            "cpu": "2", "mem": "4", "name": "deployed"})
-        assert submitted.status_code == 201, submitted.body
-        job_id = submitted.json_body["id"]
-        first: list = []
-        simulated_agent(flows, None, [True, manifest(job_id, 1)], first, job_id=job_id)
-        executing = _wait_for(admin, job_id, "Executing")
-        assert executing["status"] == "Executing", executing["history"]
-        reclaimed, old_queue = executing["instanceId"], store.get_job(job_id).commandsQueueUrl
-        second: list = []
-        _replacement_agent(flows, job_id, old_queue, restored(job_id, 1), second)
-        # EC2's Spot warning goes to EventBridge; the stack's rule and queue take it to the
-        # handler its event source mapping names, which starts the move.
-        session.client("events").put_events(Entries=[{
-            "Source": "aws.ec2", "DetailType": "EC2 Spot Instance Interruption Warning",
-            "Resources": [f"arn:aws:ec2:us-east-1:123456789012:instance/{reclaimed}"],
-            "Detail": json.dumps({"instance-id": reclaimed, "instance-action": "terminate"})}])
-        deadline = time.monotonic() + 30
-        moved = executing
-        while moved["instanceId"] == reclaimed or moved["status"] != "Executing":
-            assert time.monotonic() < deadline, moved["history"]
-            time.sleep(0.1)
-            moved = admin.get(f"/v1/jobs/{job_id}").json_body
-        assert [c.kind for c in first] == ["run", "checkpoint"]
-        assert [c.kind for c in second] == ["restore"]
-        # The agent reports the exit where the stack's settings tell it to.
-        exited = JobExited(instanceId=moved["instanceId"], time="2026-12-02T10:00:00Z",
-                           jobId=job_id, exitCode=0)
-        session.client("sqs").send_message(QueueUrl=stack.outputs["AgentEventsQueue"],
-                                           MessageBody=EventEnvelope(event=exited).model_dump_json())
-        done = _wait_for(admin, job_id, "Completed")
+        survived = _through_a_reclaim(deployed, admin, "deployed")
+    done, reclaimed, moved, flows = (survived.job, survived.reclaimed, survived.moved,
+                                     survived.flows)
+    assert [c.kind for c in survived.first] == ["run", "checkpoint"]
+    assert [c.kind for c in survived.second] == ["restore"]
     assert (done["status"], done["rc"]) == ("Completed", 0), done["history"]
     (move,) = done["migrations"]
     assert (move["fromInstance"], move["toInstance"]) == (reclaimed, moved["instanceId"])
@@ -223,3 +248,118 @@ def test_a_job_survives_a_reclaim_and_completes_through_the_deployed_stack(deplo
     while {flows.state(i["InstanceId"]) for i in instances} != {"terminated"}:
         assert time.monotonic() < deadline, [flows.state(i["InstanceId"]) for i in instances]
         time.sleep(0.1)
+
+
+def _documents(iam: Any, role_arn: str) -> list[dict]:
+    """Every policy document of a role: inline and attached."""
+    name = role_arn.rsplit("/", 1)[1]
+    documents = [iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]
+                 for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]]
+    for attached in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
+        version = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]["DefaultVersionId"]
+        documents.append(iam.get_policy_version(PolicyArn=attached["PolicyArn"],
+                                                VersionId=version)["PolicyVersion"]["Document"])
+    return [_document(d) for d in documents]
+
+
+def _document(document: Any) -> dict:
+    if isinstance(document, dict):
+        return document
+    try:
+        return dict(json.loads(document))
+    except json.JSONDecodeError:
+        # moto's CloudFormation stores an inline policy it created as Python's repr of it.
+        return dict(ast.literal_eval(document))
+
+
+def _role_of_profile(iam: Any) -> Any:
+    def role_of(profile: str) -> str:
+        (role,) = iam.get_instance_profile(
+            InstanceProfileName=profile.rsplit("/", 1)[-1])["InstanceProfile"]["Roles"]
+        return str(role["Arn"])
+    return role_of
+
+
+def _what_the_api_and_the_reconciler_do(deployed: Deployed, admin: Any) -> None:
+    """One of every kind of request a user makes, and a round of the reconciler."""
+    for path in ("/v1/jobs", "/v1/jobs?status=Completed", "/v1/whoami", "/v1/license",
+                 "/v1/openapi.json", "/v1/images", "/v1/users", "/v1/secrets", "/v1/storage",
+                 "/v1/reports/usage"):
+        answer = admin.get(path)
+        assert answer.status_code == 200, (path, answer.body)
+    steps = [("PUT", "/v1/secrets/policy-check", {"value": "s3cret"}),
+             ("GET", "/v1/secrets/policy-check", None),
+             ("DELETE", "/v1/secrets/policy-check", None),
+             ("POST", "/v1/storage", {"name": "shared", "kind": "nfs", "server": "10.0.0.5",
+                                      "path": "/export/shared", "mountPath": "/mnt/shared"}),
+             ("DELETE", "/v1/storage/shared", None),
+             ("POST", "/v1/images", {"name": "policy-tool", "uri": "localhost:5000/lab/tool:1"}),
+             ("DELETE", "/v1/images/policy-tool", None),
+             ("POST", "/v1/users", {"username": "carol", "password": "carol-password-1"}),
+             ("DELETE", "/v1/users/carol", None)]
+    for method, path, body in steps:
+        answer = admin.request(method, path, body=body)
+        assert answer.status_code in (200, 201), (method, path, answer.body)
+    submitted = admin.post("/v1/jobs", {"image": "docker.io/library/busybox:latest",
+                                        "jobScript": "#!/bin/sh\nsleep 600\n",
+                                        "cpu": "2", "mem": "4", "name": "cancelled"})
+    assert submitted.status_code == 201, submitted.body
+    job_id = submitted.json_body["id"]
+    for path in (f"/v1/jobs/{job_id}", f"/v1/jobs/{job_id}/logs"):
+        assert admin.get(path).status_code == 200, path
+    assert admin.post(f"/v1/jobs/{job_id}/cancel").status_code == 200
+    assert _wait_for(admin, job_id, "Cancelled")["status"] == "Cancelled"
+    handler_named("app.reconcile")({"source": "aws.events", "detail-type": "Scheduled Event"},
+                                   None)
+    assert admin.post("/v1/logout").status_code == 200
+
+
+def test_every_call_the_stack_functions_make_is_allowed_by_their_role(deployed):
+    session, stack = deployed.session, deployed.stack
+    iam, lambda_client = session.client("iam"), session.client("lambda")
+    roles = {lambda_client.get_function_configuration(FunctionName=name)["Role"]
+             for name in stack.of_type("AWS::Lambda::Function").values()}
+    # One role for every function: which function made a call does not matter.
+    (role,) = roles
+    documents = _documents(iam, role)
+    ensure_admin(deployed.runtime, Store(deployed.runtime.dynamodb, deployed.runtime.config),
+                 "admin", "admin-password-1")
+    ec2 = session.client("ec2")
+    with iam_calls.recording(ec2) as calls, Client(_api_handler(deployed)) as client:
+        admin = log_in(client, "admin", "admin-password-1")
+        survived = _through_a_reclaim(deployed, admin, "policy")
+        assert survived.job["status"] == "Completed", survived.job["history"]
+        _what_the_api_and_the_reconciler_do(deployed, admin)
+    made = sorted({f"{c.service}:{c.operation}" for c in calls})
+    # The recording saw the control plane at work: it cannot pass by seeing nothing.
+    assert {"dynamodb", "ec2", "sqs", "stepfunctions", "s3", "secretsmanager"} <= {
+        c.service for c in calls}, made
+    requests = [request for _, request in iam_calls.requests_of(calls, ec2, _role_of_profile(iam))]
+    # A fleet's launch is authorized as the RunInstances it makes and the role it passes.
+    assert {"ec2:RunInstances", "iam:PassRole", "ec2:CreateTags"} <= {r.action for r in requests}
+    refused = sorted({str(r) for r in requests if not iam_calls.allowed(documents, r)})
+    assert not refused, "\n".join(refused)
+    # Lambda's event source mappings read the event queues as the functions' role.
+    for queue in ("Ec2EventsQueue", "AgentEventsQueue"):
+        arn = session.client("sqs").get_queue_attributes(
+            QueueUrl=stack.outputs[queue], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"):
+            assert iam_calls.allowed(documents, iam_calls.Request(action, arn)), (action, arn)
+    assert iam_calls.wildcards(documents) == []
+    # Each task the workflows scheduled is allowed to the role they run as.
+    sfn = session.client("stepfunctions")
+    workflow_roles = {sfn.describe_state_machine(stateMachineArn=arn)["roleArn"]
+                      for arn in stack.of_type("AWS::StepFunctions::StateMachine").values()}
+    (workflow_role,) = workflow_roles
+    workflow_documents = _documents(iam, workflow_role)
+    scheduled = [event["taskScheduledEventDetails"]
+                 for execution in _executions(sfn)
+                 for event in sfn.get_execution_history(
+                     executionArn=execution["executionArn"], maxResults=1000)["events"]
+                 if "taskScheduledEventDetails" in event]
+    assert {task["resourceType"] for task in scheduled} >= {"lambda", "sqs", "states"}
+    refused = sorted({str(request) for task in scheduled for request in iam_calls.task_requests(
+        task["resourceType"], task["resource"], json.loads(task["parameters"]))
+        if not iam_calls.allowed(workflow_documents, request)})
+    assert not refused, "\n".join(refused)
+    assert iam_calls.wildcards(workflow_documents) == []
