@@ -14,6 +14,7 @@ share one namespace of names.
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -102,11 +103,13 @@ def start(runtime: Runtime, workflow: str, name: str, payload: dict[str, Any]) -
     else:
         return False
     # The workflow's own execution is settle's child: the console shows it under its parent.
+    # Each start's input is its own: Step Functions answers a second start of a name with the
+    # same input with the first's execution, as if it had started it too.
     run = {"workflow": runtime.config.workflow(workflow),
-           "input": {**payload, "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID": arn}}
+           "input": {**payload, "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID": arn},
+           "start": uuid.uuid4().hex}
     try:
-        # Of two racing starts one wins; the other gets ExecutionAlreadyExists (or, with the
-        # same input, the same execution back).
+        # Of two racing starts one wins; the other gets ExecutionAlreadyExists.
         client.start_execution(stateMachineArn=runtime.config.workflow(workflows.SETTLE),
                                name=name, input=json.dumps(run))
     except client.exceptions.ExecutionAlreadyExists:

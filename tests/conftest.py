@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,3 +177,27 @@ def alice(make_user: Any) -> Caller:
 @pytest.fixture
 def bob(make_user: Any) -> Caller:
     return make_user("bob")
+
+
+@pytest.fixture
+def served(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The OpCenter's API served over HTTP on a loopback port, as the local mode serves it: its
+    base URL."""
+    from chalice import local
+    from chalice.config import Config as ChaliceConfig
+
+    from app import app
+
+    # The server's access log would land in the stderr the tests read.
+    monkeypatch.setattr(local.ChaliceRequestHandler, "log_message", lambda self, *args: None)
+    plain = app.__class__
+    server = local.create_local_server(app, ChaliceConfig.create(chalice_stage="dev",
+                                                           app_name="openfloat"), "127.0.0.1", 0)
+    thread = threading.Thread(target=server.server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server.server_address[1]}"
+    finally:
+        server.server.shutdown()
+        server.server.server_close()
+        app.__class__ = plain  # the local server re-classes the app; other suites use it as is

@@ -3,16 +3,12 @@ on a loopback port, and a way to run `float` as a user would."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from chalice import local
-from chalice.config import Config as ChaliceConfig
 
-from app import app
 from chalicelib.users import ensure_admin
 from cli.main import main
 from tests.cli.fake_opcenter import PASSWORD, TOKEN, FakeOpCenter, serving
@@ -74,10 +70,8 @@ LIVE_PASSWORD = "alice-password-1"
 
 
 @pytest.fixture
-def api(runtime, store, monkeypatch) -> Iterator[str]:
+def api(runtime, store, served) -> str:
     """The OpCenter's API served on a loopback port; alice may log in."""
-    # The server's access log would land in the stderr the tests read.
-    monkeypatch.setattr(local.ChaliceRequestHandler, "log_message", lambda self, *args: None)
     from chalicelib import users
     from chalicelib.auth import Principal
     from chalicelib.wire.api import UserRequest
@@ -85,14 +79,4 @@ def api(runtime, store, monkeypatch) -> Iterator[str]:
     ensure_admin(runtime, store, ADMIN, ADMIN_PASSWORD)
     users.create(runtime, store, Principal(username=ADMIN, role="admin"),
                  UserRequest(username="alice", password=LIVE_PASSWORD))
-    plain = app.__class__
-    server = local.create_local_server(app, ChaliceConfig.create(chalice_stage="dev",
-                                                           app_name="openfloat"), "127.0.0.1", 0)
-    thread = threading.Thread(target=server.server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server.server_address[1]}"
-    finally:
-        server.server.shutdown()
-        server.server.server_close()
-        app.__class__ = plain  # the local server re-classes the app; other suites use it as is
+    return served
