@@ -6,7 +6,7 @@ PIP     := $(PY) -m pip
 STAMP   := $(VENV)/.installed
 PORT    ?= 8787
 
-.PHONY: setup containers browser run demo bench test lint package deploy drill undeploy clean
+.PHONY: setup containers browser run demo bench bench-api test lint package deploy drill undeploy clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,10 @@ demo: $(STAMP) containers
 ## bench: what a reclaim costs a job (64 MiB to 4 GiB), wall time against a restart, periodic checkpoints' cost
 bench: $(STAMP) containers
 	$(PY) -m localmode.bench
+
+## bench-api: interruption events per second, API latency under 50 clients, a page at 100 and 100,000 jobs
+bench-api: $(STAMP) containers
+	$(PY) -m localmode.bench_api
 
 ## test: the whole test suite
 test: $(STAMP) containers browser

@@ -25,12 +25,8 @@ import tempfile
 import threading
 import urllib.request
 from pathlib import Path
-from types import FrameType
 
 import boto3
-from chalice import Chalice
-from chalice.config import Config as ChaliceConfig
-from chalice.local import create_local_server
 from moto.server import ThreadedMotoServer
 
 from agent.registry import free_port
@@ -43,11 +39,12 @@ from chalicelib.store import Store
 from chalicelib.users import ensure_admin
 from infra.package import main as package_main
 from localmode import pricing, trial
+from localmode.api import Drills, Workers
 from localmode.atomic import atomic_requests
 from localmode.ec2fleet import faithful_fleets
 from localmode.eventbridge import faithful_eventbridge
 from localmode.instances import LocalInstances
-from localmode.lambdas import Schedule, deployed_lambdas, handler_named
+from localmode.lambdas import Schedule, deployed_lambdas
 from localmode.provision import LOCAL_WORKER_IMAGE
 from localmode.s3 import faithful_s3
 from localmode.stack import StackError, deploy, event_sources, schedules
@@ -62,6 +59,22 @@ def _port(text: str) -> int:
     if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
         raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port")
     return int(text)
+
+
+def _workers(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of workers from 1 to 64")
+    return int(text)
+
+
+def _default_workers() -> int:
+    configured = os.environ.get("OPENFLOAT_API_WORKERS")
+    if configured is not None:
+        try:
+            return _workers(configured)
+        except argparse.ArgumentTypeError as error:
+            raise SystemExit(f"localmode: OPENFLOAT_API_WORKERS: {error}") from None
+    return max(2, os.cpu_count() or 1)
 
 
 def _seconds(name: str, default: int) -> float:
@@ -104,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, default=None,
                         help="where agents keep jobs and checkpoints in flight (default: a new "
                         "temporary directory, removed on exit)")
+    parser.add_argument("--api-workers", type=_workers, default=_default_workers(),
+                        help="processes serving the API (default: one per core, at least 2, or "
+                        "$OPENFLOAT_API_WORKERS)")
     args = parser.parse_args(argv)
     _check_free(args.port)
     aws_port = args.aws_port or free_port(HOST)
@@ -163,14 +179,10 @@ def main(argv: list[str] | None = None) -> int:
         ensure_admin(runtime, store, admin, password)
         licensed = trial.apply_trial(runtime, store)
 
-        # The API is what API Gateway invokes: the APIHandler function's own Handler, imported
-        # after the environment is set, as Lambda would.
-        api = session.client("lambda").get_function_configuration(
-            FunctionName=stack.outputs["APIHandlerName"])
-        app = handler_named(api["Handler"])
-        if not isinstance(app, Chalice):
-            raise SystemExit(f"localmode: the API function's handler {api['Handler']} "
-                             "is not the Chalice app")
+        # The API is what API Gateway invokes: the APIHandler function's own Handler, run by
+        # the API's worker processes as Lambda would run it.
+        api_handler = session.client("lambda").get_function_configuration(
+            FunctionName=stack.outputs["APIHandlerName"])["Handler"]
         # Each Lambda invocation runs the Handler its deployed function names.
         running.enter_context(deployed_lambdas())
         running.enter_context(faithful_stepfunctions())
@@ -190,10 +202,15 @@ def main(argv: list[str] | None = None) -> int:
             seconds = _seconds("OPENFLOAT_RECONCILE_SECONDS", period)
             running.callback(Schedule(handler, name, seconds).start().stop)
 
-        server = create_local_server(
-            app, ChaliceConfig.create(chalice_stage="dev", app_name="openfloat"), HOST, args.port
-        )
-        running.callback(server.server.server_close)
+        listening = socket.create_server((HOST, args.port), backlog=512)
+        running.callback(listening.close)
+        # Its own directory: a Unix socket's path must be short, whatever --state-dir is.
+        drill_dir = Path(tempfile.mkdtemp(prefix="openfloat-drills-"))
+        running.callback(shutil.rmtree, drill_dir, ignore_errors=True)
+        drills = Drills(instances, drill_dir / "drills.sock").start()
+        running.callback(drills.stop)
+        workers = Workers(listening, api_handler, args.api_workers, drills).start()
+        running.callback(workers.stop)
         url = f"http://{HOST}:{args.port}"
         print(f"OpenFloat OpCenter is running at {url}", flush=True)
         print(f"  AWS stand-in (moto) at {endpoint}; state in memory and in {state_dir}",
@@ -209,15 +226,9 @@ def main(argv: list[str] | None = None) -> int:
         print("  stop with Ctrl-C", flush=True)
 
         stopping = threading.Event()
-
-        def stop(signum: int, frame: FrameType | None) -> None:
-            if not stopping.is_set():
-                stopping.set()
-                threading.Thread(target=server.shutdown, daemon=True).start()
-
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGTERM, stop)
-        server.server.serve_forever(poll_interval=0.2)
+        signal.signal(signal.SIGINT, lambda signum, frame: stopping.set())
+        signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
+        stopping.wait()
     print("OpenFloat OpCenter stopped; its in-memory state is gone", flush=True)
     return 0
 

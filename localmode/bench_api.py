@@ -1,0 +1,221 @@
+"""`make bench-api`: how the OpCenter's API and event handling hold up under load on this
+machine.
+
+1. Interruption events handled per second in-process: Spot warnings for jobs that run, each
+   delivered three times in shuffled SQS batches of ten, through the EC2 events handler (moto
+   in-process standing in for DynamoDB and Step Functions).
+2. Against one local OpCenter (what `make run` runs: its API workers in front of one AWS
+   stand-in): the latency of `GET /v1/jobs/{id}` and of a 100-job `GET /v1/jobs` with 50
+   clients asking at once, each as fast as it is answered.
+3. One 100-job page (all jobs, and by status) with 100 jobs in the table and with 100,000,
+   written into the table by the benchmark (ended jobs: nothing launches).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import statistics
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+import requests
+from moto import mock_aws
+
+from agent.registry import free_port
+from chalicelib import events
+from chalicelib.config import Config
+from chalicelib.runtime import Runtime
+from chalicelib.store import JobRecord, JobSpec, Store
+from chalicelib.wire.api import HistoryEntry, SubmitRequest
+from chalicelib.wire.status import JobStatus
+from localmode.atomic import atomic_requests
+from localmode.demo import LocalOpCenter
+from localmode.provision import provision
+
+PASSWORD = "bench-api-admin-password"
+CLIENTS = 50
+
+
+def _record(runtime: Runtime, number: int, status: JobStatus, instance: str | None) -> JobRecord:
+    now = runtime.now_iso()
+    request = SubmitRequest(image="docker.io/library/busybox:latest", jobScript="true",
+                            name=f"bench-{number}")
+    job_id = f"bench{number:07d}"
+    return JobRecord(id=job_id, owner="admin", status=status, version=1, name=request.name,
+                     image=request.image, imageUri=request.image, scriptKey=f"jobs/{job_id}/script",
+                     spec=JobSpec.from_request(request), instanceId=instance, submitTime=now,
+                     updateTime=now, history=[HistoryEntry(time=now, to=status, reason="written "
+                                                           "by the benchmark")])
+
+
+def _write(runtime: Runtime, store: Store, jobs: list[JobRecord]) -> None:
+    """Jobs put into the table 25 at a time, as the store writes each."""
+    table = runtime.config.jobs_table
+    for at in range(0, len(jobs), 25):
+        requests_ = [{"PutRequest": {"Item": store._job_item(job)}} for job in jobs[at:at + 25]]
+        while requests_:
+            answer = runtime.dynamodb.batch_write_item(RequestItems={table: requests_})
+            requests_ = answer.get("UnprocessedItems", {}).get(table, [])
+
+
+def events_per_second(jobs: int = 1000, copies: int = 3) -> tuple[float, int]:
+    """Events handled per second, and the migrations they started."""
+    saved = {name: os.environ.get(name) for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE")}
+    for name in saved:
+        os.environ.pop(name, None)
+    try:
+        with mock_aws(), atomic_requests():
+            session = boto3.Session(region_name="us-east-1", aws_access_key_id="bench",
+                                    aws_secret_access_key="bench")
+            runtime = Runtime.from_config(Config.from_env(provision(session, "bench")), session)
+            store = Store(runtime.dynamodb, runtime.config)
+            instances = {n: f"i-{n:017x}" for n in range(jobs)}
+            _write(runtime, store, [_record(runtime, n, JobStatus.EXECUTING, instance)
+                                    for n, instance in instances.items()])
+            bodies = [json.dumps({
+                "version": "0", "id": f"evt-{instance}", "detail-type": events.SPOT_WARNING,
+                "source": "aws.ec2", "account": "123456789012", "time": "2026-12-05T10:00:00Z",
+                "region": "us-east-1", "resources": [],
+                "detail": {"instance-id": instance, "instance-action": "terminate"}})
+                for instance in instances.values() for _ in range(copies)]
+            random.Random(16).shuffle(bodies)
+            batches = [{"Records": [{"messageId": f"m-{at + i}", "receiptHandle": "h",
+                                     "body": body, "attributes": {}, "messageAttributes": {},
+                                     "eventSource": "aws:sqs"}
+                                    for i, body in enumerate(bodies[at:at + 10])]}
+                       for at in range(0, len(bodies), 10)]
+            started = time.perf_counter()
+            handled = [events.handle_ec2_messages(runtime, store, batch) for batch in batches]
+            elapsed = time.perf_counter() - started
+            return len(bodies) / elapsed, sum(len(h.tally.started) for h in handled)
+    finally:
+        os.environ.update({k: v for k, v in saved.items() if v is not None})
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def under_load(ask: Callable[[requests.Session], requests.Response], seconds: float,
+               clients: int = CLIENTS) -> tuple[list[float], int]:
+    """Each client asks again as soon as it is answered, for `seconds`: the latencies (s) and
+    how many answers were not 200."""
+    latencies: list[float] = []
+    failures = [0]
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def client() -> None:
+        with requests.Session() as session:
+            while time.monotonic() < deadline:
+                started = time.perf_counter()
+                answer = ask(session)
+                took = time.perf_counter() - started
+                with lock:
+                    latencies.append(took)
+                    failures[0] += answer.status_code != 200
+    with ThreadPoolExecutor(clients) as pool:
+        for _ in pool.map(lambda _: client(), range(clients)):
+            pass
+    return latencies, failures[0]
+
+
+def _page_seconds(url: str, headers: dict[str, str], query: str, times: int = 15) -> float:
+    """The median time of one 100-job page."""
+    took = []
+    with requests.Session() as session:
+        for _ in range(times):
+            started = time.perf_counter()
+            answer = session.get(f"{url}/v1/jobs?limit=100{query}", headers=headers, timeout=300)
+            took.append(time.perf_counter() - started)
+            if answer.status_code != 200 or len(answer.json()["items"]) != 100:
+                raise SystemExit(f"bench-api: a page of jobs answered {answer.status_code}: "
+                                 f"{answer.text[:300]}")
+    return statistics.median(took)
+
+
+def _stack_runtime(opcenter: LocalOpCenter) -> Runtime:
+    """The local OpCenter's own tables, as its functions' settings name them."""
+    session = boto3.Session(region_name="us-east-1", aws_access_key_id="local",
+                            aws_secret_access_key="local")
+    lambdas = session.client("lambda", endpoint_url=opcenter.aws_endpoint)
+    function = lambdas.list_functions()["Functions"][0]
+    settings = function["Environment"]["Variables"]
+    os.environ["AWS_ENDPOINT_URL"] = opcenter.aws_endpoint
+    return Runtime.from_config(Config.from_env(settings), session)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m localmode.bench_api", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=15,
+                        help="how long each load lasts (default 15)")
+    parser.add_argument("--jobs", type=int, default=100_000,
+                        help="jobs in the table for the large page (default 100,000)")
+    args = parser.parse_args(argv)
+    # A line per batch and per refused request would drown the figures.
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("openfloat") or name.startswith("moto"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="moto")
+
+    rate, started = events_per_second()
+    print(f"Interruption events handled in-process: {rate:.0f} per second "
+          f"(3,000 deliveries of 1,000 warnings; {started} migrations started)   target >= 200")
+
+    opcenter = LocalOpCenter.start(free_port(), PASSWORD)
+    try:
+        runtime = _stack_runtime(opcenter)
+        store = Store(runtime.dynamodb, runtime.config)
+        _write(runtime, store, [_record(runtime, n, JobStatus.COMPLETED, None)
+                                for n in range(100)])
+        token = requests.post(f"{opcenter.url}/v1/login", timeout=60, json={
+            "username": "admin", "password": PASSWORD}).json()["token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        url = opcenter.url
+
+        def show(session: requests.Session) -> requests.Response:
+            job = f"bench{random.randrange(100):07d}"
+            return session.get(f"{url}/v1/jobs/{job}", headers=headers, timeout=300)
+
+        def page(session: requests.Session) -> requests.Response:
+            return session.get(f"{url}/v1/jobs?limit=100", headers=headers, timeout=300)
+
+        print(f"\n{CLIENTS} clients at once, {args.seconds:g} s each "
+              f"(API workers: the local OpCenter's default)")
+        print(f"{'request':>24} {'answers':>8} {'per s':>7} {'p50 ms':>8} {'p99 ms':>8} "
+              f"{'not 200':>8} {'target p99':>10}")
+        for name, ask, target in (("GET /v1/jobs/{id}", show, 100),
+                                  ("GET /v1/jobs?limit=100", page, 300)):
+            latencies, failed = under_load(ask, args.seconds)
+            print(f"{name:>24} {len(latencies):>8} {len(latencies) / args.seconds:>7.1f} "
+                  f"{_percentile(latencies, 0.5) * 1000:>8.0f} "
+                  f"{_percentile(latencies, 0.99) * 1000:>8.0f} {failed:>8} {target:>8} ms")
+
+        queries = (("all jobs", ""), ("by status", "&status=Completed"))
+        small = {name: _page_seconds(url, headers, query) for name, query in queries}
+        _write(runtime, store, [_record(runtime, n, JobStatus.COMPLETED, None)
+                                for n in range(100, args.jobs)])
+        large = {name: _page_seconds(url, headers, query, times=5) for name, query in queries}
+        print(f"\nOne 100-job page (median), 100 jobs against {args.jobs:,} in the table")
+        print(f"{'listing':>12} {'100 jobs ms':>12} {f'{args.jobs:,} jobs ms':>16} {'ratio':>6} "
+              f"{'target':>7}")
+        for name, _ in queries:
+            print(f"{name:>12} {small[name] * 1000:>12.0f} {large[name] * 1000:>16.0f} "
+                  f"{large[name] / small[name]:>6.1f} {'<= 2':>7}")
+    finally:
+        opcenter.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
