@@ -189,7 +189,6 @@ class _Ec2:
     """What IAM authorizes for EC2 calls. A fleet launches through its launch template, and
     AWS authorizes the RunInstances it makes, the tags it writes and the role it passes."""
 
-    ec2: Any
     role_of_profile: Any  # instance profile ARN or name -> the role ARN it holds
     templates: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -255,11 +254,11 @@ class _Ec2:
         return found
 
 
-def requests_of(calls: list[Call], ec2: Any, role_of_profile: Any) -> list[tuple[Call, Request]]:
+def requests_of(calls: list[Call], role_of_profile: Any) -> list[tuple[Call, Request]]:
     """The IAM requests the calls make, in order, as AWS authorizes them."""
     mappers = {"dynamodb": _dynamodb, "s3": _s3, "sqs": _sqs, "stepfunctions": _states,
                "secretsmanager": _secretsmanager}
-    ec2_requests = _Ec2(ec2, role_of_profile)
+    ec2_requests = _Ec2(role_of_profile)
     found = []
     for call in calls:
         mapper = mappers.get(call.service)

@@ -4,7 +4,6 @@ start exactly one migration."""
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +15,7 @@ from chalicelib.users import ensure_admin
 from chalicelib.wire.status import JobStatus
 from tests.conftest import ADMIN, ADMIN_PASSWORD
 from tests.functional.jobs_helpers import seed_job
-from tests.functional.workflow_helpers import sqs_batch
+from tests.functional.workflow_helpers import ec2_event, sqs_batch
 
 JOBS = 1000
 COPIES = 3
@@ -26,13 +25,10 @@ CONCURRENT = 4  # invocations at once
 
 def _warning(instance: str, copy: int) -> str:
     # EventBridge's copies of one event carry its id; a state change follows the warning.
-    kind, detail = ((events.SPOT_WARNING, {"instance-action": "terminate"}) if copy < 2 else
-                    (events.STATE_CHANGE, {"state": "shutting-down"}))
-    return json.dumps({
-        "version": "0", "id": f"evt-{instance}-{kind[:4]}", "detail-type": kind,
-        "source": "aws.ec2", "account": "123456789012", "time": "2026-12-05T10:00:00Z",
-        "region": "us-east-1", "resources": [f"arn:aws:ec2:us-east-1:123456789012:instance/{instance}"],
-        "detail": {"instance-id": instance, **detail}})
+    if copy < 2:
+        return ec2_event(events.SPOT_WARNING, instance, f"evt-{instance}-warning",
+                         **{"instance-action": "terminate"})
+    return ec2_event(events.STATE_CHANGE, instance, f"evt-{instance}-state", state="shutting-down")
 
 
 def _all_executions(runtime) -> list[dict]:

@@ -280,7 +280,7 @@ def _role_of_profile(iam: Any) -> Any:
     return role_of
 
 
-def _what_the_api_and_the_reconciler_do(deployed: Deployed, admin: Any) -> None:
+def _what_the_api_and_the_reconciler_do(admin: Any) -> None:
     """One of every kind of request a user makes, and a round of the reconciler."""
     for path in ("/v1/jobs", "/v1/jobs?status=Completed", "/v1/whoami", "/v1/license",
                  "/v1/openapi.json", "/v1/images", "/v1/users", "/v1/secrets", "/v1/storage",
@@ -329,12 +329,12 @@ def test_every_call_the_stack_functions_make_is_allowed_by_their_role(deployed):
         admin = log_in(client, "admin", "admin-password-1")
         survived = _through_a_reclaim(deployed, admin, "policy")
         assert survived.job["status"] == "Completed", survived.job["history"]
-        _what_the_api_and_the_reconciler_do(deployed, admin)
+        _what_the_api_and_the_reconciler_do(admin)
     made = sorted({f"{c.service}:{c.operation}" for c in calls})
     # The recording saw the control plane at work: it cannot pass by seeing nothing.
     assert {"dynamodb", "ec2", "sqs", "stepfunctions", "s3", "secretsmanager"} <= {
         c.service for c in calls}, made
-    requests = [request for _, request in iam_calls.requests_of(calls, ec2, _role_of_profile(iam))]
+    requests = [request for _, request in iam_calls.requests_of(calls, _role_of_profile(iam))]
     # A fleet's launch is authorized as the RunInstances it makes and the role it passes.
     assert {"ec2:RunInstances", "iam:PassRole", "ec2:CreateTags"} <= {r.action for r in requests}
     refused = sorted({str(r) for r in requests if not iam_calls.allowed(documents, r)})

@@ -16,14 +16,8 @@ from chalicelib import events, jobs, workflows
 from chalicelib.store import Store
 from chalicelib.wire.agent import EventEnvelope, Heartbeat, JobExited, ReclaimNoticed
 from localmode.queues import QueueFeeder
+from tests.functional.workflow_helpers import ec2_event as _ec2
 from tests.functional.workflow_helpers import seed_running, sqs_batch
-
-
-def _ec2(detail_type: str, instance: str, **detail) -> str:
-    return json.dumps({"version": "0", "id": f"evt-{time.monotonic_ns()}", "detail-type": detail_type,
-                       "source": "aws.ec2", "account": "123456789012", "time": "2026-11-25T10:00:00Z",
-                       "region": "us-east-1", "resources": [f"arn:aws:ec2:us-east-1a:instance/{instance}"],
-                       "detail": {"instance-id": instance, **detail}})
 
 
 def _agent(event) -> str:

@@ -259,6 +259,17 @@ def restored(job_id: str, seq: int, size: int = 64 * 2**20) -> dict:
 _message_ids = itertools.count(1)
 
 
+def ec2_event(detail_type: str, instance: str, event_id: str | None = None, **detail) -> str:
+    """An EC2 event as EventBridge puts it on the events queue; copies of one event share
+    its id."""
+    return json.dumps({"version": "0", "id": event_id or f"evt-{time.monotonic_ns()}",
+                       "detail-type": detail_type, "source": "aws.ec2",
+                       "account": "123456789012", "time": "2026-11-25T10:00:00Z",
+                       "region": "us-east-1",
+                       "resources": [f"arn:aws:ec2:us-east-1:123456789012:instance/{instance}"],
+                       "detail": {"instance-id": instance, **detail}})
+
+
 def sqs_batch(*bodies: str) -> dict:
     """An SQS batch as Lambda's event source mapping delivers it."""
     return {"Records": [{"messageId": f"msg-{next(_message_ids)}", "receiptHandle": "handle",
