@@ -12,7 +12,9 @@ object, and an instance terminated on another thread at that moment clears the p
 between moto's check of it and its use ("argument of type 'NoneType' is not iterable"). AWS
 never fails a describe because an instance is going away.
 
-Here one lock per service covers each whole request, reads and writes alike.
+Here one lock per service covers each whole request, reads and writes alike. Under the same
+lock, a Query on a table's index reads only the partition it names, and item answers are
+written directly (localmode.tables).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from typing import Any
 
 from moto.dynamodb.responses import DynamoHandler
 from moto.ec2.responses import EC2Response
+
+from localmode.tables import indexed_queries, plain_answers
 
 
 @contextmanager
@@ -47,4 +51,6 @@ def atomic_requests() -> Iterator[None]:
     with ExitStack() as stack:
         for handler in (DynamoHandler, EC2Response):
             stack.enter_context(_one_at_a_time(handler))
+        stack.enter_context(indexed_queries())
+        stack.enter_context(plain_answers())
         yield

@@ -11,15 +11,16 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
 
-from chalicelib.errors import Conflict, NotFound, StaleWrite
+from chalicelib.errors import BadRequest, Conflict, NotFound, StaleWrite
 from chalicelib.status import check_transition
 from chalicelib.store.tables import (
     Tables,
+    decode_keys,
     encode_token,
     from_item,
     is_conditional_failure,
+    is_key,
     serialize,
-    start_key,
     to_item,
 )
 from chalicelib.wire.api import HistoryEntry, MigrationView, SubmitRequest
@@ -27,8 +28,8 @@ from chalicelib.wire.checkpoints import CheckpointSummary
 from chalicelib.wire.status import JobStatus
 from chalicelib.wire.utilization import UtilizationPoint, UtilizationSummary
 
-# Rows of one kind share this partition of the table's `byKind` index so that "list them all"
-# is a Query. One OpCenter holds thousands of jobs, not millions: one partition carries it.
+# Every job is in this partition of the table's `byKind` index, so that "list them all" is a
+# Query that reads no more than the page it returns.
 KIND_JOB = "job"
 
 
@@ -159,11 +160,13 @@ class JobTable(Tables):
         values = {
             ":expected": {"S": job.status.value},
             ":target": {"S": target.value},
+            ":ownerStatus": {"S": _listing_keys(job.owner, target, None)["ownerStatus"]},
             ":now": {"S": entry.time},
             ":entry": {"L": [{"M": to_item(entry.model_dump(mode="json", by_alias=True))}]},
         }
         return self._update_job(
-            job, {"status": ":target", "updateTime": ":now"}, values, set_fields or {},
+            job, {"status": ":target", "ownerStatus": ":ownerStatus", "updateTime": ":now"},
+            values, set_fields or {},
             extra_sets=["#history = list_append(#history, :entry)"],
             condition="#status = :expected",
             refusal=StaleWrite(f"job {job.id} changed while it was being moved to "
@@ -312,47 +315,45 @@ class JobTable(Tables):
         limit: int,
         token: str | None,
     ) -> tuple[list[JobRecord], str | None]:
-        """Newest first. Picks the narrowest index; what the index cannot select is filtered."""
-        names: dict[str, str] = {}
-        values: dict[str, Any] = {}
-        filters: list[str] = []
-        if owner is not None:
-            index, key_name, key_value = "byOwner", "owner", owner
-        elif len(statuses) == 1:
-            index, key_name, key_value = "byStatus", "status", next(iter(statuses)).value
-        else:
-            index, key_name, key_value = "byKind", "kind", KIND_JOB
-        if statuses and key_name != "status":
-            names["#s"] = "status"
-            placeholders = []
-            for number, status in enumerate(sorted(statuses)):
-                values[f":s{number}"] = {"S": status.value}
-                placeholders.append(f":s{number}")
-            filters.append(f"#s IN ({', '.join(placeholders)})")
-        if name is not None:
-            names["#n"] = "name"
-            values[":name"] = {"S": name}
-            filters.append("#n = :name")
-        names["#k"] = key_name
-        values[":k"] = {"S": key_value}
+        """Newest first, read from the index whose partitions hold exactly the jobs asked for:
+        one Query per partition (one per status asked for), merged. Only a name with statuses
+        filters, and then only that name's own jobs."""
+        index, key_name, partitions, filtered = _listing_plan(owner, statuses, name)
         query: dict[str, Any] = {
-            "TableName": self._config.jobs_table,
-            "IndexName": index,
-            "KeyConditionExpression": "#k = :k",
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values,
-            "ScanIndexForward": False,
+            "TableName": self._config.jobs_table, "IndexName": index,
+            "KeyConditionExpression": "#k = :k", "ExpressionAttributeNames": {"#k": key_name},
+            "ExpressionAttributeValues": {}, "ScanIndexForward": False,
         }
-        if filters:
-            query["FilterExpression"] = " AND ".join(filters)
-        items, last_key = self._query_page(query, limit, start_key(token, key_name, key_value))
-        return [self._job_record(item) for item in items], encode_token(last_key)
-
+        if filtered:
+            query["ExpressionAttributeNames"]["#s"] = "status"
+            placeholders = []
+            for number, status in enumerate(sorted(filtered)):
+                query["ExpressionAttributeValues"][f":s{number}"] = {"S": status.value}
+                placeholders.append(f":s{number}")
+            query["FilterExpression"] = f"#s IN ({', '.join(placeholders)})"
+        resume = _resume_points(token, key_name, partitions)
+        streams: dict[str, tuple[list[dict[str, Any]], dict[str, Any] | None]] = {}
+        for partition in partitions:
+            if partition not in resume:
+                continue  # read to its end on an earlier page
+            request = {**query, "ExpressionAttributeValues": {
+                **query["ExpressionAttributeValues"], ":k": {"S": partition}}}
+            streams[partition] = self._query_page(request, limit, resume[partition] or None)
+        page, taken = _merge_newest_first(streams, limit)
+        following: dict[str, Any] = {}
+        for partition, (items, last_key) in streams.items():
+            used = taken[partition]
+            if used < len(items):
+                following[partition] = _index_key(items[used - 1], key_name) if used else \
+                    resume[partition]
+            elif last_key:
+                following[partition] = last_key
+        return [self._job_record(item) for item in page], encode_token(following)
 
     @staticmethod
     def _job_item(job: JobRecord) -> dict[str, Any]:
         values = job.model_dump(mode="json", by_alias=True, exclude={"history", *_JSON_FIELDS})
-        item = to_item({**values, "kind": KIND_JOB,
+        item = to_item({**values, "kind": KIND_JOB, **_listing_keys(job.owner, job.status, job.name),
                          **{name: _json_field(getattr(job, name)) for name in _JSON_FIELDS}})
         item["history"] = {
             "L": [{"M": to_item(h.model_dump(mode="json", by_alias=True))} for h in job.history]
@@ -366,3 +367,72 @@ class JobTable(Tables):
             if name in values:
                 values[name] = json.loads(values[name])
         return JobRecord.model_validate(values)
+
+
+def _listing_keys(owner: str, status: JobStatus, name: str | None) -> dict[str, str]:
+    """The job's keys in the listing indexes that combine two fields. A user name never holds
+    a "/", so the owner is whatever comes before the first one."""
+    keys = {"ownerStatus": f"{owner}/{status.value}"}
+    if name is not None:
+        keys["ownerName"] = f"{owner}/{name}"
+    return keys
+
+
+def _listing_plan(owner: str | None, statuses: frozenset[JobStatus], name: str | None
+                  ) -> tuple[str, str, list[str], frozenset[JobStatus]]:
+    """The index a listing reads, its key attribute, the partitions that hold the jobs asked
+    for, and the statuses left to a filter (only within one name's jobs)."""
+    ordered = sorted(status.value for status in statuses)
+    if name is not None:
+        if owner is not None:
+            return "byOwnerName", "ownerName", [f"{owner}/{name}"], statuses
+        return "byName", "name", [name], statuses
+    if owner is not None and statuses:
+        return "byOwnerStatus", "ownerStatus", [f"{owner}/{s}" for s in ordered], frozenset()
+    if owner is not None:
+        return "byOwner", "owner", [owner], frozenset()
+    if statuses:
+        return "byStatus", "status", ordered, frozenset()
+    return "byKind", "kind", [KIND_JOB], frozenset()
+
+
+def _resume_points(token: str | None, key_name: str, partitions: list[str]
+                   ) -> dict[str, dict[str, Any]]:
+    """Where each partition's Query resumes ({}: at its start); a partition that is absent
+    was read to its end."""
+    if token is None:
+        return {partition: {} for partition in partitions}
+    points = decode_keys(token) or {}
+    for partition, key in points.items():
+        if partition not in partitions or not is_key(key) or (
+                key and key.get(key_name) != {"S": partition}):
+            raise BadRequest("nextToken does not belong to this list", field="nextToken")
+    return points
+
+
+def _index_key(item: dict[str, Any], key_name: str) -> dict[str, Any]:
+    """The key a Query on a `key_name` index resumes after `item` from."""
+    return {"id": item["id"], key_name: item[key_name], "submitTime": item["submitTime"]}
+
+
+def _merge_newest_first(streams: dict[str, tuple[list[dict[str, Any]], dict[str, Any] | None]],
+                        limit: int) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Up to `limit` items of the streams (each newest first, as its Query read it), newest
+    first, and how many of each were taken. Each stream keeps its own order, so the key of
+    its last taken item is exactly where it resumes; a stream that has more than was read
+    stops the merge when its read items run out, as its next one may be newer than any other."""
+    taken = dict.fromkeys(streams, 0)
+    page: list[dict[str, Any]] = []
+    while len(page) < limit:
+        heads = []
+        for partition, (items, last_key) in streams.items():
+            if taken[partition] < len(items):
+                heads.append(partition)
+            elif last_key:
+                return page, taken
+        if not heads:
+            break
+        newest = max(heads, key=lambda p: streams[p][0][taken[p]]["submitTime"]["S"])
+        page.append(streams[newest][0][taken[newest]])
+        taken[newest] += 1
+    return page, taken

@@ -47,19 +47,32 @@ def encode_token(key: dict[str, Any] | None) -> str | None:
 
 
 def decode_token(token: str | None) -> dict[str, Any] | None:
+    """The key in a token encode_token made; BadRequest for anything else."""
+    key = decode_keys(token)
+    if key is not None and not is_key(key):
+        raise BadRequest("nextToken is not a token this API handed out", field="nextToken")
+    return key
+
+
+def decode_keys(token: str | None) -> dict[str, Any] | None:
+    """The JSON object in a token encode_token made, whatever it holds."""
     if not token:
         return None
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        key = json.loads(raw)
+        value = json.loads(raw)
     except (binascii.Error, ValueError):
         raise BadRequest("nextToken is not a token this API handed out", field="nextToken") from None
-    if not isinstance(key, dict) or not all(
-        isinstance(v, dict) and len(v) == 1 and isinstance(next(iter(v.values())), str)
-        for v in key.values()
-    ):
+    if not isinstance(value, dict):
         raise BadRequest("nextToken is not a token this API handed out", field="nextToken")
-    return key
+    return value
+
+
+def is_key(value: Any) -> bool:
+    """Whether `value` has the shape of a key DynamoDB hands back: string attributes only."""
+    return isinstance(value, dict) and all(
+        isinstance(v, dict) and len(v) == 1 and isinstance(next(iter(v.values())), str)
+        for v in value.values())
 
 
 def start_key(token: str | None, key_name: str, key_value: str) -> dict[str, Any] | None:

@@ -9,11 +9,12 @@ from chalicelib.wire.status import JobStatus
 
 
 def seed_job(runtime: Runtime, store: Store, job_id: str, status: JobStatus,
-             owner: str = "alice", instance: str | None = None) -> JobRecord:
+             owner: str = "alice", instance: str | None = None,
+             name: str | None = None) -> JobRecord:
     now = runtime.now_iso()
     request = SubmitRequest(image="docker.io/library/busybox:latest", jobScript="true")
     job = JobRecord(
-        id=job_id, owner=owner, status=status, version=1, image=request.image,
+        id=job_id, owner=owner, status=status, version=1, name=name, image=request.image,
         imageUri=request.image, scriptKey=f"jobs/{job_id}/script",
         spec=JobSpec.from_request(request), instanceId=instance, submitTime=now, updateTime=now,
         history=[HistoryEntry(time=now, to=status, reason="seeded")],
