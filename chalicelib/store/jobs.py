@@ -19,7 +19,6 @@ from chalicelib.store.tables import (
     encode_token,
     from_item,
     is_conditional_failure,
-    is_key,
     serialize,
     to_item,
 )
@@ -331,23 +330,22 @@ class JobTable(Tables):
                 query["ExpressionAttributeValues"][f":s{number}"] = {"S": status.value}
                 placeholders.append(f":s{number}")
             query["FilterExpression"] = f"#s IN ({', '.join(placeholders)})"
-        resume = _resume_points(token, key_name, partitions)
+        places = _places(token, partitions)
         streams: dict[str, tuple[list[dict[str, Any]], dict[str, Any] | None]] = {}
-        for partition in partitions:
-            if partition not in resume:
-                continue  # read to its end on an earlier page
+        for partition, place in places.items():
             request = {**query, "ExpressionAttributeValues": {
                 **query["ExpressionAttributeValues"], ":k": {"S": partition}}}
-            streams[partition] = self._query_page(request, limit, resume[partition] or None)
+            start = {"id": {"S": place[1]}, key_name: {"S": partition},
+                     "submitTime": {"S": place[0]}} if place else None
+            streams[partition] = self._query_page(request, limit, start)
         page, taken = _merge_newest_first(streams, limit)
-        following: dict[str, Any] = {}
+        following: dict[str, list[str]] = {}
         for partition, (items, last_key) in streams.items():
-            used = taken[partition]
+            used, position = taken[partition], str(partitions.index(partition))
             if used < len(items):
-                following[partition] = _index_key(items[used - 1], key_name) if used else \
-                    resume[partition]
+                following[position] = _place(items[used - 1]) if used else places[partition]
             elif last_key:
-                following[partition] = last_key
+                following[position] = _place(last_key)
         return [self._job_record(item) for item in page], encode_token(following)
 
     @staticmethod
@@ -396,23 +394,26 @@ def _listing_plan(owner: str | None, statuses: frozenset[JobStatus], name: str |
     return "byKind", "kind", [KIND_JOB], frozenset()
 
 
-def _resume_points(token: str | None, key_name: str, partitions: list[str]
-                   ) -> dict[str, dict[str, Any]]:
-    """Where each partition's Query resumes ({}: at its start); a partition that is absent
-    was read to its end."""
+def _places(token: str | None, partitions: list[str]) -> dict[str, list[str]]:
+    """Where each partition's Query resumes: after the job [submitTime, id], or at its start
+    ([]). A partition that is absent was read to its end on an earlier page. The token names
+    each partition by its place in `partitions`, which the same filters always give."""
     if token is None:
-        return {partition: {} for partition in partitions}
-    points = decode_keys(token) or {}
-    for partition, key in points.items():
-        if partition not in partitions or not is_key(key) or (
-                key and key.get(key_name) != {"S": partition}):
+        return {partition: [] for partition in partitions}
+    places = {}
+    for number, place in (decode_keys(token) or {}).items():
+        if not number.isascii() or not number.isdigit() or int(number) >= len(partitions) \
+                or not isinstance(place, list) or len(place) not in (0, 2) \
+                or not all(isinstance(part, str) for part in place):
             raise BadRequest("nextToken does not belong to this list", field="nextToken")
-    return points
+        places[partitions[int(number)]] = place
+    return places
 
 
-def _index_key(item: dict[str, Any], key_name: str) -> dict[str, Any]:
-    """The key a Query on a `key_name` index resumes after `item` from."""
-    return {"id": item["id"], key_name: item[key_name], "submitTime": item["submitTime"]}
+def _place(item_or_key: dict[str, Any]) -> list[str]:
+    """The place just after a job in an index of the jobs table, as a token keeps it: one
+    partition's key is the same for all, and DynamoDB's resume key is the rest."""
+    return [item_or_key["submitTime"]["S"], item_or_key["id"]["S"]]
 
 
 def _merge_newest_first(streams: dict[str, tuple[list[dict[str, Any]], dict[str, Any] | None]],

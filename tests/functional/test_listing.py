@@ -95,6 +95,15 @@ def test_every_combination_of_filters_lists_exactly_its_jobs_newest_first(admin,
         assert ids == [j.id for j in reversed(jobs) if wanted(j)], query
 
 
+def test_a_listing_of_every_status_pages_through_every_job_in_order(alice, runtime, store):
+    statuses = list(JobStatus)
+    jobs = [seed_job(runtime, store, f"every-{n:02d}-with-a-long-identifier-of-forty-chars",
+                     statuses[n % len(statuses)]).id for n in range(3 * len(statuses))]
+    every = ",".join(status.value for status in statuses)
+    ids, pages = _all_pages(alice, f"/v1/jobs?limit=2&status={every}")
+    assert ids == list(reversed(jobs)) and pages >= len(jobs) // 2
+
+
 def test_a_job_lists_under_its_new_status_once_it_moves(alice, runtime, store):
     job = seed_job(runtime, store, "mover", JobStatus.EXECUTING)
     store.transition_job(job, JobStatus.COMPLETED,
