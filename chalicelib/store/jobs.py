@@ -11,11 +11,18 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
 
-from chalicelib.errors import BadRequest, Conflict, NotFound, StaleWrite
+from chalicelib.errors import Conflict, NotFound, StaleWrite
 from chalicelib.status import check_transition
+from chalicelib.store.listing import (
+    KIND_JOB,
+    listing_keys,
+    listing_plan,
+    merge_newest_first,
+    place_after,
+    places_in,
+)
 from chalicelib.store.tables import (
     Tables,
-    decode_keys,
     encode_token,
     from_item,
     is_conditional_failure,
@@ -26,10 +33,6 @@ from chalicelib.wire.api import HistoryEntry, MigrationView, SubmitRequest
 from chalicelib.wire.checkpoints import CheckpointSummary
 from chalicelib.wire.status import JobStatus
 from chalicelib.wire.utilization import UtilizationPoint, UtilizationSummary
-
-# Every job is in this partition of the table's `byKind` index, so that "list them all" is a
-# Query that reads no more than the page it returns.
-KIND_JOB = "job"
 
 
 class JobSpec(BaseModel):
@@ -159,7 +162,7 @@ class JobTable(Tables):
         values = {
             ":expected": {"S": job.status.value},
             ":target": {"S": target.value},
-            ":ownerStatus": {"S": _listing_keys(job.owner, target, None)["ownerStatus"]},
+            ":ownerStatus": {"S": listing_keys(job.owner, target, None)["ownerStatus"]},
             ":now": {"S": entry.time},
             ":entry": {"L": [{"M": to_item(entry.model_dump(mode="json", by_alias=True))}]},
         }
@@ -317,7 +320,7 @@ class JobTable(Tables):
         """Newest first, read from the index whose partitions hold exactly the jobs asked for:
         one Query per partition (one per status asked for), merged. Only a name with statuses
         filters, and then only that name's own jobs."""
-        index, key_name, partitions, filtered = _listing_plan(owner, statuses, name)
+        index, key_name, partitions, filtered = listing_plan(owner, statuses, name)
         query: dict[str, Any] = {
             "TableName": self._config.jobs_table, "IndexName": index,
             "KeyConditionExpression": "#k = :k", "ExpressionAttributeNames": {"#k": key_name},
@@ -330,7 +333,7 @@ class JobTable(Tables):
                 query["ExpressionAttributeValues"][f":s{number}"] = {"S": status.value}
                 placeholders.append(f":s{number}")
             query["FilterExpression"] = f"#s IN ({', '.join(placeholders)})"
-        places = _places(token, partitions)
+        places = places_in(token, partitions)
         streams: dict[str, tuple[list[dict[str, Any]], dict[str, Any] | None]] = {}
         for partition, place in places.items():
             request = {**query, "ExpressionAttributeValues": {
@@ -338,21 +341,22 @@ class JobTable(Tables):
             start = {"id": {"S": place[1]}, key_name: {"S": partition},
                      "submitTime": {"S": place[0]}} if place else None
             streams[partition] = self._query_page(request, limit, start)
-        page, taken = _merge_newest_first(streams, limit)
+        page, taken = merge_newest_first(streams, limit)
         following: dict[str, list[str]] = {}
         for partition, (items, last_key) in streams.items():
             used, position = taken[partition], str(partitions.index(partition))
             if used < len(items):
-                following[position] = _place(items[used - 1]) if used else places[partition]
+                following[position] = place_after(items[used - 1]) if used else places[partition]
             elif last_key:
-                following[position] = _place(last_key)
+                following[position] = place_after(last_key)
         return [self._job_record(item) for item in page], encode_token(following)
 
     @staticmethod
     def _job_item(job: JobRecord) -> dict[str, Any]:
         values = job.model_dump(mode="json", by_alias=True, exclude={"history", *_JSON_FIELDS})
-        item = to_item({**values, "kind": KIND_JOB, **_listing_keys(job.owner, job.status, job.name),
-                         **{name: _json_field(getattr(job, name)) for name in _JSON_FIELDS}})
+        item = to_item({**values, "kind": KIND_JOB,
+                        **listing_keys(job.owner, job.status, job.name),
+                        **{name: _json_field(getattr(job, name)) for name in _JSON_FIELDS}})
         item["history"] = {
             "L": [{"M": to_item(h.model_dump(mode="json", by_alias=True))} for h in job.history]
         }
@@ -365,75 +369,3 @@ class JobTable(Tables):
             if name in values:
                 values[name] = json.loads(values[name])
         return JobRecord.model_validate(values)
-
-
-def _listing_keys(owner: str, status: JobStatus, name: str | None) -> dict[str, str]:
-    """The job's keys in the listing indexes that combine two fields. A user name never holds
-    a "/", so the owner is whatever comes before the first one."""
-    keys = {"ownerStatus": f"{owner}/{status.value}"}
-    if name is not None:
-        keys["ownerName"] = f"{owner}/{name}"
-    return keys
-
-
-def _listing_plan(owner: str | None, statuses: frozenset[JobStatus], name: str | None
-                  ) -> tuple[str, str, list[str], frozenset[JobStatus]]:
-    """The index a listing reads, its key attribute, the partitions that hold the jobs asked
-    for, and the statuses left to a filter (only within one name's jobs)."""
-    ordered = sorted(status.value for status in statuses)
-    if name is not None:
-        if owner is not None:
-            return "byOwnerName", "ownerName", [f"{owner}/{name}"], statuses
-        return "byName", "name", [name], statuses
-    if owner is not None and statuses:
-        return "byOwnerStatus", "ownerStatus", [f"{owner}/{s}" for s in ordered], frozenset()
-    if owner is not None:
-        return "byOwner", "owner", [owner], frozenset()
-    if statuses:
-        return "byStatus", "status", ordered, frozenset()
-    return "byKind", "kind", [KIND_JOB], frozenset()
-
-
-def _places(token: str | None, partitions: list[str]) -> dict[str, list[str]]:
-    """Where each partition's Query resumes: after the job [submitTime, id], or at its start
-    ([]). A partition that is absent was read to its end on an earlier page. The token names
-    each partition by its place in `partitions`, which the same filters always give."""
-    if token is None:
-        return {partition: [] for partition in partitions}
-    places = {}
-    for number, place in (decode_keys(token) or {}).items():
-        if not number.isascii() or not number.isdigit() or int(number) >= len(partitions) \
-                or not isinstance(place, list) or len(place) not in (0, 2) \
-                or not all(isinstance(part, str) for part in place):
-            raise BadRequest("nextToken does not belong to this list", field="nextToken")
-        places[partitions[int(number)]] = place
-    return places
-
-
-def _place(item_or_key: dict[str, Any]) -> list[str]:
-    """The place just after a job in an index of the jobs table, as a token keeps it: one
-    partition's key is the same for all, and DynamoDB's resume key is the rest."""
-    return [item_or_key["submitTime"]["S"], item_or_key["id"]["S"]]
-
-
-def _merge_newest_first(streams: dict[str, tuple[list[dict[str, Any]], dict[str, Any] | None]],
-                        limit: int) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """Up to `limit` items of the streams (each newest first, as its Query read it), newest
-    first, and how many of each were taken. Each stream keeps its own order, so the key of
-    its last taken item is exactly where it resumes; a stream that has more than was read
-    stops the merge when its read items run out, as its next one may be newer than any other."""
-    taken = dict.fromkeys(streams, 0)
-    page: list[dict[str, Any]] = []
-    while len(page) < limit:
-        heads = []
-        for partition, (items, last_key) in streams.items():
-            if taken[partition] < len(items):
-                heads.append(partition)
-            elif last_key:
-                return page, taken
-        if not heads:
-            break
-        newest = max(heads, key=lambda p: streams[p][0][taken[p]]["submitTime"]["S"])
-        page.append(streams[newest][0][taken[newest]])
-        taken[newest] += 1
-    return page, taken

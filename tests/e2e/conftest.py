@@ -25,7 +25,9 @@ def issuer_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory / license_tool.PRIVATE_NAME
 
 
-@pytest.fixture(scope="session")
+# Package scope: the OpCenter, its agents and its reconciler stop when the last end-to-end
+# test has run, instead of taking a core from every test after them.
+@pytest.fixture(scope="package")
 def local(issuer_key: Path) -> Iterator[LocalOpCenter]:
     # A short wait for a replacement that died while it restored (a test reclaims those); an
     # agent that dies while it checkpoints is noticed by its missing heartbeats. The reconciler
