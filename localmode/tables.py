@@ -115,13 +115,9 @@ class _TableIndexes:
         return list(values[at:at + limit + 1] if forward else values[max(0, at - limit - 1):at])
 
     def still_filed(self, items: list[Item]) -> bool:
-        """Whether each of `items` is still the table's own, filed as it now is."""
-        for item in items:
-            hash_key = item.hash_key
-            current = self.table.get_item(hash_key, item.range_key)
-            if current is not item:
-                return False
-        return True
+        """Whether each of `items` is still the table's own item under its key (one that was
+        removed or replaced without a write seen here is not)."""
+        return all(self.table.get_item(item.hash_key, item.range_key) is item for item in items)
 
 
 class _Indexes:
