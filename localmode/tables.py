@@ -44,12 +44,19 @@ _BULK_CHANGES = ("create_table", "delete_table", "update_table", "update_table_g
                  "restore_table_to_point_in_time", "import_table")
 
 
+def _item_key(hash_key: DynamoType, range_key: DynamoType | None) -> ItemKey:
+    return hash_key.cast_value, range_key.cast_value if range_key is not None else None
+
+
 class _TableIndexes:
     """One table's global secondary indexes, as sorted partitions."""
 
     def __init__(self, table: Table) -> None:
         self.table = table
         self.indexes = {index.name: index for index in table.global_indexes or []}
+        # index name -> (its partition key attributes, the attributes its partitions sort by)
+        self.keys = {name: (self._attrs(index, "HASH"), self.sort_attrs(index))
+                     for name, index in self.indexes.items()}
         # index name -> partition key -> sort key -> item
         self.partitions: dict[str, dict[ItemKey, SortedDict]] = {
             name: {} for name in self.indexes}
@@ -66,22 +73,16 @@ class _TableIndexes:
         table_keys = [self.table.hash_key_attr, self.table.range_key_attr]
         return [*self._attrs(index, "RANGE"), *(a for a in table_keys if a)]
 
-    def item_key(self, item: Item) -> ItemKey:
-        return (item.hash_key.cast_value,
-                item.range_key.cast_value if item.range_key is not None else None)
-
     def file(self, item: Item) -> None:
         places = []
-        for name, index in self.indexes.items():
-            partition_attrs = self._attrs(index, "HASH")
-            sort_attrs = self.sort_attrs(index)
+        for name, (partition_attrs, sort_attrs) in self.keys.items():
             if not all(item.attrs.get(a) for a in (*partition_attrs, *sort_attrs)):
                 continue  # DynamoDB leaves an item out of an index it lacks a key of
             partition = tuple(item.attrs[a].cast_value for a in partition_attrs)
             sort_key = tuple(item.attrs[a].cast_value for a in sort_attrs)
             self.partitions[name].setdefault(partition, SortedDict())[sort_key] = item
             places.append((name, partition, sort_key))
-        self.filed[self.item_key(item)] = places
+        self.filed[_item_key(item.hash_key, item.range_key)] = places
 
     def refile(self, key: ItemKey, item: Item | None) -> None:
         """The item under `key` changed (None: it is gone): file it where it now belongs."""
@@ -103,8 +104,7 @@ class _TableIndexes:
             at = 0 if forward else len(items)
         else:
             try:
-                start_key = tuple(DynamoType(start[a]).cast_value
-                                  for a in self.sort_attrs(self.indexes[index_name]))
+                start_key = tuple(DynamoType(start[a]).cast_value for a in self.keys[index_name][1])
             except KeyError:
                 return None
             at = items.bisect_right(start_key) if forward else items.bisect_left(start_key)
@@ -146,8 +146,7 @@ class _Indexes:
         except KeyError:
             self.tables.pop(id(table), None)  # a key we cannot read: read the table anew
             return
-        item_key = (hash_key.cast_value, range_key.cast_value if range_key is not None else None)
-        indexes.refile(item_key, table.get_item(hash_key, range_key))
+        indexes.refile(_item_key(hash_key, range_key), table.get_item(hash_key, range_key))
 
     def query(self, original: Callable[..., Any], table: Table, *args: Any, **kwargs: Any) -> Any:
         plan = self._plan(table, *args, **kwargs)
