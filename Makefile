@@ -45,6 +45,10 @@ bench: $(STAMP) containers
 
 ## bench-api: interruption events per second, API latency under 50 clients, a page at 100 and 100,000 jobs
 bench-api: $(STAMP) containers
+	@command -v wrk >/dev/null 2>&1 || { \
+	  echo "[bench-api] installing Debian's wrk, the load generator"; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends wrk >/dev/null; \
+	} || { echo "[bench-api] ERROR: apt-get could not install wrk (above)" >&2; exit 1; }
 	$(PY) -m localmode.bench_api
 
 ## test: the whole test suite

@@ -14,6 +14,7 @@ delivery, and the dead-letter queue is kept for records worth sending again once
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -206,10 +207,30 @@ def _carry_out(runtime: Runtime, store: Store, action: Action) -> Outcome:
     return Outcome("started", action.name)
 
 
+# The workflow each EC2 event handled in this process started or found started, by the
+# event's id: EventBridge and SQS deliver an event more than once (three copies of every
+# warning is common in a capacity event), and a copy met again here is answered without a
+# call to AWS. Only a started workflow is remembered: it is what every later copy comes to,
+# while a skip depends on the job's state at the time. The oldest are forgotten past the bound.
+_STARTED_BY_EVENT = "events.started-by-event"
+_EVENTS_REMEMBERED = 10_000
+
+
 def handle_ec2_event(runtime: Runtime, store: Store, event: Ec2Event) -> Outcome:
     """Carry out what one EC2 event means; an AWS error raises (the record comes back)."""
+    started: OrderedDict[str, str] = runtime.cache.setdefault(_STARTED_BY_EVENT, OrderedDict())
+    seen = f"{event.id}/{event.detail.instance_id}"
+    execution = started.get(seen)
+    if execution is not None:
+        return Outcome("duplicate", execution)
     job = store.job_on_instance(event.detail.instance_id)
-    return _carry_out(runtime, store, decide_ec2(event, job, executions.timeouts(runtime.config)))
+    outcome = _carry_out(runtime, store,
+                         decide_ec2(event, job, executions.timeouts(runtime.config)))
+    if outcome.kind in ("started", "duplicate") and outcome.execution:
+        started[seen] = outcome.execution
+        while len(started) > _EVENTS_REMEMBERED:
+            started.popitem(last=False)
+    return outcome
 
 
 def handle_agent_event(runtime: Runtime, store: Store, event: AgentEvent) -> Outcome:

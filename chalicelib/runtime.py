@@ -11,11 +11,17 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import boto3
+from botocore.config import Config as ClientConfig
 
 from chalicelib.config import Config
+from chalicelib.store.answers import read_items_directly
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 PRICING_REGION = "us-east-1"
+# Connections each client keeps open. A Lambda instance makes one call at a time; the local
+# API workers serve each connection on its own thread and share one client, and past this
+# many at once a call opens a connection and drops it after.
+_CLIENT_CONFIG = ClientConfig(max_pool_connections=64)
 
 
 def new_job_id() -> str:
@@ -66,13 +72,13 @@ class Runtime:
         session = session or boto3.Session()
         return cls(
             config=config,
-            dynamodb=session.client("dynamodb"),
-            s3=session.client("s3"),
-            secrets=session.client("secretsmanager"),
-            ec2=session.client("ec2"),
-            sqs=session.client("sqs"),
-            stepfunctions=session.client("stepfunctions"),
-            pricing=session.client("pricing", region_name=PRICING_REGION),
+            dynamodb=read_items_directly(session.client("dynamodb", config=_CLIENT_CONFIG)),
+            s3=session.client("s3", config=_CLIENT_CONFIG),
+            secrets=session.client("secretsmanager", config=_CLIENT_CONFIG),
+            ec2=session.client("ec2", config=_CLIENT_CONFIG),
+            sqs=session.client("sqs", config=_CLIENT_CONFIG),
+            stepfunctions=session.client("stepfunctions", config=_CLIENT_CONFIG),
+            pricing=session.client("pricing", region_name=PRICING_REGION, config=_CLIENT_CONFIG),
         )
 
     def now_iso(self) -> str:

@@ -41,6 +41,7 @@ from infra.package import main as package_main
 from localmode import pricing, trial
 from localmode.api import Drills, Workers
 from localmode.atomic import atomic_requests
+from localmode.dynamodb_server import DynamoDBServer
 from localmode.ec2fleet import faithful_fleets
 from localmode.eventbridge import faithful_eventbridge
 from localmode.instances import LocalInstances
@@ -139,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         running.enter_context(atomic_requests())
         running.enter_context(faithful_s3())
         endpoint = f"http://{HOST}:{aws_port}"
+        # DynamoDB, which every API request reads, on connections that stay open.
+        dynamodb = DynamoDBServer(HOST, 0).start()
+        running.callback(dynamodb.stop)
         # Workflows run for real. Set before any state machine exists: moto keeps the machines
         # of its interpreter apart from those it only records.
         _moto_config(endpoint, {"stepfunctions": {"execute_state_machine": True}})
@@ -147,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             # moto's Step Functions interpreter calls the other services at localhost:MOTO_PORT.
             MOTO_PORT=str(aws_port),
             AWS_ENDPOINT_URL=endpoint,
+            AWS_ENDPOINT_URL_DYNAMODB=dynamodb.url,
             AWS_DEFAULT_REGION=REGION,
             AWS_ACCESS_KEY_ID="local",
             AWS_SECRET_ACCESS_KEY="local",

@@ -14,16 +14,19 @@ never fails a describe because an instance is going away.
 
 Here one lock per service covers each whole request, reads and writes alike. Under the same
 lock, a Query on a table's index reads only the partition it names, and item answers are
-written directly (localmode.tables).
+written directly (localmode.tables). And moto lists the methods of a service's handler
+class, to find the request's action among them, once per class instead of once per request.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
+import moto.core.responses
 from moto.dynamodb.responses import DynamoHandler
 from moto.ec2.responses import EC2Response
 
@@ -47,10 +50,21 @@ def _one_at_a_time(handler: Any) -> Iterator[None]:
 
 
 @contextmanager
+def _actions_listed_once() -> Iterator[None]:
+    original = moto.core.responses.method_names_from_class
+    moto.core.responses.method_names_from_class = functools.cache(original)
+    try:
+        yield
+    finally:
+        moto.core.responses.method_names_from_class = original
+
+
+@contextmanager
 def atomic_requests() -> Iterator[None]:
     with ExitStack() as stack:
         for handler in (DynamoHandler, EC2Response):
             stack.enter_context(_one_at_a_time(handler))
+        stack.enter_context(_actions_listed_once())
         stack.enter_context(indexed_queries())
         stack.enter_context(plain_answers())
         yield

@@ -6,7 +6,9 @@ machine.
    in-process standing in for DynamoDB and Step Functions).
 2. Against one local OpCenter (what `make run` runs: its API workers in front of one AWS
    stand-in): the latency of `GET /v1/jobs/{id}` and of a 100-job `GET /v1/jobs` with 50
-   clients asking at once, each as fast as it is answered.
+   clients asking at once, each as fast as it is answered. The clients are wrk's 50
+   connections on two threads: a client in Python took more than one of the two cores for
+   itself and left the OpCenter the rest.
 3. One 100-job page of each kind of listing (all jobs, by status, by two statuses, by name, by
    user, by user and status) with 100 jobs in the table and with 100,000, written into the
    table by the benchmark (ended jobs: nothing launches). The 99,900 added are newer than the
@@ -21,12 +23,14 @@ import json
 import logging
 import os
 import random
+import shutil
 import statistics
-import threading
+import subprocess
+import tempfile
 import time
 import warnings
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 
 import boto3
 import requests
@@ -72,7 +76,8 @@ def _write(runtime: Runtime, store: Store, jobs: list[JobRecord]) -> None:
 
 def events_per_second(jobs: int = 1000, copies: int = 3) -> tuple[float, int]:
     """Events handled per second, and the migrations they started."""
-    saved = {name: os.environ.get(name) for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE")}
+    saved = {name: os.environ.get(name)
+             for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE")}
     for name in saved:
         os.environ.pop(name, None)
     try:
@@ -104,33 +109,46 @@ def events_per_second(jobs: int = 1000, copies: int = 3) -> tuple[float, int]:
         os.environ.update({k: v for k, v in saved.items() if v is not None})
 
 
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+@dataclass(frozen=True)
+class Load:
+    answers: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    not_200: int
 
 
-def under_load(ask: Callable[[requests.Session], requests.Response], seconds: float,
-               clients: int = CLIENTS) -> tuple[list[float], int]:
-    """Each client asks again as soon as it is answered, for `seconds`: the latencies (s) and
-    how many answers were not 200."""
-    latencies: list[float] = []
-    failures = [0]
-    lock = threading.Lock()
-    deadline = time.monotonic() + seconds
+# wrk's script: each request as `ask` makes it, the figures written as JSON when done.
+_WRK_SCRIPT = """
+wrk.headers["Authorization"] = "Bearer %(token)s"
+request = function()
+  %(ask)s
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"answers": %%d, "us": %%d, "p50": %%d, "p99": %%d, "status": %%d, "failed": %%d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.status, e.connect + e.read + e.write + e.timeout))
+end
+"""
 
-    def client() -> None:
-        with requests.Session() as session:
-            while time.monotonic() < deadline:
-                started = time.perf_counter()
-                answer = ask(session)
-                took = time.perf_counter() - started
-                with lock:
-                    latencies.append(took)
-                    failures[0] += answer.status_code != 200
-    with ThreadPoolExecutor(clients) as pool:
-        for _ in pool.map(lambda _: client(), range(clients)):
-            pass
-    return latencies, failures[0]
+
+def under_load(url: str, token: str, ask: str, seconds: float, clients: int = CLIENTS) -> Load:
+    """`clients` connections each asking again as soon as answered, for `seconds`; `ask` is
+    the Lua body of wrk's request() that returns the request."""
+    with tempfile.TemporaryDirectory(prefix="bench-api-") as scratch:
+        script = Path(scratch) / "ask.lua"
+        script.write_text(_WRK_SCRIPT % {"token": token, "ask": ask})
+        ran = subprocess.run(["wrk", "-t2", f"-c{clients}", f"-d{seconds:g}s", "--timeout",
+                              "300s", "-s", str(script), url],
+                             capture_output=True, text=True, timeout=seconds + 360)
+    if ran.returncode != 0:
+        raise SystemExit(f"bench-api: wrk failed ({ran.returncode}): {ran.stderr.strip()}")
+    figures = json.loads(ran.stdout.strip().splitlines()[-1])
+    return Load(answers=figures["answers"], seconds=figures["us"] / 1e6,
+                p50_ms=figures["p50"] / 1000, p99_ms=figures["p99"] / 1000,
+                not_200=figures["status"] + figures["failed"])
 
 
 def _page_seconds(url: str, headers: dict[str, str], query: str, times: int = 15) -> float:
@@ -174,9 +192,13 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="moto")
 
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench-api: wrk, the load generator, is not installed "
+                         "(make bench-api installs Debian's)")
     rate, started = events_per_second()
     print(f"Interruption events handled in-process: {rate:.0f} per second "
-          f"(3,000 deliveries of 1,000 warnings; {started} migrations started)   target >= 200")
+          f"(3,000 deliveries of 1,000 warnings, {rate / 3:.0f} warnings a second; "
+          f"{started} migrations started)   target >= 200")
 
     opcenter = LocalOpCenter.start(free_port(), PASSWORD)
     try:
@@ -189,23 +211,18 @@ def main(argv: list[str] | None = None) -> int:
         headers = {"Authorization": f"Bearer {token}"}
         url = opcenter.url
 
-        def show(session: requests.Session) -> requests.Response:
-            job = f"bench{random.randrange(100):07d}"
-            return session.get(f"{url}/v1/jobs/{job}", headers=headers, timeout=300)
-
-        def page(session: requests.Session) -> requests.Response:
-            return session.get(f"{url}/v1/jobs?limit=100", headers=headers, timeout=300)
-
+        show = ('return wrk.format("GET", '
+                'string.format("/v1/jobs/bench%07d", math.random(0, 99)))')
+        page = 'return wrk.format("GET", "/v1/jobs?limit=100")'
         print(f"\n{CLIENTS} clients at once, {args.seconds:g} s each "
               f"(API workers: the local OpCenter's default)")
         print(f"{'request':>24} {'answers':>8} {'per s':>7} {'p50 ms':>8} {'p99 ms':>8} "
               f"{'not 200':>8} {'target p99':>10}")
         for name, ask, target in (("GET /v1/jobs/{id}", show, 100),
                                   ("GET /v1/jobs?limit=100", page, 300)):
-            latencies, failed = under_load(ask, args.seconds)
-            print(f"{name:>24} {len(latencies):>8} {len(latencies) / args.seconds:>7.1f} "
-                  f"{_percentile(latencies, 0.5) * 1000:>8.0f} "
-                  f"{_percentile(latencies, 0.99) * 1000:>8.0f} {failed:>8} {target:>8} ms")
+            load = under_load(url, token, ask, args.seconds)
+            print(f"{name:>24} {load.answers:>8} {load.answers / load.seconds:>7.1f} "
+                  f"{load.p50_ms:>8.0f} {load.p99_ms:>8.0f} {load.not_200:>8} {target:>8} ms")
 
         queries = (("all jobs", ""), ("by status", "&status=Completed"),
                    ("by two statuses", "&status=Completed,Cancelled"), ("by name", "&name=bench"),

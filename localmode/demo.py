@@ -102,6 +102,7 @@ class LocalOpCenter:
         env = {**os.environ, "OPENFLOAT_ADMIN_PASSWORD": admin_password, "PYTHONUNBUFFERED": "1",
                **(settings or {})}
         env.pop("AWS_ENDPOINT_URL", None)
+        env.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
         process = subprocess.Popen([sys.executable, "-m", "localmode", "--port", str(port)],
                                    cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True)

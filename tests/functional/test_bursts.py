@@ -118,3 +118,20 @@ def test_five_hundred_submits_from_fifty_clients_give_five_hundred_jobs_each_lau
                                                for n in range(SUBMITS // CLIENTS)}
     launches = [e["name"] for e in _all_executions(runtime)]
     assert sorted(launches) == sorted(f"{job_id}-launch" for job_id in submitted)
+
+
+def test_a_copy_of_a_warning_handled_before_costs_no_call_to_aws(runtime, store):
+    seed_job(runtime, store, "copied", JobStatus.EXECUTING, instance="i-00000000000c0b1ed")
+    warning = _warning("i-00000000000c0b1ed", 0)
+    first = events.handle_ec2_messages(runtime, store, sqs_batch(warning))
+    assert first.tally.started == ["copied-migrate-i-00000000000c0b1ed-1"]
+    calls: list[str] = []
+    for client in (runtime.dynamodb, runtime.stepfunctions):
+        client.meta.events.register("before-call", lambda model, **_: calls.append(model.name))
+    again = events.handle_ec2_messages(runtime, store, sqs_batch(warning, warning))
+    assert again.tally.duplicates == ["copied-migrate-i-00000000000c0b1ed-1"] * 2
+    assert calls == []
+    # Another event about the same reclaim is looked up: Step Functions knows it started.
+    other = events.handle_ec2_messages(runtime, store, sqs_batch(_warning("i-00000000000c0b1ed", 2)))
+    assert other.tally.duplicates == ["copied-migrate-i-00000000000c0b1ed-1"]
+    assert "StartExecution" in calls or "DescribeExecution" in calls

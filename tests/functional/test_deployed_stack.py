@@ -60,7 +60,7 @@ def deployed(packaged) -> Iterator[Deployed]:
     """One stack for the module: the first test only reads it."""
     with pytest.MonkeyPatch.context() as monkeypatch, \
             mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
-        for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE"):
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
