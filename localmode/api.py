@@ -125,6 +125,12 @@ class DrillClient:
 
 # ---- the workers ---------------------------------------------------------------------------
 
+class _Handler(ChaliceRequestHandler):
+    # Headers and body go out in two writes: without this the body of an answer on a kept-open
+    # connection waits for the client's delayed ACK of the headers (40 ms).
+    disable_nagle_algorithm = True
+
+
 class _Inherited(ThreadedHTTPServer):
     """Chalice's local HTTP server on a listening socket opened by another process."""
 
@@ -149,7 +155,7 @@ def _serve(fd: int, handler: str, drills: str | None, ready: int) -> int:
     CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
     app.__class__ = CustomLocalChalice
     chalice_config = ChaliceConfig.create(chalice_stage="dev", app_name="openfloat")
-    server = _Inherited(fd, functools.partial(ChaliceRequestHandler, app_object=app,
+    server = _Inherited(fd, functools.partial(_Handler, app_object=app,
                                               config=chalice_config))
 
     def stop(signum: int, frame: Any) -> None:

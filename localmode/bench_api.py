@@ -6,9 +6,10 @@ machine.
    in-process standing in for DynamoDB and Step Functions).
 2. Against one local OpCenter (what `make run` runs: its API workers in front of one AWS
    stand-in): the latency of `GET /v1/jobs/{id}` and of a 100-job `GET /v1/jobs` with 50
-   clients asking at once, each as fast as it is answered. The clients are wrk's 50
-   connections on two threads: a client in Python took more than one of the two cores for
-   itself and left the OpCenter the rest.
+   clients asking at once, each as fast as it is answered (with `GET /v1/health`, which makes
+   no AWS call, for the floor), then with each client asking about a second after its answer,
+   as pipelines poll their tasks. The clients are wrk's 50 connections on two threads: a client
+   in Python took more than one of the two cores for itself and left the OpCenter the rest.
 3. One 100-job page of each kind of listing (all jobs, by status, by two statuses, by name, by
    user, by user and status) with 100 jobs in the table and with 100,000, written into the
    table by the benchmark (ended jobs: nothing launches). The 99,900 added are newer than the
@@ -124,6 +125,10 @@ wrk.headers["Authorization"] = "Bearer %(token)s"
 request = function()
   %(ask)s
 end
+delay = function()
+  -- A pause drawn anew each time: polling clients are not in step.
+  return %(pause_low)d > 0 and math.random(%(pause_low)d, %(pause_high)d) or 0
+end
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
@@ -134,12 +139,15 @@ end
 """
 
 
-def under_load(url: str, token: str, ask: str, seconds: float, clients: int = CLIENTS) -> Load:
-    """`clients` connections each asking again as soon as answered, for `seconds`; `ask` is
-    the Lua body of wrk's request() that returns the request."""
+def under_load(url: str, token: str, ask: str, seconds: float, clients: int = CLIENTS,
+               pause_ms: int = 0) -> Load:
+    """`clients` connections each asking again about `pause_ms` (half to one and a half
+    times, at random) after it is answered, for `seconds`; `ask` is the Lua body of wrk's
+    request() that returns the request."""
     with tempfile.TemporaryDirectory(prefix="bench-api-") as scratch:
         script = Path(scratch) / "ask.lua"
-        script.write_text(_WRK_SCRIPT % {"token": token, "ask": ask})
+        script.write_text(_WRK_SCRIPT % {"token": token, "ask": ask, "pause_low": pause_ms // 2,
+                                         "pause_high": pause_ms * 3 // 2})
         ran = subprocess.run(["wrk", "-t2", f"-c{clients}", f"-d{seconds:g}s", "--timeout",
                               "300s", "-s", str(script), url],
                              capture_output=True, text=True, timeout=seconds + 360)
@@ -214,15 +222,22 @@ def main(argv: list[str] | None = None) -> int:
         show = ('return wrk.format("GET", '
                 'string.format("/v1/jobs/bench%07d", math.random(0, 99)))')
         page = 'return wrk.format("GET", "/v1/jobs?limit=100")'
-        print(f"\n{CLIENTS} clients at once, {args.seconds:g} s each "
-              f"(API workers: the local OpCenter's default)")
-        print(f"{'request':>24} {'answers':>8} {'per s':>7} {'p50 ms':>8} {'p99 ms':>8} "
-              f"{'not 200':>8} {'target p99':>10}")
-        for name, ask, target in (("GET /v1/jobs/{id}", show, 100),
-                                  ("GET /v1/jobs?limit=100", page, 300)):
-            load = under_load(url, token, ask, args.seconds)
-            print(f"{name:>24} {load.answers:>8} {load.answers / load.seconds:>7.1f} "
-                  f"{load.p50_ms:>8.0f} {load.p99_ms:>8.0f} {load.not_200:>8} {target:>8} ms")
+        health = 'return wrk.format("GET", "/v1/health")'  # the floor: no AWS call at all
+        for pause, heading in ((0, "each asking again as soon as answered"),
+                               (1000, "each asking again about a second after its answer, "
+                                      "as pipelines poll their tasks")):
+            print(f"\n{CLIENTS} clients at once, {heading}; {args.seconds:g} s each "
+                  f"(API workers: the local OpCenter's default)")
+            print(f"{'request':>24} {'answers':>8} {'per s':>7} {'p50 ms':>8} {'p99 ms':>8} "
+                  f"{'not 200':>8} {'target p99':>10}")
+            asks = [("GET /v1/jobs/{id}", show, "100 ms"), ("GET /v1/jobs?limit=100", page, "300 ms")]
+            if not pause:
+                asks.append(("GET /v1/health", health, "-"))
+            for name, ask, target in asks:
+                load = under_load(url, token, ask, args.seconds, pause_ms=pause)
+                print(f"{name:>24} {load.answers:>8} {load.answers / load.seconds:>7.1f} "
+                      f"{load.p50_ms:>8.0f} {load.p99_ms:>8.0f} {load.not_200:>8} "
+                      f"{target if not pause else '-':>10}")
 
         queries = (("all jobs", ""), ("by status", "&status=Completed"),
                    ("by two statuses", "&status=Completed,Cancelled"), ("by name", "&name=bench"),
