@@ -5,11 +5,11 @@ moto's server closes the connection after every answer (werkzeug does, on purpos
 DynamoDB call an API worker made cost a new TCP connection, a new server thread, and a walk
 through Flask and moto's host dispatcher. DynamoDB is what every API request reads, so it gets
 an endpoint of its own (`AWS_ENDPOINT_URL_DYNAMODB`; the SDK picks it over AWS_ENDPOINT_URL
-for DynamoDB alone): HTTP/1.1 with keep-alive, one thread per connection, each request handed
-to moto as the in-process mock hands it a call (`BotocoreStubber.process_request`), so the
-same backend answers it with the same code and the same atomic_requests() lock, skipping
-only the search of every service's URL patterns for the one already known. Everything else,
-and DynamoDB asked at the main endpoint, is still served by moto's own server.
+for DynamoDB alone): HTTP/1.1 with keep-alive, one thread per connection, each request made
+into moto's own request and handed to its DynamoDB handler, as the in-process mock does once
+it has matched the URL, so the same backend answers it with the same code and the same
+atomic_requests() lock. Everything else, and DynamoDB asked at the main endpoint, is still
+served by moto's own server.
 """
 
 from __future__ import annotations
