@@ -24,6 +24,16 @@ PRICING_REGION = "us-east-1"
 _CLIENT_CONFIG = ClientConfig(max_pool_connections=64)
 
 
+def shared_client(session: boto3.Session, service: str, **options: Any) -> Any:
+    """A client that threads may share. botocore makes a client's error classes on first use of
+    `client.exceptions`, without a lock: two threads doing so at once get different classes,
+    and an error raised with one set is not caught by `except` naming the other. They are made
+    here, before any thread sees the client."""
+    client = session.client(service, **options)
+    client.exceptions  # noqa: B018 - made now, once, for every thread
+    return client
+
+
 def new_job_id() -> str:
     """A 21-character lowercase id, the shape MMCloud job ids have."""
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(21))
@@ -72,13 +82,14 @@ class Runtime:
         session = session or boto3.Session()
         return cls(
             config=config,
-            dynamodb=read_items_directly(session.client("dynamodb", config=_CLIENT_CONFIG)),
-            s3=session.client("s3", config=_CLIENT_CONFIG),
-            secrets=session.client("secretsmanager", config=_CLIENT_CONFIG),
-            ec2=session.client("ec2", config=_CLIENT_CONFIG),
-            sqs=session.client("sqs", config=_CLIENT_CONFIG),
-            stepfunctions=session.client("stepfunctions", config=_CLIENT_CONFIG),
-            pricing=session.client("pricing", region_name=PRICING_REGION, config=_CLIENT_CONFIG),
+            dynamodb=read_items_directly(shared_client(session, "dynamodb", config=_CLIENT_CONFIG)),
+            s3=shared_client(session, "s3", config=_CLIENT_CONFIG),
+            secrets=shared_client(session, "secretsmanager", config=_CLIENT_CONFIG),
+            ec2=shared_client(session, "ec2", config=_CLIENT_CONFIG),
+            sqs=shared_client(session, "sqs", config=_CLIENT_CONFIG),
+            stepfunctions=shared_client(session, "stepfunctions", config=_CLIENT_CONFIG),
+            pricing=shared_client(session, "pricing", region_name=PRICING_REGION,
+                                  config=_CLIENT_CONFIG),
         )
 
     def now_iso(self) -> str:
