@@ -39,6 +39,10 @@ CRIU_CONFIG = AGENT_DIR / "criu.conf"
 # The podman network every job container joins: a bridge with outbound access (NAT through the
 # host), created on each host when missing.
 NETWORK = "openfloat"
+# podman runs from here. conmon leaves an empty file named `oom` in its working directory when
+# the kernel kills a container for memory (podman reads its own copy, kept with the container),
+# and would otherwise leave it wherever the agent or a test was started.
+PODMAN_CWD = Path(tempfile.gettempdir()) / "openfloat-podman"
 _LOOPBACK = ("localhost", "127.")
 
 
@@ -135,9 +139,10 @@ class Podman:
 
     def _run(self, *args: str, timeout: float = 600, check: bool = True,
              error: type[Exception] = JobStartFailed) -> subprocess.CompletedProcess[str]:
+        PODMAN_CWD.mkdir(parents=True, exist_ok=True)
         try:
             result = subprocess.run([self.binary, *args], env=self.env, capture_output=True,
-                                    text=True, timeout=timeout, check=False)
+                                    text=True, timeout=timeout, check=False, cwd=PODMAN_CWD)
         except subprocess.TimeoutExpired:
             raise error(f"podman {args[0]} did not finish within {timeout:g}s") from None
         if check and result.returncode != 0:

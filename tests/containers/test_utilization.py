@@ -106,12 +106,18 @@ def test_memory_near_the_limit_brings_the_heartbeat_forward_once(fleet):
     assert not agent.heartbeat_due
 
 
-def test_a_job_the_kernel_kills_for_memory_is_reported_as_killed_for_memory(fleet):
+def test_a_job_the_kernel_kills_for_memory_is_reported_as_killed_for_memory(
+        fleet, tmp_path, monkeypatch):
+    started_in = tmp_path / "started-in"
+    started_in.mkdir()
+    monkeypatch.chdir(started_in)
     agent = _start(fleet, "greedy", PYTHON, GREEDY, cpus=1, memoryGiB=0.25)
     wait_for(lambda: agent.watch_job() or agent.job is None, 60, "the job to be killed")
     [exited] = [e for e in fleet.events() if e.kind == "job-exited"]
     assert exited.exitCode == 137
     assert exited.oomKilled and exited.memoryLimitBytes == 256 * MIB
+    # The container runtime's own traces stay out of the directory the agent was started in.
+    assert list(started_in.iterdir()) == []
 
 
 def test_a_job_killed_by_a_signal_of_its_own_is_not_called_out_of_memory(fleet):
