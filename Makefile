@@ -65,8 +65,8 @@ package: $(STAMP)
 	$(PY) -m infra.package build/package
 
 ## deploy: the worker image and the stack on AWS: make deploy STACK=NAME [REGION=R BUCKET=B
-##   SUBNETS=a,b SECURITY_GROUPS=sg VPC=vpc CHECKPOINT_INTERVAL=S] (needs the AWS CLI and
-##   credentials; see README)
+##   SUBNETS=a,b SECURITY_GROUPS=sg VPC=vpc CHECKPOINT_INTERVAL=S DATA_BUCKETS=b1,b2] (needs the
+##   AWS CLI and credentials; see README)
 deploy: $(STAMP)
 	bash infra/deploy.sh deploy
 

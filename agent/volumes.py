@@ -135,8 +135,13 @@ def _mount_s3(volume: DataVolume, mountpoint: Path, access: S3Access, secrets_di
     result = subprocess.run(call.argv, capture_output=True, text=True, timeout=60, check=False,
                             env={**base, **call.env})
     if result.returncode != 0 or not _is_mounted(mountpoint):
-        raise JobStartFailed(f"cannot mount {volume.source} at {volume.mountPath}: "
-                             f"{result.stderr.strip() or 's3fs exited ' + str(result.returncode)}")
+        why = result.stderr.strip() or f"s3fs exited {result.returncode}"
+        if "iam_role=auto" in call.argv:
+            bucket = call.argv[1].partition(":")[0]  # s3fs's target: BUCKET[:/PREFIX]
+            why += (f" (mounted with the instance's role, as the volume brought no keys: the "
+                    f"stack's WorkerDataBuckets must name {bucket}, or the volume must bring "
+                    "its keys)")
+        raise JobStartFailed(f"cannot mount {volume.source} at {volume.mountPath}: {why}")
 
 
 def access_for(volume: DataVolume, access: S3Access, keys: VolumeKeys) -> S3Access:

@@ -28,11 +28,14 @@
 #                          python -m infra.license keygen makes a pair); required at first
 #   CHECKPOINT_INTERVAL    seconds between the checkpoints of a running job that sets no
 #                          --checkpointInterval (CheckpointIntervalSeconds): 0 (none) or >= 10
+#   DATA_BUCKETS           buckets whose s3:// data volumes jobs mount without keys of their own,
+#                          comma-separated names (WorkerDataBuckets): the workers' role may list,
+#                          read and write them
 #   BUILD_SUBNET, BUILD_SECURITY_GROUPS   where the image is built (default: the default VPC)
 #   BUILD_INSTANCE_TYPE    the image's build and test instances (default m5.large)
 #   DEBIAN_AMI_PARAMETER   the public SSM parameter naming Debian 12's latest amd64 AMI
-# SUBNETS, SECURITY_GROUPS, VPC, LICENSE_KEY and CHECKPOINT_INTERVAL left out keep what the
-# stack has (its defaults at first).
+# SUBNETS, SECURITY_GROUPS, VPC, LICENSE_KEY, CHECKPOINT_INTERVAL and DATA_BUCKETS left out keep
+# what the stack has (its defaults at first).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -70,6 +73,10 @@ LICENSE_KEY=${LICENSE_KEY:-}
 CHECKPOINT_INTERVAL=${CHECKPOINT_INTERVAL:-}
 [ -z "$CHECKPOINT_INTERVAL" ] || [[ "$CHECKPOINT_INTERVAL" =~ ^(0|[1-9][0-9]{1,5})$ ]] ||
   die "CHECKPOINT_INTERVAL '$CHECKPOINT_INTERVAL' is not 0 or whole seconds from 10 to 999999"
+DATA_BUCKETS=${DATA_BUCKETS:-}
+# S3's rules for a bucket's name: 3 to 63 lowercase letters, digits, dots and dashes.
+[ -z "$DATA_BUCKETS" ] || [[ "$DATA_BUCKETS" =~ ^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](,[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])*$ ]] ||
+  die "DATA_BUCKETS '$DATA_BUCKETS' is not a comma-separated list of bucket names (no s3://, no prefix)"
 check_list BUILD_SUBNET "$BUILD_SUBNET" 'subnet-[0-9a-f]+'
 check_list BUILD_SECURITY_GROUPS "$BUILD_SECURITY_GROUPS" 'sg-[0-9a-f]+'
 [[ -z "$VPC" || "$VPC" != *,* ]] || die "VPC takes one VPC id, not '$VPC'"
@@ -255,6 +262,7 @@ deploy() {
   [ -z "$VPC" ] || app_params+=(WorkerVpcId="$VPC")
   [ -z "$LICENSE_KEY" ] || app_params+=(LicenseIssuerKey="$LICENSE_KEY")
   [ -z "$CHECKPOINT_INTERVAL" ] || app_params+=(CheckpointIntervalSeconds="$CHECKPOINT_INTERVAL")
+  [ -z "$DATA_BUCKETS" ] || app_params+=(WorkerDataBuckets="$DATA_BUCKETS")
   deploy_stack "$STACK" "$BUILD/package/packaged.json" "${app_params[@]}"
 
   # The stack now launches from the new image: the ones it replaced only cost storage.

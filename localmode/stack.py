@@ -263,12 +263,61 @@ def deploy(session: Any, stack_name: str, parameters: dict[str, str],
     created = {r["LogicalResourceId"]: (r["ResourceType"], r["PhysicalResourceId"])
                for r in cloudformation.list_stack_resources(
                    StackName=stack_name)["StackResourceSummaries"]}
-    skipped = sorted(name for name in template["Resources"] if name not in created)
+    holding = conditions(template, parameters)
+    skipped = sorted(name for name, resource in template["Resources"].items()
+                     if name not in created and holding.get(resource.get("Condition"), True))
     if skipped:
         reasons = "; ".join(str(w.message) for w in warned) or "no reason given"
         raise StackError(f"stack {stack_name} did not create {', '.join(skipped)}: {reasons}")
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     return DeployedStack(stack_name, outputs, created, left_out)
+
+
+def conditions(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, bool]:
+    """Whether each of the template's conditions holds with these parameters (the defaults for
+    the rest), so a resource left out by its condition is not taken for one moto skipped. Only
+    what the template's conditions use is known; anything else is refused."""
+    declared = template.get("Parameters", {})
+    values: dict[str, Any] = {}
+    for name, declaration in declared.items():
+        value = parameters.get(name, declaration.get("Default"))
+        values[name] = (value.split(",") if declaration.get("Type") == "CommaDelimitedList"
+                        and isinstance(value, str) else value)
+    definitions = template.get("Conditions", {})
+    known: dict[str, bool] = {}
+
+    def value_of(node: Any) -> Any:
+        if isinstance(node, str):
+            return node
+        if isinstance(node, dict) and len(node) == 1:
+            (function, argument), = node.items()
+            if function == "Ref" and argument in values:
+                return values[argument]
+            if function == "Fn::Join":
+                separator, items = argument
+                return separator.join(str(value_of(item)) for item in value_of(items))
+            if function == "Fn::Equals":
+                left, right = argument
+                return value_of(left) == value_of(right)
+            if function == "Fn::Not":
+                return not value_of(argument[0])
+            if function == "Fn::And":
+                return all(value_of(item) for item in argument)
+            if function == "Fn::Or":
+                return any(value_of(item) for item in argument)
+            if function == "Condition":
+                return holds(argument)
+        if isinstance(node, list):
+            return [value_of(item) for item in node]
+        raise StackError(f"a condition of the template uses {json.dumps(node)}, which the local "
+                         "stack cannot evaluate")
+
+    def holds(name: str) -> bool:
+        if name not in known:
+            known[name] = bool(value_of(definitions[name]))
+        return known[name]
+
+    return {name: holds(name) for name in definitions}
 
 
 def event_sources(session: Any, stack: DeployedStack) -> list[QueueFeeder]:

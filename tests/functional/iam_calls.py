@@ -11,7 +11,9 @@ deny, which would refuse a request that a second statement allows.)
 
 from __future__ import annotations
 
+import ast
 import fnmatch
+import json
 import sys
 import threading
 from collections.abc import Iterator
@@ -270,6 +272,28 @@ def requests_of(calls: list[Call], role_of_profile: Any) -> list[tuple[Call, Req
             requests = [Request(f"{call.service}:{call.operation}", "*")]
         found += [(call, request) for request in requests]
     return found
+
+
+def role_documents(iam: Any, role: str) -> list[dict[str, Any]]:
+    """Every policy document of a role (its ARN or name): inline and attached."""
+    name = role.rsplit("/", 1)[-1]
+    documents = [iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]
+                 for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]]
+    for attached in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
+        version = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]["DefaultVersionId"]
+        documents.append(iam.get_policy_version(PolicyArn=attached["PolicyArn"],
+                                                VersionId=version)["PolicyVersion"]["Document"])
+    return [_document(d) for d in documents]
+
+
+def _document(document: Any) -> dict[str, Any]:
+    if isinstance(document, dict):
+        return document
+    try:
+        return dict(json.loads(document))
+    except json.JSONDecodeError:
+        # moto's CloudFormation stores an inline policy it created as Python's repr of it.
+        return dict(ast.literal_eval(document))
 
 
 # ---- IAM's evaluation ----------------------------------------------------------------------

@@ -14,7 +14,6 @@ or container runs.
 
 from __future__ import annotations
 
-import ast
 import json
 import threading
 import time
@@ -250,28 +249,6 @@ def test_a_job_survives_a_reclaim_and_completes_through_the_deployed_stack(deplo
         time.sleep(0.1)
 
 
-def _documents(iam: Any, role_arn: str) -> list[dict]:
-    """Every policy document of a role: inline and attached."""
-    name = role_arn.rsplit("/", 1)[1]
-    documents = [iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]
-                 for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]]
-    for attached in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
-        version = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]["DefaultVersionId"]
-        documents.append(iam.get_policy_version(PolicyArn=attached["PolicyArn"],
-                                                VersionId=version)["PolicyVersion"]["Document"])
-    return [_document(d) for d in documents]
-
-
-def _document(document: Any) -> dict:
-    if isinstance(document, dict):
-        return document
-    try:
-        return dict(json.loads(document))
-    except json.JSONDecodeError:
-        # moto's CloudFormation stores an inline policy it created as Python's repr of it.
-        return dict(ast.literal_eval(document))
-
-
 def _role_of_profile(iam: Any) -> Any:
     def role_of(profile: str) -> str:
         (role,) = iam.get_instance_profile(
@@ -321,7 +298,7 @@ def test_every_call_the_stack_functions_make_is_allowed_by_their_role(deployed):
              for name in stack.of_type("AWS::Lambda::Function").values()}
     # One role for every function: which function made a call does not matter.
     (role,) = roles
-    documents = _documents(iam, role)
+    documents = iam_calls.role_documents(iam, role)
     ensure_admin(deployed.runtime, Store(deployed.runtime.dynamodb, deployed.runtime.config),
                  "admin", "admin-password-1")
     ec2 = session.client("ec2")
@@ -351,7 +328,7 @@ def test_every_call_the_stack_functions_make_is_allowed_by_their_role(deployed):
     workflow_roles = {sfn.describe_state_machine(stateMachineArn=arn)["roleArn"]
                       for arn in stack.of_type("AWS::StepFunctions::StateMachine").values()}
     (workflow_role,) = workflow_roles
-    workflow_documents = _documents(iam, workflow_role)
+    workflow_documents = iam_calls.role_documents(iam, workflow_role)
     scheduled = [event["taskScheduledEventDetails"]
                  for execution in _executions(sfn)
                  for event in sfn.get_execution_history(

@@ -13,6 +13,7 @@ from infra.admin import stack_settings
 from infra.package import logical_id, merge_template
 from localmode import trial
 from localmode.provision import TEMPLATE, provision
+from tests.functional import iam_calls
 
 
 def _tables(template: dict) -> dict:
@@ -161,16 +162,21 @@ def test_given_subnets_and_groups_are_the_ones_workers_launch_with(aws):
 
 
 def test_the_worker_role_allows_exact_actions_only():
-    role = json.loads(TEMPLATE.read_text())["Resources"]["WorkerRole"]["Properties"]
+    resources = json.loads(TEMPLATE.read_text())["Resources"]
+    role = resources["WorkerRole"]["Properties"]
     assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
         "Service": "ec2.amazonaws.com"}
-    statements = [s for policy in role["Policies"]
-                  for s in policy["PolicyDocument"]["Statement"]]
+    policies = [*role["Policies"], *(
+        r["Properties"] for r in resources.values() if r["Type"] == "AWS::IAM::Policy"
+        and {"Ref": "WorkerRole"} in r["Properties"]["Roles"])]
+    statements = [s for policy in policies for s in policy["PolicyDocument"]["Statement"]]
     actions = {a for s in statements for a in s["Action"]}
     assert actions == {
         "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:SendMessage", "s3:GetObject",
         "s3:PutObject", "s3:DeleteObject", "s3:ListBucket", "states:SendTaskSuccess",
-        "states:SendTaskFailure", "states:SendTaskHeartbeat", "secretsmanager:GetSecretValue"}
+        "states:SendTaskFailure", "states:SendTaskHeartbeat", "secretsmanager:GetSecretValue",
+        # Only on the data buckets the stack names (WorkerDataBuckets).
+        "s3:GetBucketLocation", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"}
 
 
 def test_a_first_admin_password_easy_to_guess_is_refused_before_anything_is_written(
@@ -181,3 +187,48 @@ def test_a_first_admin_password_easy_to_guess_is_refused_before_anything_is_writ
     assert "OPENFLOAT_ADMIN_PASSWORD: password: too easy to guess" in capsys.readouterr().err
     runtime = Runtime.from_config(Config.from_env(stack_settings(aws, "openfloat-prod")), aws)
     assert Store(runtime.dynamodb, runtime.config).get_user("root") is None
+
+
+def _worker_role(aws, stack_name):
+    (role,) = [r["RoleName"] for r in aws.client("iam").list_roles()["Roles"]
+               if r["RoleName"].startswith(f"{stack_name}-WorkerRole")]
+    return role
+
+
+def _worker_role_documents(aws, stack_name):
+    return iam_calls.role_documents(aws.client("iam"), _worker_role(aws, stack_name))
+
+
+def _s3(action, arn):
+    return iam_calls.Request(f"s3:{action}", arn)
+
+
+def test_workers_mount_the_data_buckets_the_stack_names_without_keys_and_no_others(aws):
+    # What s3fs asks of S3 for a read-write volume mounted with the workers' own role.
+    _stack(aws, "openfloat-buckets", WorkerDataBuckets="genomics-raw,genomics-results")
+    documents = _worker_role_documents(aws, "openfloat-buckets")
+    for bucket in ("genomics-raw", "genomics-results"):
+        for action, arn in [("ListBucket", f"arn:aws:s3:::{bucket}"),
+                            ("GetBucketLocation", f"arn:aws:s3:::{bucket}"),
+                            ("GetObject", f"arn:aws:s3:::{bucket}/run1/sample.fastq"),
+                            ("PutObject", f"arn:aws:s3:::{bucket}/work/ab/cd/.exitcode"),
+                            ("DeleteObject", f"arn:aws:s3:::{bucket}/work/ab/cd/tmp"),
+                            ("AbortMultipartUpload", f"arn:aws:s3:::{bucket}/big.bam")]:
+            assert iam_calls.allowed(documents, _s3(action, arn)), (action, arn)
+    # Neither a bucket whose name begins alike, nor another one, nor another kind of call.
+    for action, arn in [("GetObject", "arn:aws:s3:::genomics-raw-private/key"),
+                        ("ListBucket", "arn:aws:s3:::genomics"),
+                        ("GetObject", "arn:aws:s3:::someone-elses/key"),
+                        ("PutBucketPolicy", "arn:aws:s3:::genomics-raw"),
+                        ("DeleteBucket", "arn:aws:s3:::genomics-raw")]:
+        assert not iam_calls.allowed(documents, _s3(action, arn)), (action, arn)
+    assert iam_calls.wildcards(documents) == []
+
+
+def test_by_default_workers_reach_no_bucket_but_the_stacks_own(aws):
+    _stack(aws, "openfloat-no-buckets")
+    assert aws.client("iam").list_role_policies(
+        RoleName=_worker_role(aws, "openfloat-no-buckets"))["PolicyNames"] == ["OpenFloatWorker"]
+    documents = _worker_role_documents(aws, "openfloat-no-buckets")
+    assert not iam_calls.allowed(documents, _s3("GetObject", "arn:aws:s3:::genomics-raw/key"))
+    assert not iam_calls.allowed(documents, _s3("ListBucket", "arn:aws:s3:::genomics-raw"))

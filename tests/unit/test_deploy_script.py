@@ -69,6 +69,11 @@ def test_an_unknown_command_shows_the_usage(tmp_path: Path) -> None:
     ("BUILD_SUBNET", "subnet-0a1b", "set BUILD_SUBNET and BUILD_SECURITY_GROUPS together"),
     ("CHECKPOINT_INTERVAL", "5", "CHECKPOINT_INTERVAL '5' is not 0 or whole seconds from 10"),
     ("CHECKPOINT_INTERVAL", "10m", "CHECKPOINT_INTERVAL '10m' is not 0 or whole seconds"),
+    ("DATA_BUCKETS", "s3://genomics-raw", "DATA_BUCKETS 's3://genomics-raw' is not a comma-separated"
+     " list of bucket names"),
+    ("DATA_BUCKETS", "genomics-raw/run1", "DATA_BUCKETS 'genomics-raw/run1' is not"),
+    ("DATA_BUCKETS", "genomics-raw,,x", "DATA_BUCKETS 'genomics-raw,,x' is not"),
+    ("DATA_BUCKETS", "Genomics", "DATA_BUCKETS 'Genomics' is not"),
 ])
 def test_a_malformed_setting_is_named_before_aws_is_called(tmp_path: Path, setting: str,
                                                            value: str, named: str) -> None:

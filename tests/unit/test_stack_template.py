@@ -1,10 +1,12 @@
 """What the local deployment reads from a template: references, the part left out, schedules."""
 
+import json
 import re
 
 import pytest
 
-from localmode.stack import StackError, rate_seconds, references, without_front_door
+from localmode.provision import TEMPLATE
+from localmode.stack import StackError, conditions, rate_seconds, references, without_front_door
 
 
 def test_references_are_found_in_ref_getatt_and_sub_but_not_in_pseudo_parameters():
@@ -42,3 +44,23 @@ def test_a_rate_schedule_is_read_as_its_period(expression, seconds):
 def test_a_schedule_the_local_mode_cannot_run_is_refused_by_name(expression):
     with pytest.raises(StackError, match=re.escape(expression)):
         rate_seconds(expression)
+
+
+def test_the_templates_conditions_follow_its_parameters_and_their_defaults():
+    template = json.loads(TEMPLATE.read_text())
+    assert conditions(template, {}) == {
+        "HasWorkerVpc": False, "HasWorkerSubnets": False, "HasWorkerSecurityGroups": False,
+        "MakesWorkerSecurityGroup": True, "HasWorkerDataBuckets": False}
+    given = conditions(template, {"WorkerDataBuckets": "genomics-raw,genomics-results",
+                                  "WorkerSecurityGroupIds": "sg-0a1b", "WorkerVpcId": "vpc-1"})
+    assert given == {"HasWorkerVpc": True, "HasWorkerSubnets": False,
+                     "HasWorkerSecurityGroups": True, "MakesWorkerSecurityGroup": False,
+                     "HasWorkerDataBuckets": True}
+
+
+def test_a_condition_the_local_stack_cannot_evaluate_is_refused_not_guessed():
+    template = {"Parameters": {"Zone": {"Type": "String", "Default": "a"}},
+                "Conditions": {"InFirstZone": {"Fn::Equals": [
+                    {"Fn::Select": [0, {"Fn::GetAZs": ""}]}, {"Ref": "Zone"}]}}}
+    with pytest.raises(StackError, match="Fn::Select"):
+        conditions(template, {})

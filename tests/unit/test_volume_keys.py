@@ -4,10 +4,12 @@ trimmed to what the agent serves."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from agent import volumes
 from agent.jobcalls import without_address
 from agent.volumes import S3Access, access_for, s3fs_mount, volume_keys
 from chalicelib.wire.datavolumes import DataVolume
@@ -80,3 +82,25 @@ def test_a_volume_whose_keys_were_not_handed_over_fails_to_start():
 ])
 def test_the_in_job_float_ignores_the_address_a_job_script_passes(args, kept):
     assert without_address(args) == kept
+
+
+def _s3fs_refusing(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(argv, **_):
+        return subprocess.CompletedProcess(argv, 1, "", "s3fs: could not access bucket: 403")
+    monkeypatch.setattr(volumes.subprocess, "run", refuse)
+
+
+def test_a_bucket_the_instance_role_cannot_reach_names_what_would_let_it(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    _s3fs_refusing(monkeypatch)
+    volume = DataVolume.model_validate("[mode=rw]s3://genomics-raw/run1:/mnt/raw")
+    with pytest.raises(JobStartFailed) as refused:
+        volumes._mount_s3(volume, tmp_path / "0", S3Access(), tmp_path / "keys")
+    assert str(refused.value) == (
+        "cannot mount s3://genomics-raw/run1 at /mnt/raw: s3fs: could not access bucket: 403 "
+        "(mounted with the instance's role, as the volume brought no keys: the stack's "
+        "WorkerDataBuckets must name genomics-raw, or the volume must bring its keys)")
+    # With keys of its own, the role is not the question.
+    with pytest.raises(JobStartFailed) as refused:
+        volumes._mount_s3(volume, tmp_path / "0", AGENT, tmp_path / "keys")
+    assert "WorkerDataBuckets" not in str(refused.value)
