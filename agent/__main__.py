@@ -89,9 +89,11 @@ def main(argv: list[str] | None = None) -> int:
         settings=AgentSettings(
             instance_id=instance_id, instance_type=instance_type, bucket=args.bucket,
             commands_queue_url=args.commands_queue, events_queue_url=args.events_queue,
-            imds_url=args.imds, job_root=Path(args.job_root), work_dir=Path(args.work_dir),
-            host_root=Path(args.host_root), publish_address=args.publish_address,
-            block_devices=Path(args.block_devices) if args.block_devices else None,
+            # Absolute: podman runs from a directory of its own (agent/podman.py).
+            imds_url=args.imds, job_root=Path(args.job_root).absolute(),
+            work_dir=Path(args.work_dir).absolute(), host_root=Path(args.host_root).absolute(),
+            publish_address=args.publish_address,
+            block_devices=Path(args.block_devices).absolute() if args.block_devices else None,
             address=address, heartbeat_seconds=args.heartbeat_seconds),
         **clients, imds=imds,
     )

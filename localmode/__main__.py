@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="API port on 127.0.0.1 (default 8787, or $OPENFLOAT_PORT)")
     parser.add_argument("--aws-port", type=_port, default=None,
                         help="port of the local AWS stand-in (default: any free port)")
-    parser.add_argument("--state-dir", type=Path, default=None,
+    # Absolute: agents and podman run from directories of their own.
+    parser.add_argument("--state-dir", type=lambda text: Path(text).absolute(), default=None,
                         help="where agents keep jobs and checkpoints in flight (default: a new "
                         "temporary directory, removed on exit)")
     parser.add_argument("--api-workers", type=_workers, default=_default_workers(),
