@@ -71,20 +71,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"agent: cannot read instance metadata at {args.imds}: {error}", file=sys.stderr)
         return 1
     session = boto3.Session()
-    # The agent sends each checkpoint part's SHA-256 itself (S3 verifies it) and checks
-    # what it reads back: the SDK's own CRC32 on top, or a second SHA-256 of each body to
-    # sign it (the SDK skips that over HTTPS only), would only cost the window time.
-    s3 = session.client("s3", config=BotoConfig(
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-        s3={"payload_signing_enabled": False}))
-    clients = {"s3": s3, "sqs": session.client("sqs"), "sfn": session.client("stepfunctions"),
-               "secrets": session.client("secretsmanager")}
-    # The agent's threads share these clients. botocore makes a client's error classes on first
-    # use, without a lock: two threads at once would get different classes, and `except` naming
-    # one would miss an error raised as the other. They are made now, before any thread starts.
-    for client in clients.values():
-        client.exceptions  # noqa: B018
     agent = Agent(
         settings=AgentSettings(
             instance_id=instance_id, instance_type=instance_type, bucket=args.bucket,
@@ -95,7 +81,16 @@ def main(argv: list[str] | None = None) -> int:
             publish_address=args.publish_address,
             block_devices=Path(args.block_devices).absolute() if args.block_devices else None,
             address=address, heartbeat_seconds=args.heartbeat_seconds),
-        **clients, imds=imds,
+        # The agent sends each checkpoint part's SHA-256 itself (S3 verifies it) and checks
+        # what it reads back: the SDK's own CRC32 on top, or a second SHA-256 of each body to
+        # sign it (the SDK skips that over HTTPS only), would only cost the window time.
+        s3=session.client("s3", config=BotoConfig(
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            s3={"payload_signing_enabled": False})),
+        sqs=session.client("sqs"),
+        sfn=session.client("stepfunctions"), secrets=session.client("secretsmanager"),
+        imds=imds,
     )
 
     def stop(signum: int, frame: FrameType | None) -> None:

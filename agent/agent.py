@@ -185,6 +185,12 @@ class Agent:
     def __post_init__(self) -> None:
         if self.imds is None:
             self.imds = Imds(self.settings.imds_url)
+        # The agent's threads share its clients. botocore makes a client's error classes on
+        # first use, without a lock: two threads at once would get different classes, and an
+        # `except` naming one would miss an error raised as the other. Made now, before any
+        # thread starts.
+        for client in (self.s3, self.sqs, self.sfn, self.secrets):
+            getattr(client, "exceptions", None)
         self.capsules = CapsuleStore(self.s3, self.settings.bucket, self.settings.part_size)
         self.host_scripts = HostScripts(self.s3, self.settings.bucket, self.settings.instance_id,
                                         self.settings.instance_type,
